@@ -1,0 +1,3 @@
+"""jabberapp: a pluggable XMPP server built on Twisted."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,243 @@
+"""
+The core's contracts: every zope interface that plugin authors and the core code against.
+
+Nothing here imports the rest of jabberapp, so every module may import this one.
+"""
+from zope.interface import Attribute, Interface
+
+
+class IExtension(Interface):
+    """A discoverable server feature (a XEP or a family of them), installed per virtual host."""
+
+    name = Attribute("Unique name, as listed in the [server] extensions option.")
+    depends = Attribute("Tuple of extension names that must be installed before this one.")
+    options = Attribute("Tuple of jabberapp.config.Option: the [extension:<name>] schema.")
+
+    def install(host):
+        """
+        Register this extension's handlers, hooks and disco declarations on C{host}
+        (an L{IHost}). Everything registered through C{host} is undone on unload.
+        """
+
+
+class IHost(Interface):
+    """What an extension is given: one virtual host, whose registrations are recorded."""
+
+    domain = Attribute("The host's domain, a str such as 'example.org'.")
+    jid = Attribute("The host's own JID (jabberapp.jid.JID).")
+    clock = Attribute("An IReactorTime: use it for every timer and timestamp.")
+    reactor = Attribute("The reactor, for threads and outbound connections.")
+    config = Attribute("Mapping of this extension's validated options (name -> value).")
+    storage = Attribute("The process's storage backend (IStorage).")
+    sessions = Attribute("The host's ISessionRegistry: bound c2s sessions.")
+
+    def iq_handler(type, namespace, name, handler, to="host"):
+        """
+        Own IQs of C{type} ('get' or 'set') whose single child is {namespace}name.
+
+        C{to} is 'host' (addressed to the server JID), 'user' (to a bare or full user JID
+        of this host) or 'any'. The handler gets the IQ element and returns a payload
+        element, None (empty result), or a Deferred/coroutine of either; it raises
+        jabberapp.errors.StanzaError for an error reply. A second owner of the same
+        key is an error raised at install time.
+        """
+
+    def hook(event, handler, priority=0):
+        """
+        Add C{handler(stanza)} to the chain for C{event} (a constant from
+        jabberapp.dispatch). Higher priority runs first; returning
+        jabberapp.dispatch.HANDLED stops the chain.
+        """
+
+    def add_feature(namespace):
+        """Declare a disco#info feature of the host JID."""
+
+    def add_identity(category, type, name=None):
+        """Declare a disco#info identity of the host JID."""
+
+    def add_disco_provider(provider):
+        """Register an IDiscoProvider for nodes or JIDs this extension owns."""
+
+    def add_stream_feature(feature):
+        """Offer an IStreamFeature on this host's c2s streams."""
+
+    def send(stanza):
+        """Route C{stanza} (an lxml element with 'to' and 'from' set) to its destination."""
+
+    def call_later(delay, fn, *args, **kwargs):
+        """Schedule C{fn}; the delayed call is cancelled when the extension unloads."""
+
+    def on_unload(fn):
+        """Call C{fn()} when the extension is unloaded."""
+
+
+class IDiscoProvider(Interface):
+    """Dynamic disco answers for JIDs or nodes an extension owns."""
+
+    def info(requester, target, node):
+        """
+        Return (identities, features) for C{target}/C{node}, or None when not owned.
+        identities is a list of (category, type, name); features a list of namespaces.
+        May return a Deferred.
+        """
+
+    def items(requester, target, node):
+        """Return a list of (jid, node, name) items, or None when not owned. May be a Deferred."""
+
+
+class ISession(Interface):
+    """An origin and destination of stanzas: a c2s resource, an s2s link, a component."""
+
+    jid = Attribute("The JID this session speaks for (full JID for a bound c2s session).")
+    priority = Attribute("Presence priority of a c2s session (int), 0 by default.")
+
+    def send(stanza):
+        """Queue C{stanza} (an lxml element) for writing to the peer."""
+
+    def close(error=None):
+        """Close the stream, first sending C{error} (a jabberapp.errors.StreamError)."""
+
+
+class ISessionRegistry(Interface):
+    """The bound c2s sessions of one host, looked up by bare JID and resource."""
+
+    def bind(session):
+        """Register a bound session; returns the session it replaced (or None)."""
+
+    def unbind(session):
+        """Remove a session if it is the one registered for its full JID."""
+
+    def get(full_jid):
+        """The session bound to C{full_jid}, or None."""
+
+    def resources(bare_jid):
+        """A list of the sessions bound for C{bare_jid} (possibly empty)."""
+
+
+class IRouter(Interface):
+    """Delivers a stanza to a local host, a component or a remote domain."""
+
+    def route(stanza):
+        """Deliver C{stanza} by its 'to' domain. Never raises for an unknown destination:
+        the sender gets the stanza error."""
+
+
+class IStreamFeature(Interface):
+    """One negotiable c2s stream feature offered by an extension (e.g. stream management)."""
+
+    namespace = Attribute("The namespace of the feature element and of its nonzas.")
+
+    def advertise(stream):
+        """Return the feature element to offer on C{stream}, or None to offer nothing."""
+
+    def handle(stream, element):
+        """Handle a top-level element in C{namespace} received on C{stream}."""
+
+
+class ISASLMechanism(Interface):
+    """
+    One server-side SASL exchange (a new instance per attempt).
+
+    start() and step() return a Deferred that fires with a jabberapp.sasl.Challenge or a
+    jabberapp.sasl.Success, or fails with jabberapp.sasl.SASLFailure.
+    """
+
+    name = Attribute("The mechanism name, e.g. 'SCRAM-SHA-256-PLUS'.")
+
+    def start(initial):
+        """Begin with the client's initial response (bytes, or None when absent)."""
+
+    def step(response):
+        """Continue with the client's response (bytes)."""
+
+
+class IAuthProvider(Interface):
+    """Account authority for a host: checks passwords or supplies SCRAM material."""
+
+    def get_scram(host, username, hash_name):
+        """Deferred: jabberapp.sasl.scram.ScramCredentials for the user, or None."""
+
+    def check_password(host, username, password):
+        """Deferred: True when C{password} is the user's password."""
+
+
+class IStorage(Interface):
+    """A storage backend opened for the process: accounts plus named generic stores."""
+
+    accounts = Attribute("The IAccountStore.")
+
+    def keyvalue(name):
+        """The IKeyValueStore called C{name} (e.g. 'roster', 'vcard')."""
+
+    def archive(name):
+        """The IArchiveStore called C{name} (e.g. 'offline', 'mam')."""
+
+    def close():
+        """Deferred: release connections and threads."""
+
+
+class IStorageBackend(Interface):
+    """A plugin that opens an IStorage from the [storage] config section."""
+
+    name = Attribute("Backend name as written in [storage] backend, e.g. 'sqlite'.")
+
+    def open(config, reactor):
+        """Deferred: an IStorage, with its schema migrated to the current version."""
+
+
+class IAccountStore(Interface):
+    """User accounts, keyed by (host, username); credentials as SCRAM material only."""
+
+    def create(host, username, credentials):
+        """
+        Deferred: create the account with C{credentials}, a dict hash_name ->
+        ScramCredentials. Fails with jabberapp.storage.AccountExists if it exists.
+        """
+
+    def get_credentials(host, username, hash_name):
+        """Deferred: ScramCredentials for that hash, or None (no such user or hash)."""
+
+    def set_credentials(host, username, credentials):
+        """Deferred: replace all credentials. Fails with NoSuchAccount."""
+
+    def delete(host, username):
+        """Deferred: remove the account. Fails with NoSuchAccount."""
+
+    def exists(host, username):
+        """Deferred: bool."""
+
+    def list_users(host):
+        """Deferred: sorted list of usernames of C{host}."""
+
+
+class IKeyValueStore(Interface):
+    """Per-user JSON-serialisable documents keyed by (host, username, key)."""
+
+    def get(host, username, key):
+        """Deferred: the stored value, or None."""
+
+    def set(host, username, key, value):
+        """Deferred: store C{value} (None deletes)."""
+
+    def keys(host, username):
+        """Deferred: sorted list of keys stored for the user."""
+
+    def delete_user(host, username):
+        """Deferred: remove every key of the user."""
+
+
+class IArchiveStore(Interface):
+    """Append-only, time-ordered items per (host, username)."""
+
+    def append(host, username, item, when, with_jid=None):
+        """Deferred: store C{item} (str) at C{when} (POSIX seconds); fires with its id (str)."""
+
+    def query(host, username, start=None, end=None, with_jid=None,
+              after=None, before=None, limit=None):
+        """Deferred: list of (id, when, with_jid, item) in time order."""
+
+    def count(host, username):
+        """Deferred: number of items stored for the user."""
+
+    def delete(host, username, ids=None):
+        """Deferred: delete the given ids, or every item of the user when None."""

@@ -1,0 +1,1 @@
+"""Sans-I/O XML for XMPP streams: namespaces, element builder, parser, serializer."""
