@@ -30,6 +30,12 @@ class IHost(Interface):
     config = Attribute("Mapping of this extension's validated options (name -> value).")
     storage = Attribute("The process's storage backend (IStorage).")
     sessions = Attribute("The host's ISessionRegistry: bound c2s sessions.")
+    settings = Attribute("The process's ServerConfig (read-only), or None in unit tests.")
+    log = Attribute("A twisted.logger.Logger for this extension.")
+    identities = Attribute("List of the host JID's disco identities (category, type, name).")
+    features = Attribute("List of the host JID's disco features (namespaces).")
+    disco_providers = Attribute("List of registered IDiscoProvider objects.")
+    installed = Attribute("Names of the extensions installed on this host, in order.")
 
     def iq_handler(type, namespace, name, handler, to="host"):
         """
@@ -63,6 +69,13 @@ class IHost(Interface):
 
     def send(stanza):
         """Route C{stanza} (an lxml element with 'to' and 'from' set) to its destination."""
+
+    def request(iq, timeout=60.0):
+        """
+        Send an IQ get/set (with 'id', 'to' and 'from' set) from the host and return a
+        Deferred firing with the result stanza; it fails with StanzaError for an error reply
+        or twisted.internet.defer.TimeoutError after C{timeout} seconds.
+        """
 
     def call_later(delay, fn, *args, **kwargs):
         """Schedule C{fn}; the delayed call is cancelled when the extension unloads."""
@@ -112,6 +125,12 @@ class ISessionRegistry(Interface):
 
     def resources(bare_jid):
         """A list of the sessions bound for C{bare_jid} (possibly empty)."""
+
+    def available(bare_jid):
+        """The sessions of C{bare_jid} that have sent available presence."""
+
+    def __iter__():
+        """Every bound session."""
 
 
 class IRouter(Interface):

@@ -1,0 +1,148 @@
+"""
+A virtual host: its domain, dispatcher, bound sessions and installed extensions.
+
+Each extension is installed through its own L{HostAPI}, which records every registration so
+that unloading the extension removes exactly what it added.
+"""
+from zope.interface import implementer
+
+from jabberapp.dispatch import Dispatcher
+from jabberapp.interfaces import IHost
+from jabberapp.jid import JID
+from jabberapp.logging import logger
+from jabberapp.sessions import SessionRegistry
+
+
+class VirtualHost:
+    """One served domain. The router calls dispatch() for stanzas addressed to it."""
+
+    def __init__(self, domain, router, storage, auth, clock, reactor, settings=None):
+        self.domain = domain
+        self.jid = JID.parse(domain)
+        self.router = router
+        self.storage = storage
+        self.auth = auth
+        self.clock = clock
+        self.reactor = reactor
+        self.settings = settings  # the process's ServerConfig (None in unit tests)
+        self.sessions = SessionRegistry()
+        self.dispatcher = Dispatcher(self)
+        self.identities = [("server", "im", "jabberapp")]
+        self.features = []
+        self.disco_providers = []
+        self.stream_features = []
+        self.extensions = {}  # name -> HostAPI, in install order
+        router.add_domain(domain, self)
+
+    def dispatch(self, stanza, origin=None):
+        self.dispatcher.dispatch(stanza, origin)
+
+    def install(self, extension, options=None):
+        """Install C{extension} (an IExtension) with its validated options."""
+        if extension.name in self.extensions:
+            raise ValueError(f"extension {extension.name!r} is already installed")
+        missing = [d for d in extension.depends if d not in self.extensions]
+        if missing:
+            raise ValueError(f"extension {extension.name!r} needs {', '.join(missing)}")
+        api = HostAPI(self, extension.name, options or {})
+        self.extensions[extension.name] = api
+        try:
+            extension.install(api)
+        except BaseException:
+            self.unload(extension.name)
+            raise
+        return api
+
+    def unload(self, name):
+        """Undo every registration of the extension C{name}."""
+        api = self.extensions.pop(name)
+        api.undo()
+
+    def unload_all(self):
+        for name in reversed(list(self.extensions)):
+            self.unload(name)
+        self.dispatcher.cancel_requests()
+
+
+@implementer(IHost)
+class HostAPI:
+    """What one extension sees of a host (IHost); records registrations for undo()."""
+
+    def __init__(self, host, extension_name, options):
+        self._host = host
+        self.log = logger(f"jabberapp.extensions.{extension_name}")
+        self.name = extension_name
+        self.config = options
+        self._undo = []
+
+    domain = property(lambda self: self._host.domain)
+    jid = property(lambda self: self._host.jid)
+    clock = property(lambda self: self._host.clock)
+    reactor = property(lambda self: self._host.reactor)
+    storage = property(lambda self: self._host.storage)
+    sessions = property(lambda self: self._host.sessions)
+    settings = property(lambda self: self._host.settings)
+
+    def iq_handler(self, type, namespace, name, handler, to="host"):
+        dispatcher = self._host.dispatcher
+        dispatcher.add_iq_handler(type, namespace, name, handler, to)
+        self._undo.append(lambda: dispatcher.remove_iq_handler(type, namespace, name, to))
+
+    def hook(self, event, handler, priority=0):
+        hooks = self._host.dispatcher.hooks
+        hooks.add(event, handler, priority)
+        self._undo.append(lambda: hooks.remove(event, handler))
+
+    def _declare(self, collection, item):
+        collection.append(item)
+        self._undo.append(lambda: collection.remove(item))
+
+    def add_feature(self, namespace):
+        self._declare(self._host.features, namespace)
+
+    def add_identity(self, category, type, name=None):
+        self._declare(self._host.identities, (category, type, name))
+
+    def add_disco_provider(self, provider):
+        self._declare(self._host.disco_providers, provider)
+
+    def add_stream_feature(self, feature):
+        self._declare(self._host.stream_features, feature)
+
+    def send(self, stanza):
+        self._host.router.route(stanza)
+
+    def request(self, iq, timeout=60.0):
+        """Send an IQ from the host; Deferred fires with the result (see Dispatcher.request)."""
+        return self._host.dispatcher.request(iq, timeout)
+
+    def call_later(self, delay, fn, *args, **kwargs):
+        call = self._host.clock.callLater(delay, fn, *args, **kwargs)
+        self._undo.append(lambda: call.cancel() if call.active() else None)
+        return call
+
+    def on_unload(self, fn):
+        self._undo.append(fn)
+
+    # Read-only views extensions need for disco.
+    @property
+    def identities(self):
+        return list(self._host.identities)
+
+    @property
+    def features(self):
+        return list(self._host.features)
+
+    @property
+    def disco_providers(self):
+        return list(self._host.disco_providers)
+
+    @property
+    def installed(self):
+        """Names of the extensions installed on this host, in install order."""
+        return list(self._host.extensions)
+
+    def undo(self):
+        for action in reversed(self._undo):
+            action()
+        self._undo = []

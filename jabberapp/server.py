@@ -1,0 +1,179 @@
+"""
+Assembles a running server from a validated ServerConfig: storage, router, virtual hosts with
+their extensions, TLS material and the c2s listeners.
+
+Everything that can be checked without opening a port (config, extensions, certificates) is
+checked in L{prepare}, before twistd starts the service; storage opens in startService, and the
+listeners only once storage is ready.
+"""
+import functools
+import os
+
+from twisted.application.service import Service
+from twisted.internet import defer, endpoints, threads
+from jabberapp.logging import logger
+from twisted.plugin import getPlugins
+from twisted.protocols.tls import TLSMemoryBIOFactory
+
+import jabberapp.plugins
+from jabberapp import tls
+from jabberapp.auth import InternalAuthProvider
+from jabberapp.c2s.stream import C2SFactory
+from jabberapp.errors import StreamError
+from jabberapp.host import VirtualHost
+from jabberapp.interfaces import IExtension
+from jabberapp.router import Router
+from jabberapp.sasl.throttle import FailureThrottle
+from jabberapp.storage import open_storage
+
+log = logger(__name__)
+
+BUILTIN_PACKAGE = "jabberapp.extensions"
+
+
+class StartupError(Exception):
+    """A problem found before the server starts; its message is one line for the operator."""
+
+
+def discover_extensions():
+    """Every IExtension plugin found in jabberapp.plugins, by name."""
+    found = {}
+    for plugin in getPlugins(IExtension, jabberapp.plugins):
+        if plugin.name in found and found[plugin.name] is not plugin:
+            raise StartupError(f"two extensions are named {plugin.name!r}")
+        found[plugin.name] = plugin
+    return found
+
+
+def is_builtin(extension):
+    return type(extension).__module__.startswith(BUILTIN_PACKAGE + ".")
+
+
+def select_extensions(available, names):
+    """The extensions to install, dependencies first; C{names} None means every built-in."""
+    if names is None:
+        names = sorted(name for name, ext in available.items() if is_builtin(ext))
+    missing = [name for name in names if name not in available]
+    if missing:
+        raise StartupError(
+            f"[server] extensions: no extension named {', '.join(map(repr, missing))} "
+            f"was found (available: {', '.join(sorted(available))})")
+    ordered, visiting = [], set()
+
+    def visit(name, wanted_by):
+        if name in ordered:
+            return
+        if name not in names:
+            raise StartupError(f"[server] extensions: {wanted_by!r} needs {name!r}, "
+                               "which is not enabled")
+        if name in visiting:
+            raise StartupError(f"extensions {wanted_by!r} and {name!r} depend on each other")
+        visiting.add(name)
+        for dependency in available[name].depends:
+            visit(dependency, name)
+        ordered.append(name)
+
+    for name in names:
+        visit(name, name)
+    return [available[name] for name in ordered]
+
+
+def certificates(settings):
+    """host -> (cert_path, key_path): configured per host or globally, else self-signed."""
+    chosen = {}
+    for host in settings.hosts:
+        pair = settings.tls.per_host.get(host)
+        if pair is None and settings.tls.certificate:
+            pair = (settings.tls.certificate, settings.tls.private_key)
+        if pair is None:
+            pair = tls.ensure_self_signed(settings.data_dir, host)
+            log.warn("using a self-signed certificate for {host}: SHA-256 fingerprint "
+                     "{fingerprint}", host=host, fingerprint=tls.fingerprint_sha256(pair[0]))
+        try:
+            tls.load_certificate(*pair)
+        except ValueError as e:
+            raise StartupError(f"[tls] {host}: {e}") from None
+        chosen[host] = pair
+    return chosen
+
+
+class ServerService(Service):
+    """The whole server as one twistd service."""
+
+    def __init__(self, settings, extensions, reactor):
+        self.settings = settings
+        self.extensions = extensions
+        self.reactor = reactor
+        self.storage = None
+        self.router = Router()
+        self.hosts = {}
+        self.ports = []
+        self.factories = []
+        os.makedirs(settings.data_dir, exist_ok=True)
+        self.certificates = certificates(settings)
+        self.tls_options = tls.server_tls_options(self.certificates, settings.hosts[0])
+
+    def startService(self):
+        super().startService()
+        self._started = self._start()
+        self._started.addErrback(self._fatal)
+
+    @defer.inlineCallbacks
+    def _start(self):
+        self.storage = yield open_storage(self.settings.storage, self.reactor)
+        run_in_thread = functools.partial(threads.deferToThreadPool, self.reactor,
+                                          self.reactor.getThreadPool())
+        auth = InternalAuthProvider(self.storage.accounts, run_in_thread)
+        for domain in self.settings.hosts:
+            host = VirtualHost(domain, self.router, self.storage, auth, self.reactor,
+                               self.reactor, settings=self.settings)
+            for extension in self.extensions:
+                host.install(extension, self.settings.extension_options.get(extension.name, {}))
+            self.hosts[domain] = host
+        yield self._listen()
+
+    @defer.inlineCallbacks
+    def _listen(self):
+        c2s = self.settings.c2s
+        throttle = FailureThrottle(self.reactor)
+        common = dict(hosts=self.hosts, clock=self.reactor, throttle=throttle,
+                      require_encryption=c2s.require_encryption,
+                      max_stanza_size=c2s.max_stanza_size)
+        plain = C2SFactory(tls_options=self.tls_options, **common)
+        yield self._listen_on("c2s", c2s.port, plain)
+        if c2s.direct_tls_port:
+            direct = C2SFactory(tls_options=None, secure=True, **common)
+            wrapped = TLSMemoryBIOFactory(self.tls_options, False, direct)
+            yield self._listen_on("c2s direct TLS", c2s.direct_tls_port, wrapped)
+            self.factories.append(direct)
+        self.factories.append(plain)
+
+    @defer.inlineCallbacks
+    def _listen_on(self, label, port, factory):
+        interface = self.settings.c2s.interface
+        if ":" in interface:
+            endpoint = endpoints.TCP6ServerEndpoint(self.reactor, port, interface=interface)
+        else:
+            endpoint = endpoints.TCP4ServerEndpoint(self.reactor, port, interface=interface)
+        listening = yield endpoint.listen(factory)
+        self.ports.append(listening)
+        address = listening.getHost()
+        log.info("{label} listening on {interface} port {port}", label=label,
+                 interface=address.host, port=address.port)
+
+    def _fatal(self, failure):
+        log.critical("jabberapp could not start: {error}", error=failure.getErrorMessage())
+        if self.reactor.running:
+            self.reactor.stop()
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        super().stopService()
+        for port in self.ports:
+            yield port.stopListening()
+        for host in self.hosts.values():
+            for session in list(host.sessions):
+                session.close(StreamError("system-shutdown"))
+            host.unload_all()
+        if self.storage is not None:
+            yield self.storage.close()

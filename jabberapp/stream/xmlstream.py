@@ -1,0 +1,133 @@
+"""
+The thin Twisted side of an XML stream (RFC 6120 §4): bytes in, parser events out, one at a
+time, and stanzas serialised back out.
+
+Theory of operation
+-------------------
+dataReceived() feeds the sans-I/O parser and queues its events. Events are handled strictly in
+order; a handler that must wait (SASL, binding, storage) returns a Deferred and the queue pauses
+until it fires, so a pipelining peer can never overtake its own negotiation. Any StreamError --
+from the parser or a handler -- ends the stream: the opening header is sent first when it has
+not been yet (RFC 6120 §4.9.1.2), then <stream:error/> and the closing tag, then the TCP close.
+Subclasses implement stream_opened(event), element_received(element) and stream_closed().
+"""
+from collections import deque
+
+from twisted.internet import defer
+from twisted.internet.protocol import Protocol
+from jabberapp.logging import logger
+from twisted.python.failure import Failure
+
+from jabberapp.errors import StreamError
+from jabberapp.xml import StreamClosed, StreamOpened, StreamParser, serialize, stream_header
+from jabberapp.xml.ns import NS_CLIENT
+
+log = logger(__name__)
+
+CLOSE_TAG = b"</stream:stream>"
+
+
+class XMLStreamProtocol(Protocol):
+    """Base for c2s, s2s and component streams; see the module docstring."""
+
+    stream_ns = NS_CLIENT  # the content namespace written on this stream
+
+    def __init__(self, max_stanza_size=262144):
+        self.parser = StreamParser(max_stanza_size=max_stanza_size)
+        self._events = deque()
+        self._busy = False
+        self.header_sent = False
+        self.closed = False
+
+    # -- input ----------------------------------------------------------------------------
+
+    def dataReceived(self, data):
+        if self.closed:
+            return
+        try:
+            events = self.parser.feed(data)
+        except StreamError as error:
+            self.close(error)
+            return
+        self._events.extend(events)
+        self._drain()
+
+    def _drain(self):
+        while self._events and not self._busy and not self.closed:
+            event = self._events.popleft()
+            try:
+                if isinstance(event, StreamOpened):
+                    result = self.stream_opened(event)
+                elif isinstance(event, StreamClosed):
+                    result = self.stream_closed()
+                else:
+                    result = self.element_received(event)
+            except StreamError as error:
+                self.close(error)
+                return
+            except Exception:
+                log.failure("stream handler failed")
+                self.close(StreamError("internal-server-error"))
+                return
+            if isinstance(result, defer.Deferred):
+                self._busy = True
+                result.addBoth(self._resume)
+
+    def _resume(self, result):
+        self._busy = False
+        if isinstance(result, Failure):
+            if result.check(StreamError):
+                self.close(result.value)
+            else:
+                log.failure("stream handler failed", result)
+                self.close(StreamError("internal-server-error"))
+            return None
+        self._drain()
+        return None
+
+    def discard_pending(self):
+        """Drop queued events and restart the parser (after STARTTLS and SASL success: bytes
+        sent before the restart must not be trusted, RFC 6120 §5.3.4, §6.4.6)."""
+        self._events.clear()
+        self.parser.reset()
+
+    # -- output ---------------------------------------------------------------------------
+
+    def send_header(self, attrs):
+        self.transport.write(stream_header(attrs, self.stream_ns))
+        self.header_sent = True
+
+    def send(self, element):
+        """Write one stanza or nonza; silently dropped once the stream is closed."""
+        if not self.closed:
+            self.transport.write(serialize(element, self.stream_ns))
+
+    def close(self, error=None):
+        """End the stream, sending C{error} (a StreamError) first when given."""
+        if self.closed:
+            return
+        if not self.header_sent:
+            self.send_header(self.default_header())
+        if error is not None:
+            log.info("closing stream: {condition}", condition=error.condition)
+            self.transport.write(serialize(error.to_element(), self.stream_ns))
+        self.closed = True
+        self.transport.write(CLOSE_TAG)
+        self.transport.loseConnection()
+
+    def default_header(self):
+        """Header attributes for an error sent before the peer's header was accepted."""
+        return {"version": "1.0"}
+
+    # -- for subclasses ------------------------------------------------------------------
+
+    def stream_opened(self, event):
+        raise NotImplementedError
+
+    def element_received(self, element):
+        raise NotImplementedError
+
+    def stream_closed(self):
+        """The peer closed its stream: close ours (RFC 6120 §4.4)."""
+        self.close()
+
