@@ -21,6 +21,7 @@ Relative paths are made absolute against the working directory when the file is 
 """
 from __future__ import annotations
 
+import ast
 import configparser
 import difflib
 import ipaddress
@@ -400,6 +401,10 @@ def _read(path: str) -> configparser.ConfigParser:
                           f"(got {_shown(exc.line.strip())})") from None
     except configparser.ParsingError as exc:
         lineno, line = exc.errors[0]
+        try:
+            line = ast.literal_eval(line)   # configparser stores repr(line)
+        except (ValueError, SyntaxError):
+            pass
         raise ConfigError(f"{path}: line {lineno}: not a 'key = value' line or a "
                           f"[section] header (got {_shown(line.strip())})") from None
     return parser

@@ -25,7 +25,11 @@ _DONE = "done"
 
 @implementer(ISASLMechanism)
 class PlainMechanism:
-    """One server-side PLAIN exchange; refuses to exist on a stream without TLS."""
+    """One server-side PLAIN exchange; refuses to exist on a stream without TLS.
+
+    C{username} is the prepared localpart once the message named a valid one, else None:
+    the stream uses it to throttle failures per account.
+    """
 
     name = "PLAIN"
 
@@ -34,6 +38,7 @@ class PlainMechanism:
             raise SASLFailure("encryption-required", "PLAIN is only available over TLS")
         self._ctx = ctx
         self._state = _INITIAL
+        self.username = None
 
     def start(self, initial):
         """Check the initial response, or ask for the message with an empty challenge."""
@@ -60,8 +65,13 @@ class PlainMechanism:
         return d
 
     def _finish(self, result):
+        interrupted = self._state != _CHECKING
         self._state = _DONE
         if isinstance(result, Success):
+            if interrupted:
+                # Another response arrived while we checked and was refused: the exchange
+                # is over, so this late success must not count.
+                raise SASLFailure("malformed-request", "unexpected response")
             return result
         if result.check(SASLFailure):
             return result
@@ -95,6 +105,7 @@ class PlainMechanism:
         except InvalidJID:
             # No such account can exist, and anyone can see that: nothing leaks.
             raise SASLFailure("not-authorized") from None
+        self.username = username
         if authzid and not authzid_matches(authzid, username, self._ctx.host):
             raise SASLFailure("invalid-authzid")
 

@@ -196,7 +196,9 @@ class ScramMechanism:
     """One server-side SCRAM exchange (RFC 5802) for one hash, with or without channel binding.
 
     C{nonce_factory} returns the server nonce (printable ASCII without ','); tests inject it
-    to replay the RFC examples.
+    to replay the RFC examples. C{username} is the prepared localpart once the client-first
+    message named a valid one (whether or not the account exists), else None: the stream
+    uses it to throttle failures per account.
     """
 
     def __init__(self, hash_name: str, plus: bool, ctx: SASLContext, *,
@@ -212,6 +214,7 @@ class ScramMechanism:
         self._nonce_factory = nonce_factory
         self._digest_size = hashlib.new(hash_name).digest_size
         self._state = _INITIAL
+        self.username = None
 
     # ISASLMechanism
 
@@ -290,12 +293,12 @@ class ScramMechanism:
         except InvalidJID:
             # No such account can exist, and anyone can see that: failing now leaks nothing.
             raise SASLFailure("not-authorized") from None
+        self.username = username
         if authzid is not None and not authzid_matches(authzid, username, self._ctx.host):
             raise SASLFailure("invalid-authzid")
 
         self._client_first_bare = bare
         self._client_nonce = client_nonce
-        self._username = username
         d = defer.maybeDeferred(self._ctx.auth.get_scram, self._ctx.host, username,
                                 self.hash_name)
         d.addCallback(self._server_first)
@@ -334,7 +337,7 @@ class ScramMechanism:
             raise SASLFailure("malformed-request", "unexpected response")
         self._known = credentials is not None
         if credentials is None:
-            credentials = _fake_credentials(self._ctx.host, self._username, self.hash_name)
+            credentials = _fake_credentials(self._ctx.host, self.username, self.hash_name)
         self._credentials = credentials
         self._nonce = self._client_nonce + self._nonce_factory()
         self._server_first_message = (f"r={self._nonce},s={_b64(credentials.salt)},"
@@ -378,4 +381,4 @@ class ScramMechanism:
         if not (matches and self._known):
             raise SASLFailure("not-authorized")
         server_signature = hmac.digest(credentials.server_key, auth_message, self.hash_name)
-        return Success(self._username, b"v=" + _b64(server_signature).encode("ascii"))
+        return Success(self.username, b"v=" + _b64(server_signature).encode("ascii"))

@@ -1,0 +1,200 @@
+"""
+End-to-end harness: the real server as a `twistd -n jabberapp` subprocess on loopback, and
+slixmpp clients driving it.
+
+Readiness is read from the server's own log ("... listening on ... port N"), so tests never
+sleep to synchronise: every wait is for an event, bounded by a timeout.
+"""
+import asyncio
+import os
+import re
+import select
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import textwrap
+import time
+
+import slixmpp
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TIMEOUT = 20  # seconds any single wait may take before the test fails
+LISTENING = re.compile(r"(c2s(?: direct TLS)?) listening on \S+ port (\d+)")
+
+
+def free_port():
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def subprocess_env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def ctl(config_path, *args, stdin=None):
+    """Run jabberappctl; return the CompletedProcess."""
+    return subprocess.run([sys.executable, "-m", "jabberapp.admin.cli", "--config", config_path,
+                           *args], input=stdin, capture_output=True, text=True, cwd=ROOT,
+                          env=subprocess_env(), timeout=60)
+
+
+class ServerProcess:
+    """A jabberapp server in a subprocess with its own data directory and config file."""
+
+    def __init__(self, directory, hosts=("localhost",), config="", plugin_path=None):
+        self.directory = str(directory)
+        self.hosts = hosts
+        self.config_path = os.path.join(self.directory, "jabberapp.ini")
+        self.data_dir = os.path.join(self.directory, "data")
+        self.port = free_port()
+        self.direct_tls_port = free_port()
+        self.plugin_path = plugin_path
+        self.output = []
+        self.process = None
+        with open(self.config_path, "w") as f:
+            f.write(textwrap.dedent(f"""\
+                [server]
+                hosts = {", ".join(hosts)}
+                data_dir = {self.data_dir}
+                log_level = info
+                [c2s]
+                interface = 127.0.0.1
+                port = {self.port}
+                direct_tls_port = {self.direct_tls_port}
+                [auth]
+                scram_iterations = 4096
+                """) + textwrap.dedent(config))
+
+    @property
+    def certificate(self):
+        return os.path.join(self.data_dir, "certs", f"{self.hosts[0]}.crt")
+
+    def adduser(self, jid, password):
+        result = ctl(self.config_path, "adduser", jid, password)
+        assert result.returncode == 0, result.stderr
+
+    def start(self):
+        env = subprocess_env()
+        if self.plugin_path:
+            env["PYTHONPATH"] = self.plugin_path + os.pathsep + env["PYTHONPATH"]
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
+             "-n", "--pidfile=", "jabberapp", "--config", self.config_path],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=self.directory, env=env)
+        wanted = {"c2s", "c2s direct TLS"}
+        for line in self.lines_until(lambda line: _listening(line, wanted)):
+            pass
+        return self
+
+    def lines_until(self, predicate, timeout=TIMEOUT):
+        """Yield server output lines until one satisfies C{predicate}; fail on timeout/exit."""
+        deadline = time.monotonic() + timeout
+        fd = self.process.stdout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError("server did not get there in time:\n" + self.log())
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if not ready:
+                continue
+            line = fd.readline().decode("utf-8", "replace")
+            if not line:
+                raise AssertionError("server exited:\n" + self.log())
+            self.output.append(line)
+            yield line
+            if predicate(line):
+                return
+
+    def log(self):
+        return "".join(self.output)
+
+    def stop(self):
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                rest, _ = self.process.communicate(timeout=TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                rest, _ = self.process.communicate()
+            self.output.append(rest.decode("utf-8", "replace"))
+        self.process = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def _listening(line, wanted):
+    match = LISTENING.search(line)
+    if match:
+        wanted.discard(match.group(1))
+    return not wanted
+
+
+def client_ssl_context(cafile):
+    context = ssl.create_default_context(cafile=cafile)
+    context.check_hostname = True
+    return context
+
+
+class Client(slixmpp.ClientXMPP):
+    """A slixmpp client that records what it receives, for assertions."""
+
+    def __init__(self, jid, password, cafile, mechanism=None, direct_tls=False):
+        kwargs = {"sasl_mech": mechanism} if mechanism else {}
+        super().__init__(jid, password, **kwargs)
+        self.ssl_context = client_ssl_context(cafile)
+        self.enable_direct_tls = direct_tls
+        self.enable_starttls = not direct_tls
+        self.enable_plaintext = False
+        self.messages = asyncio.Queue()
+        self.add_event_handler("message", self.messages.put_nowait)
+        self.started = asyncio.get_event_loop().create_future()
+        self.failed = asyncio.get_event_loop().create_future()
+        self.ended = asyncio.get_event_loop().create_future()
+        self.add_event_handler("session_start", lambda _: _settle(self.started, True))
+        self.add_event_handler("failed_all_auth", lambda _: _settle(self.failed, True))
+        self.add_event_handler("disconnected", lambda _: _settle(self.ended, True))
+        self.stream_errors = []
+        self.add_event_handler("stream_error", self.stream_errors.append)
+
+
+def _settle(future, value):
+    if not future.done():
+        future.set_result(value)
+
+
+async def login(server, jid, password, mechanism=None, direct_tls=False, presence=True):
+    """Connect and wait for session_start (or fail the test)."""
+    client = Client(jid, password, server.certificate, mechanism, direct_tls)
+    port = server.direct_tls_port if direct_tls else server.port
+    client.connect("127.0.0.1", port)
+    done, _ = await asyncio.wait([client.started, client.failed], timeout=TIMEOUT,
+                                 return_when=asyncio.FIRST_COMPLETED)
+    if client.started not in done:
+        client.disconnect()
+        raise AssertionError(f"{jid} could not log in ({mechanism})")
+    if presence:
+        client.send_presence()
+    return client
+
+
+async def close(*clients):
+    for client in clients:
+        client.disconnect()
+    await asyncio.wait_for(asyncio.gather(*(c.ended for c in clients)), TIMEOUT)
+
+
+def run(coroutine):
+    """Run one async test body with a fresh event loop."""
+    return asyncio.run(asyncio.wait_for(coroutine, 60))
