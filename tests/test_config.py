@@ -373,8 +373,8 @@ class ExampleTests(ConfigTestCase):
         for name, options in SCHEMAS.items():
             self.assertIn(f"\n[extension:{name}]\n", text)
             for option in options:
-                self.assertIn(f"\n;{option.name} = {option.default if option.type is not bool else 'yes'}",
-                              text)
+                default = "yes" if option.default is True else option.default
+                self.assertIn(f"\n;{option.name} = {default}", text)
         self.assertIn("[tls:example.org]", text)
 
     def test_example_loads_as_defaults(self):

@@ -112,3 +112,6 @@ class KeepAlive:
             return None
         self.host.log.failure("ping to {jid} failed", failure, jid=session.jid)
         return None
+
+
+ping = Ping()   # re-exported by jabberapp/plugins/jabberapp_builtin.py

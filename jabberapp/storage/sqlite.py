@@ -104,7 +104,9 @@ def _on_connect(connection: sqlite3.Connection) -> None:
     connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     connection.execute("PRAGMA journal_mode = WAL")
     connection.execute("PRAGMA foreign_keys = ON")
-    # synchronous stays FULL (the default): an acknowledged write survives power loss.
+    # FULL, whatever the build's default: an acknowledged write survives power loss
+    # (DESIGN.md section 7), not just a crash of the process.
+    connection.execute("PRAGMA synchronous = FULL")
 
 
 def _migrate(txn, path: str) -> int:

@@ -331,6 +331,16 @@ class ArchiveStoreContract(_StorageFixture):
         self.assertEqual(len(set(ids)), len(ids))
 
     @defer.inlineCallbacks
+    def test_concurrent_appends(self):
+        """Appends issued together all get distinct ids in the order they were issued."""
+        ids = yield defer.gatherResults([
+            self.archive.append(HOST, "alice", str(n), 1.0) for n in range(50)])
+        self.assertEqual(len(set(ids)), 50)
+        self.assertEqual(sorted(ids), ids)
+        rows = yield self.archive.query(HOST, "alice")
+        self.assertEqual([row[3] for row in rows], [str(n) for n in range(50)])
+
+    @defer.inlineCallbacks
     def test_query_all(self):
         """query() returns (id, when, with_jid, item) tuples in time order."""
         a = yield self.archive.append(HOST, "alice", "<b/>", 20, "bob@example.org")

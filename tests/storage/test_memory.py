@@ -1,5 +1,4 @@
 """The storage contract run against the memory backend, plus its own promises."""
-from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 

@@ -175,12 +175,12 @@ class SQLiteBackendTests(SQLiteMixin, TestCase):
 
     @defer.inlineCallbacks
     def test_pragmas(self):
-        """The connection uses WAL, enforces foreign keys and waits when busy."""
+        """The connection uses WAL, syncs fully, enforces foreign keys and waits when busy."""
         storage = yield self.open(self.temp_path("db.sqlite"))
         rows = yield storage._pool.runInteraction(lambda txn: [
             txn.execute(f"PRAGMA {name}").fetchone()[0]
-            for name in ("journal_mode", "foreign_keys", "busy_timeout")])
-        self.assertEqual(rows, ["wal", 1, sqlite_module.BUSY_TIMEOUT_MS])
+            for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")])
+        self.assertEqual(rows, ["wal", 2, 1, sqlite_module.BUSY_TIMEOUT_MS])
 
     @defer.inlineCallbacks
     def test_off_the_reactor_thread(self):
@@ -197,5 +197,5 @@ class SQLiteBackendTests(SQLiteMixin, TestCase):
         pool = storage._pool
         yield storage.close()
         self.assertEqual(pool.connections, {})
-        self.assertEqual(pool.threadpool.threads, [])
+        self.assertFalse([t for t in pool.threadpool.threads if t.is_alive()])
         self.assertFalse(pool.running)

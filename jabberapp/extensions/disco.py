@@ -1,0 +1,162 @@
+"""
+XEP-0030: Service Discovery -- disco#info and disco#items for the host and its accounts.
+
+Who answers what:
+
+- The host JID without a node: the identities and features declared with
+  ``host.add_identity``/``host.add_feature`` (this extension declares disco#info and
+  disco#items itself), merged with what every IDiscoProvider adds for the host JID. The
+  host's items are empty until providers add some (components, MUC, pubsub).
+- Every other target -- a node, a user's bare JID or one of its nodes, the host JID with a
+  resource -- is owned by the IDiscoProvider objects: the first to answer (not None) wins.
+  Providers may return Deferreds and may raise StanzaError.
+- A user's bare JID that no provider claims is answered by the server on behalf of the
+  account (XEP-0030 §3.1): <identity category='account' type='registered'/>, to the account
+  owner. An account's existence is revealed only to those entitled to the user's presence
+  (XEP-0030 §8), which is the roster's business: a roster extension answers contacts as a
+  provider. To everyone else, and for accounts that do not exist, the answer is
+  <service-unavailable/>, the same in both cases so nothing leaks.
+- A node nobody owns is <item-not-found/>.
+"""
+from twisted.internet import defer
+from twisted.plugin import IPlugin
+from zope.interface import implementer
+
+from jabberapp.dispatch import addressee_kind, parse_jid_attr
+from jabberapp.errors import StanzaError
+from jabberapp.interfaces import IExtension
+from jabberapp.xml import element
+from jabberapp.xml.ns import NS_DISCO_INFO, NS_DISCO_ITEMS
+
+ACCOUNT_IDENTITY = ("account", "registered", None)
+
+
+@implementer(IPlugin, IExtension)
+class ServiceDiscovery:
+    """Answers disco#info and disco#items queries to the host JID and users' bare JIDs."""
+
+    name = "disco"
+    depends = ()
+    options = ()
+
+    def install(self, host):
+        """Declare the two disco features and own disco queries to the host and users."""
+        host.add_feature(NS_DISCO_INFO)
+        host.add_feature(NS_DISCO_ITEMS)
+        responder = _Responder(host)
+        for to in ("host", "user"):
+            host.iq_handler("get", NS_DISCO_INFO, "query", responder.info, to=to)
+            host.iq_handler("get", NS_DISCO_ITEMS, "query", responder.items, to=to)
+
+
+class _Responder:
+    """Builds disco answers from the host's declarations, its providers and its accounts."""
+
+    def __init__(self, host):
+        self.host = host
+
+    async def info(self, iq):
+        """The disco#info answer for the IQ's target and node."""
+        requester, target, node = self._request(iq, NS_DISCO_INFO)
+        if node is None and target == self.host.jid:
+            identities = list(self.host.identities)
+            features = list(self.host.features)
+            for extra in await self._every("info", requester, target, node):
+                identities.extend(extra[0])
+                features.extend(extra[1])
+        else:
+            answer = await self._first("info", requester, target, node)
+            if answer is None:
+                await self._check_account(requester, target, node)
+                answer = ([ACCOUNT_IDENTITY], [NS_DISCO_INFO, NS_DISCO_ITEMS])
+            identities, features = answer
+        query = _query(NS_DISCO_INFO, node)
+        for category, type_, name in _unique(tuple(i) for i in identities):
+            attrs = {"category": category, "type": type_}
+            if name:
+                attrs["name"] = name
+            query.append(element(NS_DISCO_INFO, "identity", attrs))
+        for feature in _unique(features):
+            query.append(element(NS_DISCO_INFO, "feature", {"var": feature}))
+        return query
+
+    async def items(self, iq):
+        """The disco#items answer for the IQ's target and node."""
+        requester, target, node = self._request(iq, NS_DISCO_ITEMS)
+        if node is None and target == self.host.jid:
+            items = [item for extra in await self._every("items", requester, target, node)
+                     for item in extra]
+        else:
+            items = await self._first("items", requester, target, node)
+            if items is None:
+                await self._check_account(requester, target, node)
+                items = []
+        query = _query(NS_DISCO_ITEMS, node)
+        for jid, item_node, name in _unique(tuple(i) for i in items):
+            attrs = {"jid": str(jid)}
+            if item_node:
+                attrs["node"] = item_node
+            if name:
+                attrs["name"] = name
+            query.append(element(NS_DISCO_ITEMS, "item", attrs))
+        return query
+
+    def _request(self, iq, namespace):
+        query = iq.find(f"{{{namespace}}}query")
+        return parse_jid_attr(iq, "from"), parse_jid_attr(iq, "to"), query.get("node")
+
+    async def _every(self, method, requester, target, node):
+        """Every provider's non-None answer, in registration order."""
+        answers = []
+        for provider in self.host.disco_providers:
+            answer = await _call(provider, method, requester, target, node)
+            if answer is not None:
+                answers.append(answer)
+        return answers
+
+    async def _first(self, method, requester, target, node):
+        """The first provider's non-None answer, or None."""
+        for provider in self.host.disco_providers:
+            answer = await _call(provider, method, requester, target, node)
+            if answer is not None:
+                return answer
+        return None
+
+    async def _check_account(self, requester, target, node):
+        """Return when the server may answer for C{target} as its user's account; raise
+        the StanzaError to send otherwise."""
+        if addressee_kind(target) != "bare":
+            # The host JID with a node nobody owns, or with a resource: nothing there.
+            raise StanzaError("item-not-found" if node is not None and target == self.host.jid
+                              else "service-unavailable")
+        owner = requester is not None and requester.bare() == target
+        if not owner or not await self.host.storage.accounts.exists(self.host.domain,
+                                                                    target.local):
+            raise StanzaError("service-unavailable")
+        if node is not None:
+            raise StanzaError("item-not-found")
+
+
+def _call(provider, method, requester, target, node):
+    return defer.maybeDeferred(getattr(provider, method), requester, target, node)
+
+
+def _query(namespace, node):
+    query = element(namespace, "query")
+    if node is not None:
+        query.set("node", node)     # XEP-0030 §3.2: the node is echoed in the answer
+    return query
+
+
+def _unique(values):
+    """C{values} without repeats, first occurrence kept (XEP-0030 §3.1 forbids duplicates)."""
+    seen = set()
+    unique = []
+    for value in values:
+        if value not in seen:
+            seen.add(value)
+            unique.append(value)
+    return unique
+
+
+service_discovery = ServiceDiscovery()   # re-exported by jabberapp/plugins/jabberapp_builtin.py

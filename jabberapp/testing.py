@@ -1,0 +1,285 @@
+"""
+Test doubles for extension authors: a real host with no network, and sessions that record.
+
+L{FakeHost} builds the real thing -- a L{VirtualHost} and its L{Dispatcher} on a L{Router}
+-- over the memory storage and a L{Clock}, so a test exercises exactly the dispatch rules,
+IQ table and hook chains the server runs. Only the edges are fake:
+
+- L{FakeSession} is a bound c2s resource (an ISession) that records what it is sent.
+- C{host.remote} is the router's destination for every other domain; it records too.
+- C{host.sent} is every stanza that left the server, in order: whatever was delivered to a
+  FakeSession of this host or handed to the remote destination.
+
+C{host.receive(xml)} plays a stanza the way a client's stream hands it to the server. When
+its 'from' is a full JID of this host, the session bound to that JID is the origin; if
+there is none, a FakeSession with C{available=False} (bound, no presence sent yet) is bound
+for it first -- a real client must bind a resource before it can send anything. So the
+reply to a request from 'a@example.org/r' is C{host.sent[-1]} without further set-up, and
+the requester's own stanzas are in C{host.session('a@example.org/r').sent}.
+
+Install extensions with C{host.install(extension, **options)}: it fills in the defaults of
+the extension's options and records the registrations under the extension's name, so
+C{host.unload(name)} undoes them as the server does. A FakeHost also provides IHost itself,
+for code that wants a host and no particular extension; what is registered through it that
+way is recorded under the name 'test', and its C{config} is the C{config} argument.
+
+    class LastActivityTests(SynchronousTestCase):
+        def setUp(self):
+            self.clock = Clock()
+            self.host = FakeHost("example.org", clock=self.clock)
+            self.host.install(service_discovery)
+            self.host.install(last_activity)
+
+        def test_uptime(self):
+            self.clock.advance(42)
+            self.host.receive("<iq type='get' id='q1' from='a@example.org/r' "
+                              "to='example.org'><query xmlns='jabber:iq:last'/></iq>")
+            self.assertEqual(self.host.sent[-1].get("type"), "result")
+"""
+from collections.abc import Mapping
+
+from twisted.internet import defer
+from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactor
+from zope.interface import implementer
+
+from jabberapp import dispatch
+from jabberapp import stanza as st
+from jabberapp.auth import InternalAuthProvider
+from jabberapp.errors import StreamError
+from jabberapp.host import HostAPI, VirtualHost
+from jabberapp.interfaces import IHost, ISession
+from jabberapp.jid import JID
+from jabberapp.router import Router
+from jabberapp.sasl.scram import derive_all
+from jabberapp.storage.memory import MemoryStorage
+from jabberapp.xml import parse_element
+
+__all__ = ["FakeHost", "FakeRemote", "FakeSession", "parse"]
+
+# The lowest iteration count SCRAM allows (RFC 7677): test accounts need no real cost.
+_TEST_ITERATIONS = 4096
+
+
+def parse(xml):
+    """Parse C{xml} (str or bytes) into a stanza element; unprefixed names are jabber:client."""
+    return parse_element(xml)
+
+
+class FakeRemote:
+    """The router's destination for every domain that is not local: records, delivers nothing."""
+
+    def __init__(self, sent):
+        self.received = []
+        self._sent = sent
+
+    def dispatch(self, stanza, origin=None):
+        """Record C{stanza}, as federation would take it away."""
+        self.received.append(stanza)
+        self._sent.append(stanza)
+
+
+@implementer(ISession)
+class FakeSession:
+    """
+    A bound c2s resource of a L{FakeHost} that records what it is sent.
+
+    Binding and closing fire SESSION_BOUND and SESSION_CLOSED as the c2s stream does; a
+    session bound to the full JID of another is closed with a <conflict/> stream error.
+    A closed session is unbound and records nothing more.
+    """
+
+    def __init__(self, host, jid, available=True, priority=0):
+        jid = jid if isinstance(jid, JID) else JID.parse(jid)
+        if jid.local is None or jid.resource is None or jid.domain != host.domain:
+            raise ValueError(f"a session of {host.domain} needs a full JID there, not {jid}")
+        self.host = host
+        self.jid = jid
+        self.available = available
+        self.priority = priority
+        self.sent = []
+        self.closed = False
+        self.closed_with = None
+        replaced = host.sessions.bind(self)
+        if replaced is not None:
+            replaced.close(StreamError("conflict", "Replaced by new connection"))
+        host.dispatcher.hooks.fire(dispatch.SESSION_BOUND, self)
+
+    def send(self, stanza):
+        """Record C{stanza} here and in the host's C{sent}."""
+        if self.closed:
+            return
+        self.sent.append(stanza)
+        self.host.sent.append(stanza)
+
+    def close(self, error=None):
+        """Record C{error} (a StreamError or None), unbind, and fire SESSION_CLOSED."""
+        if self.closed:
+            return
+        self.closed = True
+        self.closed_with = error
+        self.available = False
+        self.host.sessions.unbind(self)
+        self.host.dispatcher.hooks.fire(dispatch.SESSION_CLOSED, self)
+
+    def __repr__(self):
+        return f"<FakeSession {self.jid}>"
+
+
+class _DirectConfig(dict):
+    """The C{config} seen through FakeHost's own IHost: says how to get option defaults."""
+
+    def __missing__(self, key):
+        raise KeyError(f"FakeHost.config has no {key!r}: install extensions with "
+                       "host.install(extension), which fills in their option defaults")
+
+
+@implementer(IHost)
+class FakeHost:
+    """
+    A real VirtualHost and Router with fake edges; see the module docstring.
+
+    C{extension_options} maps extension names to option values, as the
+    [extension:NAME] sections of the configuration do; C{install()} uses them over the
+    defaults. C{config} is the config seen through the FakeHost's own IHost.
+    """
+
+    def __init__(self, domain="example.org", clock=None, storage=None,
+                 extension_options=None, config=None):
+        if clock is None:
+            clock = Clock()
+        self.clock = clock
+        self.reactor = MemoryReactor()  # timers go to the clock; nothing else may run
+        self.storage = storage if storage is not None else MemoryStorage()
+        self.extension_options = dict(extension_options or {})
+        self.sent = []
+        self.router = Router()
+        self.remote = FakeRemote(self.sent)
+        self.router.remote = self.remote
+        auth = InternalAuthProvider(self.storage.accounts, defer.maybeDeferred)
+        self.virtual_host = VirtualHost(domain, self.router, self.storage, auth, clock,
+                                        self.reactor)
+        self._direct = HostAPI(self.virtual_host, "test", _DirectConfig(config or {}))
+
+    # -- the host under test ----------------------------------------------------------------
+
+    domain = property(lambda self: self.virtual_host.domain)
+    jid = property(lambda self: self.virtual_host.jid)
+    sessions = property(lambda self: self.virtual_host.sessions)
+    dispatcher = property(lambda self: self.virtual_host.dispatcher)
+    settings = property(lambda self: self.virtual_host.settings)
+
+    def install(self, extension, **options):
+        """
+        Install C{extension} with its option defaults, overridden by C{extension_options}
+        then by C{options}; returns its IHost. Dependencies must be installed first.
+        """
+        known = {option.name for option in extension.options}
+        given = dict(self.extension_options.get(extension.name, {}))
+        given.update(options)
+        unknown = sorted(set(given) - known)
+        if unknown:
+            raise TypeError(f"extension {extension.name!r} has no option "
+                            f"{', '.join(map(repr, unknown))}")
+        values = {option.name: option.default for option in extension.options}
+        values.update(given)
+        return self.virtual_host.install(extension, values)
+
+    def unload(self, name):
+        """Undo every registration of the installed extension C{name}."""
+        self.virtual_host.unload(name)
+
+    def receive(self, stanza, origin=None):
+        """
+        Hand C{stanza} (XML text or an element) to the server as a client's stream would,
+        'from' as given; see the module docstring. Returns the parsed element.
+        """
+        if isinstance(stanza, (str, bytes)):
+            stanza = parse(stanza)
+        if origin is None:
+            origin = self._local_sender(stanza)
+        if origin is not None and self.sessions.get(origin.jid) is origin:
+            if stanza.get("to") is None:
+                if stanza.tag == st.PRESENCE:
+                    raise ValueError("presence without 'to' is broadcast by the c2s stream, "
+                                     "which FakeHost does not play: set 'to'")
+                # RFC 6120 §10.3: handled on behalf of the sender's account.
+                stanza.set("to", str(origin.jid.bare()))
+            if self.dispatcher.outgoing(stanza, origin):
+                return stanza
+        self.router.route(stanza, origin)
+        return stanza
+
+    def session(self, jid):
+        """The session bound to C{jid} (str or JID), or None."""
+        return self.sessions.get(jid if isinstance(jid, JID) else JID.parse(jid))
+
+    def add_account(self, username, password=None):
+        """Create the account C{username} on this host; with C{password}, able to log in."""
+        credentials = derive_all(password, _TEST_ITERATIONS) if password is not None else {}
+        d = self.storage.accounts.create(self.domain, username, credentials)
+        failures = []
+        d.addErrback(failures.append)
+        if failures:
+            failures[0].raiseException()
+        if not d.called:
+            raise RuntimeError("add_account() needs a storage whose Deferreds fire at once")
+
+    def _local_sender(self, stanza):
+        """The bound session of a full JID of this host in 'from', binding one if needed."""
+        sender = stanza.get("from")
+        if sender is None:
+            return None
+        jid = JID.parse(sender)
+        if jid.domain != self.domain or jid.local is None or jid.resource is None:
+            return None
+        return self.sessions.get(jid) or FakeSession(self, jid, available=False)
+
+    # -- IHost, for code that is given a host directly ----------------------------------
+
+    config = property(lambda self: self._direct.config)
+    log = property(lambda self: self._direct.log)
+    identities = property(lambda self: self._direct.identities)
+    features = property(lambda self: self._direct.features)
+    disco_providers = property(lambda self: self._direct.disco_providers)
+    installed = property(lambda self: self._direct.installed)
+
+    def iq_handler(self, type, namespace, name, handler, to="host"):
+        """See IHost.iq_handler."""
+        self._direct.iq_handler(type, namespace, name, handler, to)
+
+    def hook(self, event, handler, priority=0):
+        """See IHost.hook."""
+        self._direct.hook(event, handler, priority)
+
+    def add_feature(self, namespace):
+        """See IHost.add_feature."""
+        self._direct.add_feature(namespace)
+
+    def add_identity(self, category, type, name=None):
+        """See IHost.add_identity."""
+        self._direct.add_identity(category, type, name)
+
+    def add_disco_provider(self, provider):
+        """See IHost.add_disco_provider."""
+        self._direct.add_disco_provider(provider)
+
+    def add_stream_feature(self, feature):
+        """See IHost.add_stream_feature."""
+        self._direct.add_stream_feature(feature)
+
+    def send(self, stanza):
+        """See IHost.send."""
+        self._direct.send(stanza)
+
+    def request(self, iq, timeout=60.0):
+        """See IHost.request."""
+        return self._direct.request(iq, timeout)
+
+    def call_later(self, delay, fn, *args, **kwargs):
+        """See IHost.call_later."""
+        return self._direct.call_later(delay, fn, *args, **kwargs)
+
+    def on_unload(self, fn):
+        """See IHost.on_unload."""
+        self._direct.on_unload(fn)

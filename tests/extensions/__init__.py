@@ -1,0 +1,1 @@
+"""Tests of the built-in extensions, each driven through jabberapp.testing.FakeHost."""
