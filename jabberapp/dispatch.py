@@ -19,6 +19,7 @@ sending ISession or None. Session events take (session,).
 import inspect
 
 from twisted.internet import defer
+from twisted.python.failure import Failure
 from jabberapp.logging import logger
 
 from jabberapp import stanza as st
@@ -104,7 +105,7 @@ class Dispatcher:
         self.host = host  # the VirtualHost: domain, sessions, router, storage
         self.hooks = Hooks()
         self._iq_table = {}
-        self._pending = {}  # id -> (Deferred, expected sender str, timeout call)
+        self._pending = {}  # (id, addressee JID) -> (Deferred, timeout call)
 
     # -- registration ---------------------------------------------------------------------
 
@@ -183,7 +184,11 @@ class Dispatcher:
     def _iq_answered(self, iq, payload):
         answer = st.reply(iq)
         if payload is not None:
-            answer.append(payload)
+            try:
+                answer.append(payload)
+            except TypeError as exc:
+                self._iq_failed(iq, exc)
+                return
         self.host.router.route(answer)
 
     def _iq_failed(self, iq, exc, failure=None):
@@ -191,7 +196,10 @@ class Dispatcher:
             self.host.router.route(st.error_reply(iq, exc))
             return
         # Our bug: log it, tell the peer nothing about the internals.
-        log.failure("IQ handler failed for id {id}", failure, id=iq.get("id"))
+        if failure is None:
+            log.failure("IQ handler failed for id {id}", Failure(exc), id=iq.get("id"))
+        else:
+            log.failure("IQ handler failed for id {id}", failure, id=iq.get("id"))
         self.host.router.route(st.error_reply(iq, StanzaError("internal-server-error")))
 
     def _default_message(self, message, to, kind):
@@ -203,10 +211,10 @@ class Dispatcher:
         if kind == "full":
             if self._deliver_full(message, to):
                 return
-            # RFC 6121 §8.5.3.2.1: no such resource.
-            if type_ in ("chat", "normal"):
+            # RFC 6121 §8.5.3.2.1: no such resource; only chat falls back to the bare JID.
+            if type_ == "chat":
                 self.deliver_bare_message(message, to.bare())
-            elif type_ in ("groupchat", "headline"):
+            elif type_ != "error":
                 self.bounce(message, "service-unavailable")
             return
         self.deliver_bare_message(message, to)
@@ -268,26 +276,39 @@ class Dispatcher:
 
     def request(self, iq, timeout=60.0):
         """Send an IQ get/set from this host; Deferred fires with the result stanza, or fails
-        with StanzaError (error reply) or defer.TimeoutError."""
+        with StanzaError (error reply) or defer.TimeoutError. Cancelling it forgets it."""
         iq_id = iq.get("id")
-        if not iq_id:
-            raise ValueError("a request needs an id")
-        d = defer.Deferred()
-        call = self.host.clock.callLater(timeout, self._timed_out, iq_id)
-        self._pending[iq_id] = (d, iq.get("to"), call)
+        if not iq_id or iq.get("to") is None:
+            raise ValueError("a request needs an id and a 'to'")
+        key = (iq_id, JID.parse(iq.get("to")))
+        if key in self._pending:
+            raise ValueError(f"a request {iq_id!r} to {iq.get('to')} is already pending")
+
+        def forget(_):
+            entry = self._pending.pop(key, None)
+            if entry is not None and entry[1].active():
+                entry[1].cancel()
+
+        d = defer.Deferred(canceller=forget)
+        call = self.host.clock.callLater(timeout, self._timed_out, key)
+        self._pending[key] = (d, call)
         self.host.router.route(iq)
         return d
 
-    def _timed_out(self, iq_id):
-        d, _, _ = self._pending.pop(iq_id)
-        d.errback(defer.TimeoutError(f"no answer to {iq_id}"))
+    def _timed_out(self, key):
+        entry = self._pending.pop(key, None)
+        if entry is not None:
+            entry[0].errback(defer.TimeoutError(f"no answer to {key[0]}"))
 
     def _answered(self, iq):
-        pending = self._pending.get(iq.get("id"))
-        if pending is None or pending[1] != iq.get("from"):
+        try:
+            key = (iq.get("id"), JID.parse(iq.get("from") or ""))
+        except InvalidJID:
             return
-        del self._pending[iq.get("id")]
-        d, _, call = pending
+        entry = self._pending.pop(key, None)
+        if entry is None:
+            return
+        d, call = entry
         call.cancel()
         if iq.get("type") == "result":
             d.callback(iq)
@@ -297,7 +318,7 @@ class Dispatcher:
     def cancel_requests(self):
         """Fail every pending request (the host is stopping)."""
         pending, self._pending = self._pending, {}
-        for d, _, call in pending.values():
+        for d, call in pending.values():
             call.cancel()
             d.errback(defer.CancelledError())
 

@@ -74,6 +74,7 @@ class HostAPI:
         self.name = extension_name
         self.config = options
         self._undo = []
+        self._calls = set()  # pending call_later()s, cancelled on undo
 
     domain = property(lambda self: self._host.domain)
     jid = property(lambda self: self._host.jid)
@@ -117,8 +118,12 @@ class HostAPI:
         return self._host.dispatcher.request(iq, timeout)
 
     def call_later(self, delay, fn, *args, **kwargs):
-        call = self._host.clock.callLater(delay, fn, *args, **kwargs)
-        self._undo.append(lambda: call.cancel() if call.active() else None)
+        def fire():
+            self._calls.discard(call)
+            fn(*args, **kwargs)
+
+        call = self._host.clock.callLater(delay, fire)
+        self._calls.add(call)
         return call
 
     def on_unload(self, fn):
@@ -143,6 +148,10 @@ class HostAPI:
         return list(self._host.extensions)
 
     def undo(self):
+        for call in self._calls:
+            if call.active():
+                call.cancel()
+        self._calls.clear()
         for action in reversed(self._undo):
             action()
         self._undo = []

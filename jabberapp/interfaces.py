@@ -41,8 +41,9 @@ class IHost(Interface):
         """
         Own IQs of C{type} ('get' or 'set') whose single child is {namespace}name.
 
-        C{to} is 'host' (addressed to the server JID), 'user' (to a bare or full user JID
-        of this host) or 'any'. The handler gets the IQ element and returns a payload
+        C{to} is 'host' (addressed to the server JID), 'user' (to a user's bare JID on this
+        host, or without 'to' from the user's own session) or 'any'. IQs to full JIDs are
+        delivered to that session, never to a handler. The handler gets the IQ element and returns a payload
         element, None (empty result), or a Deferred/coroutine of either; it raises
         jabberapp.errors.StanzaError for an error reply. A second owner of the same
         key is an error raised at install time.

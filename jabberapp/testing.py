@@ -20,8 +20,9 @@ the requester's own stanzas are in C{host.session('a@example.org/r').sent}.
 Install extensions with C{host.install(extension, **options)}: it fills in the defaults of
 the extension's options and records the registrations under the extension's name, so
 C{host.unload(name)} undoes them as the server does. A FakeHost also provides IHost itself,
-for code that wants a host and no particular extension; what is registered through it that
-way is recorded under the name 'test', and its C{config} is the C{config} argument.
+for code that wants a host but is no extension (a helper, a provider under test): what is
+registered through it stays for the life of the FakeHost, and its C{config} is the C{config}
+argument -- it holds no option defaults, which only C{install()} knows.
 
     class LastActivityTests(SynchronousTestCase):
         def setUp(self):
@@ -36,8 +37,6 @@ way is recorded under the name 'test', and its C{config} is the C{config} argume
                               "to='example.org'><query xmlns='jabber:iq:last'/></iq>")
             self.assertEqual(self.host.sent[-1].get("type"), "result")
 """
-from collections.abc import Mapping
-
 from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactor

@@ -257,6 +257,23 @@ class CheckConfigTests(CtlTestCase):
         config = self.write_config("[server]\nextensions = no_such_thing\n", "ext.ini")
         self.assertIn("no_such_thing", self.fails("check-config", config=config))
 
+    def test_bad_certificate(self):
+        """A configured certificate the server could not load is refused, naming the host."""
+        not_pem = self.write_config("not a certificate\n", "cert.pem")
+        config = self.write_config(
+            f"[server]\ndata_dir = {self.data_dir}\n"
+            f"[tls]\ncertificate = {not_pem}\nprivate_key = {not_pem}\n", "tls.ini")
+        self.assertEqual(self.fails("check-config", config=config),
+                         f"[tls] localhost: {not_pem}: not a PEM certificate file")
+
+    def test_unknown_storage_backend(self):
+        """A storage backend no plugin provides is refused without opening anything."""
+        config = self.write_config(
+            f"[server]\ndata_dir = {self.data_dir}\n[storage]\nbackend = nosuch\n", "db.ini")
+        self.assertIn("unknown storage backend 'nosuch'",
+                      self.fails("check-config", config=config))
+        self.assertFalse(os.path.exists(self.data_dir))
+
     def test_missing_file(self):
         """A config file that does not exist is one error line naming it."""
         missing = os.path.join(self.dir, "missing.ini")

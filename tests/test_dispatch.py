@@ -97,7 +97,8 @@ class TestDoubleTests(DispatchTestCase):
         from jabberapp.config import Option
         options = (Option("a", int, 1, "A."), Option("b", int, 2, "B."))
         seen = {}
-        self.install(lambda host: seen.update(host.config), options=options, b=5)
+        self.host.install(Extension("x", lambda host: seen.update(host.config),
+                                    options=options), b=5)
         self.assertEqual(seen, {"a": 1, "b": 5})
 
     def test_install_uses_extension_options(self):
@@ -109,6 +110,19 @@ class TestDoubleTests(DispatchTestCase):
                                options=(Option("a", int, 1, "A."), Option("b", int, 2, "B."))),
                      b=6)
         self.assertEqual(seen, {"a": 3, "b": 6})
+
+    def test_direct_registration(self):
+        """Registrations made through the FakeHost itself are dispatched."""
+        self.host.iq_handler("get", NS_TEST, "query", lambda iq: None)
+        self.host.receive(iq())
+        self.assertEqual(self.reply().get("type"), "result")
+
+    def test_direct_config(self):
+        """The FakeHost's own config is the one given; a missing key says what to do."""
+        self.assertEqual(FakeHost(config={"a": 1}).config["a"], 1)
+        with self.assertRaises(KeyError) as caught:
+            self.host.config["interval"]
+        self.assertIn("host.install(extension)", str(caught.exception))
 
     def test_install_rejects_unknown_option(self):
         """A misspelt option is an error, as it is in the configuration file."""
@@ -522,8 +536,6 @@ class HandlerTests(DispatchTestCase):
         self.assertEqual(condition(self.reply()), "internal-server-error")
         self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
 
-    @pytest.mark.xfail(strict=True, reason="TODO core bug: Dispatcher._iq_answered runs "
-                       "outside the handler's try, so a bad return value escapes dispatch()")
     def test_bad_return_value(self):
         """A handler returning something that is not an element is our bug: internal error."""
         self.handle(lambda iq: "not an element")
@@ -634,9 +646,6 @@ class FullMessageTests(DispatchTestCase):
         self.host.receive(message("alice@example.org/gone"))
         self.assertEqual(len(self.phone.sent), 1)
 
-    @pytest.mark.xfail(strict=True, reason="TODO core bug: Dispatcher._default_message "
-                       "delivers type 'normal' for a gone resource to the bare JID "
-                       "(RFC 6121 §8.5.3.2.1: ignore or service-unavailable)")
     def test_normal_to_gone_resource(self):
         """A normal message to a resource that is gone is not redirected to other resources."""
         self.host.receive(message("alice@example.org/gone", type_="normal"))
@@ -753,8 +762,6 @@ class RequestTests(DispatchTestCase):
         self.failureResultOf(d, defer.CancelledError)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
-    @pytest.mark.xfail(strict=True, reason="TODO core bug: Dispatcher.request() keys pending "
-                       "requests by id alone and overwrites a pending one with the same id")
     def test_same_id_twice(self):
         """Two pending requests with one id to different JIDs are kept apart."""
         FakeSession(self.host, "carol@example.org/pad")
@@ -765,8 +772,6 @@ class RequestTests(DispatchTestCase):
         self.answer(sender="carol@example.org/pad")
         self.successResultOf(second)
 
-    @pytest.mark.xfail(strict=True, reason="TODO core bug: Dispatcher.request() Deferreds have "
-                       "no canceller; cancel() leaves the timeout and the pending entry")
     def test_cancel_forgets_request(self):
         """Cancelling a request's Deferred removes its timeout."""
         d = self.request()

@@ -73,6 +73,12 @@ def _write(stream, line: str) -> None:
     stream.flush()
 
 
+def _end_prompt_line() -> None:
+    """After Ctrl-C or Ctrl-D at a password prompt: start the error on a line of its own."""
+    if sys.stderr.isatty():
+        _write(sys.stderr, "")
+
+
 def _fail(message: str, code: int = EXIT_ERROR):
     """Print C{message} as the one error line and exit with C{code}."""
     _write(sys.stderr, f"{PROG}: {' '.join(message.splitlines())}")
@@ -179,6 +185,7 @@ def read_password(jid, stdin=None, ask: Callable[[str], str] = getpass.getpass) 
             first = ask(f"Password for {jid}: ")
             second = ask(f"Password for {jid} (again): ")
         except EOFError:
+            _end_prompt_line()
             raise CommandError("no password entered") from None
         if first != second:
             raise CommandError("the two passwords do not match")
@@ -377,8 +384,7 @@ def main(argv: list[str] | None = None):
                                    "runs, so there are no accounts to manage")
         job = args.handler(args, settings)
     except KeyboardInterrupt:
-        if sys.stderr.isatty():
-            _write(sys.stderr, "")   # end the line of an interrupted password prompt
+        _end_prompt_line()
         _fail("interrupted", EXIT_INTERRUPTED)
     except Exception as exc:
         _report(exc, args.debug)

@@ -290,12 +290,11 @@ class C2SStream(XMLStreamProtocol):
     # -- binding (RFC 6120 §7) and the legacy session (RFC 3921 §3) ---------------------
 
     def _negotiation_iq(self, iq):
-        payload = iq[0] if len(iq) == 1 else None
-        if iq.get("type") == "set" and payload is not None and payload.tag == SESSION:
+        if _is_session_request(iq):
             self.send(st.reply(iq))
             return None
-        if self.jid is None and iq.get("type") == "set" and payload is not None \
-                and payload.tag == BIND:
+        payload = iq[0] if len(iq) == 1 else None
+        if iq.get("type") == "set" and payload is not None and payload.tag == BIND:
             return self._bind(iq, payload)
         raise StreamError("not-authorized")
 
@@ -327,6 +326,10 @@ class C2SStream(XMLStreamProtocol):
     # -- stanzas from a bound session ---------------------------------------------------
 
     def _stanza_received(self, el):
+        if _is_session_request(el) and el.get("to") in (None, self.host.domain):
+            # RFC 3921 §3: old clients still establish a session after binding.
+            self.send(st.reply(el))
+            return None
         sender = el.get("from")
         if sender is not None and sender != str(self.jid):
             try:
@@ -405,6 +408,11 @@ class C2SFactory(ServerFactory):
         protocol = C2SStream(self, secure=self.secure)
         protocol.factory = self
         return protocol
+
+
+def _is_session_request(iq):
+    return (iq.tag == st.IQ and iq.get("type") == "set" and len(iq) == 1
+            and iq[0].tag == SESSION)
 
 
 def _version_supported(version):

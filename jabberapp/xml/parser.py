@@ -1,0 +1,683 @@
+"""
+Sans-I/O XMPP stream parser (RFC 6120 §4 and §11): bytes in, events out.
+
+Theory of operation
+-------------------
+Bytes go through three stages on every feed():
+
+1. A cheap scan of the raw bytes (bytes.find on '&', '!' and '?', all memchr-fast) rejects
+   what RFC 6120 §11.1 forbids before lxml sees it: '<!' that does not open a CDATA section
+   (comments, DOCTYPE), '<?' other than the XML declaration (processing instructions), and
+   entity references other than the five predefined ones.  lxml cannot be trusted to report
+   these: with resolve_entities=False it silently skips undeclared entities, and libxml2's
+   push parser stalls forever on '&' without a ';'.  A marker that may be split across two
+   feed() calls ('<', '<!', '&am') is held back and scanned again with the next bytes.
+
+2. Until the stream header's start tag is complete, bytes are buffered (at most
+   max_header_size); the XML declaration is checked for its encoding, the header's default
+   namespace may be renamed (canonical_from, below), then it is fed to lxml on its own.
+
+3. Everything else goes to one lxml XMLPullParser per stream document (reset() starts a new
+   one), in pieces of at most min(max_stanza_size, 64 KiB).  Each finished top-level element
+   is copied into its own document (so it declares its namespace itself, <message
+   xmlns="jabber:client">) and deleted from the stream root, and text directly inside the
+   root is checked and dropped: a stream of any length keeps a childless root.
+
+Size limits are counted on raw input bytes and enforced exactly, while the stanza streams in.
+The "unit" is the open top-level element (or the start tag that will open one); _unit_start
+is the absolute offset of its '<'.  libxml2 reports a start or end tag as soon as its '>' has
+been fed (tests check this), so: before feeding a piece that would take the open unit past its
+limit, only the bytes up to the limit are fed; if the unit has not ended by then it is too
+large.  After a piece, the '<' of a stanza that started inside it is found by walking back over
+the start tags lxml reported for it ('<' never occurs in XML text or attribute values, only in
+CDATA, whose ranges the scan records).  A stanza that starts and ends inside one piece cannot
+exceed the limit, as pieces are never longer than it.
+
+canonical_from (s2s, components): the stream header's default namespace declaration is
+rewritten to jabber:client before lxml parses it, so every stanza inheriting it is parsed
+straight into the canonical namespace at no per-stanza cost; a stanza that declares
+canonical_from itself is renamed when it is detached.  StreamOpened.ns still reports what the
+peer declared.
+"""
+import re
+from dataclasses import dataclass, field
+
+from lxml import etree
+
+# jabberapp.errors imports jabberapp.xml.ns, which runs this package's __init__: import the
+# module, not the name, so that either import order works.
+from jabberapp import errors as _errors
+from jabberapp.xml.ns import NS_CLIENT, NS_STREAMS, NS_XML
+from jabberapp.xml.serializer import rebind
+
+__all__ = ["StreamOpened", "StreamClosed", "StreamParser", "parse_element"]
+
+_STREAM_TAG = f"{{{NS_STREAMS}}}stream"
+_XML_LANG = f"{{{NS_XML}}}lang"
+_WS = b" \t\r\n"
+_WS_STR = " \t\r\n"
+_PIECE = 65536
+_CDATA_OPEN = b"<![CDATA["
+
+# A complete start or end tag from its '<': quotes are balanced, as libxml2's push parser
+# requires before it reports the tag.
+_TAG = re.compile(rb"""<[^>"']*(?:(?:"[^"]*"|'[^']*')[^>"']*)*>""")
+_WS_RUN = re.compile(rb"[ \t\r\n]*")
+_XMLDECL = re.compile(
+    rb"<\?xml[ \t\r\n]+version[ \t\r\n]*=[ \t\r\n]*(?:'1\.[0-9]+'|\"1\.[0-9]+\")"
+    rb"(?:[ \t\r\n]+encoding[ \t\r\n]*=[ \t\r\n]*"
+    rb"(?:'([A-Za-z][-A-Za-z0-9._]*)'|\"([A-Za-z][-A-Za-z0-9._]*)\"))?"
+    rb"(?:[ \t\r\n]+standalone[ \t\r\n]*=[ \t\r\n]*(?:'(?:yes|no)'|\"(?:yes|no)\"))?"
+    rb"[ \t\r\n]*\?>")
+_HEADER_NAME = re.compile(rb"<[^ \t\r\n/>]+")
+_HEADER_ATTR = re.compile(rb"""[ \t\r\n]+([^ \t\r\n=/>]+)[ \t\r\n]*=[ \t\r\n]*("[^"]*"|'[^']*')""")
+# References: the allowed ones, an entity name, and prefixes that more bytes may complete.
+_AMP_OK = re.compile(rb"&(?:lt|gt|amp|apos|quot|#[0-9]+|#x[0-9a-fA-F]+);")
+_AMP_NAME = re.compile(rb"&[A-Za-z_:\x80-\xff][-.0-9A-Za-z_:\x80-\xff]*")
+_AMP_CHARREF = re.compile(rb"&#(?:x[0-9a-fA-F]*|[0-9]*)")
+_MAX_REF = 64
+
+_HOLD = object()
+
+# Texts sent to the peer; fixed strings, so nothing the peer sent is echoed back.
+_TEXT = {
+    "not-well-formed": "XML is not well-formed",
+    "restricted-xml": "comments, processing instructions, DTDs and entity references are not allowed",
+    "policy-violation": "size or depth limit exceeded",
+    "bad-format": "non-whitespace text between stanzas",
+    "unsupported-encoding": "only UTF-8 is supported",
+}
+
+
+@dataclass(frozen=True)
+class StreamOpened:
+    """The peer's stream header (<stream:stream>) was received."""
+
+    # Plain attributes: 'to', 'from', 'id', 'version', 'xml:lang' (for {NS_XML}lang); other
+    # namespaced attributes keep their Clark name.
+    attrs: dict = field(hash=False)
+    # The content (default) namespace the peer declared, e.g. 'jabber:client', or None.
+    ns: str | None
+
+
+@dataclass(frozen=True)
+class StreamClosed:
+    """The peer closed its stream (</stream:stream>)."""
+
+
+def _error(condition, text=None):
+    return _errors.StreamError(condition, text or _TEXT.get(condition))
+
+
+def _syntax_error(err: etree.XMLSyntaxError):
+    """The stream error for an error lxml raised."""
+    if err.code == etree.ErrorTypes.ERR_RESOURCE_LIMIT:
+        # libxml2's own limits (nesting deeper than 256, 10 MB text nodes) are limits too.
+        return _error("policy-violation")
+    if err.code == etree.ErrorTypes.ERR_UNDECLARED_ENTITY:
+        return _error("restricted-xml")
+    return _error("not-well-formed")
+
+
+class StreamParser:
+    """
+    Turns the bytes of one XMPP stream into events: a L{StreamOpened}, detached lxml elements
+    (the stream's top-level children), and a L{StreamClosed}.
+
+    feed() raises L{jabberapp.errors.StreamError} on anything RFC 6120 forbids; the parser is
+    then dead and every later feed() raises the same condition.  reset() starts a fresh XML
+    document, as required after STARTTLS and SASL success (RFC 6120 §5.4.3.3, §6.4.6).
+
+    @param max_stanza_size: bytes a top-level element may take, from the '<' of its start tag.
+    @param max_depth: nesting allowed inside a stanza; the stanza itself is depth 1.  libxml2
+        caps nesting at 255 whatever this says.
+    @param canonical_from: a content namespace (jabber:server, jabber:component:accept) whose
+        stanzas are returned in jabber:client, the canonical namespace (DESIGN.md §1).
+    @param max_header_size: bytes the XML declaration plus the stream header may take.
+    """
+
+    def __init__(self, max_stanza_size: int = 262144, max_depth: int = 64,
+                 canonical_from: str | None = None, *, max_header_size: int = 8192):
+        if max_stanza_size < 1 or max_depth < 1 or max_header_size < 1:
+            raise ValueError("limits must be positive")
+        self._limit = max_stanza_size
+        self._max_depth = max_depth
+        self._max_header = max_header_size
+        self._piece = min(max_stanza_size, _PIECE)
+        self._canonical_from = canonical_from
+        self._canonical_prefix = f"{{{canonical_from}}}" if canonical_from else None
+        self._dead = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new stream document: the next bytes fed begin with a fresh header."""
+        self._parser = etree.XMLPullParser(
+            events=("start", "end"), encoding="utf-8",
+            resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
+            attribute_defaults=False, huge_tree=False, collect_ids=False, strip_cdata=True,
+            remove_comments=False, remove_pis=False)
+        self._pending = b""     # bytes received but not fed to lxml yet
+        self._fed = 0           # absolute offset (in this document) of the next byte to feed
+        self._base = 0          # absolute offset of buf[0] during one feed()
+        self._root = None
+        self._depth = 0         # open elements, the stream root included
+        self._closed = False
+        self._in_cdata = False
+        self._cdata = []        # [start, end or None] absolute offsets of CDATA sections
+        self._unit_start = None
+        self._units_done = 0    # headers, stanzas and closes completed so far
+        self._units_seen = 0    # _units_done before the last piece
+        self._header_tag_at = None
+        self._log_len = 0
+        self._declared_ns = None
+        self._dead = None
+
+    def feed(self, data: bytes) -> list:
+        """
+        Parse C{data}, the next bytes of the stream, and return the events it completed.
+        Raises L{jabberapp.errors.StreamError} on a violation.
+        """
+        if self._dead is not None:
+            raise _errors.StreamError(*self._dead)
+        if not isinstance(data, bytes):
+            if isinstance(data, (bytearray, memoryview)):
+                data = bytes(data)
+            else:
+                raise TypeError(f"feed() takes bytes, not {type(data).__name__}")
+        if self._closed:
+            if data.strip(_WS):
+                self._die(_error("not-well-formed", "data after the end of the stream"))
+            return []
+        try:
+            return self._feed(data)
+        except _errors.StreamError as err:
+            self._die(err)
+        except etree.XMLSyntaxError as err:
+            self._die(_syntax_error(err))
+
+    def _die(self, err):
+        self._dead = (err.condition, err.text)
+        self._parser = self._root = None
+        self._pending = b""
+        raise err
+
+    # -- stage 1 and 2: scanning and the header ------------------------------------------
+
+    def _feed(self, data: bytes) -> list:
+        out = []
+        if self._root is None:
+            if self._header_tag_at is not None and b">" not in data:
+                # Inside the header's start tag: only a '>' can complete it.
+                self._pending += data
+                if len(self._pending) > self._max_header:
+                    raise _error("policy-violation", "stream header too large")
+                return out
+            buf = self._pending + data
+            self._pending = b""
+            self._base = 0
+            if not buf:
+                return out
+            header = self._find_header(buf)
+            if header is None:
+                if len(buf) > self._max_header:
+                    raise _error("policy-violation", "stream header too large")
+                self._pending = buf
+                return out
+            tag_start, start = header
+            if start > self._max_header:
+                raise _error("policy-violation", "stream header too large")
+            safe, violation = self._scan(buf, 0)
+            if violation is not None and safe < start:
+                raise violation
+            self._feed_header(buf, tag_start, start, out)
+        else:
+            buf = self._pending + data if self._pending else data
+            self._pending = b""
+            self._base = self._fed
+            start = 0
+            safe, violation = self._scan(buf, 0)
+
+        i = start
+        piece = self._piece
+        while i < safe and not self._closed:
+            j = min(safe, i + piece)
+            self._feed_piece(buf, i, j, out)
+            i = j
+        if self._closed:
+            if buf[self._fed - self._base:].strip(_WS):
+                raise _error("not-well-formed", "data after the end of the stream")
+            return out
+        if violation is not None:
+            raise violation
+        self._pending = buf[safe:]
+        return out
+
+    def _find_header(self, buf: bytes):
+        """(offset of '<', offset after '>') of the stream header's start tag, or None."""
+        n = len(buf)
+        b0 = buf[0]
+        if b0 == 0xEF:
+            if buf.startswith(b"\xef\xbb\xbf"):
+                # RFC 6120 §11.6: a U+FEFF is never a byte order mark on an XMPP stream,
+                # so this is a character before the root element.
+                raise _error("not-well-formed", "byte order mark before the stream header")
+            if n < 3:
+                return None
+        if b0 in (0x00, 0xFE, 0xFF) or (n > 1 and buf[1] == 0):
+            # UTF-16 or UTF-32, with or without a byte order mark (RFC 6120 §11.6).
+            raise _error("unsupported-encoding")
+        i = 0
+        if buf.startswith(b"<?"):
+            decl = _XMLDECL.match(buf)
+            if decl is None:
+                if n >= 6 and not (buf[2:5] == b"xml" and buf[5] in _WS):
+                    raise _error("restricted-xml", "processing instructions are not allowed")
+                if buf.find(b"?>") >= 0:
+                    raise _error("not-well-formed", "malformed XML declaration")
+                return None
+            encoding = decl.group(1) or decl.group(2)
+            if encoding is not None and encoding.lower() != b"utf-8":
+                raise _error("unsupported-encoding")
+            i = decl.end()
+        i = _WS_RUN.match(buf, i).end()
+        if i == n:
+            return None
+        if buf[i] != 0x3C:
+            raise _error("not-well-formed", "text before the stream header")
+        if i + 1 == n:
+            return None
+        if buf[i + 1] == 0x21:
+            raise _error("restricted-xml", "DOCTYPE and comments are not allowed")
+        if buf[i + 1] == 0x3F:
+            raise _error("restricted-xml", "processing instructions are not allowed")
+        tag = _TAG.match(buf, i)
+        if tag is None:
+            self._header_tag_at = i
+            return None
+        return i, tag.end()
+
+    def _feed_header(self, buf: bytes, tag_start: int, end: int, out: list) -> None:
+        header = buf[:end]
+        if self._canonical_from is not None:
+            header = self._canonical_header(header, tag_start)
+        self._lxml_feed(header, out)
+        if self._root is None:
+            raise _error("not-well-formed", "incomplete stream header")
+        self._fed = end
+        self._unit_start = None
+        self._units_seen = self._units_done
+
+    def _canonical_header(self, header: bytes, tag_start: int) -> bytes:
+        """The header with a default namespace of canonical_from declared as jabber:client."""
+        name = _HEADER_NAME.match(header, tag_start)
+        if name is None:
+            return header
+        pos = name.end()
+        wanted = self._canonical_from.encode("utf-8")
+        while True:
+            attr = _HEADER_ATTR.match(header, pos)
+            if attr is None:
+                return header
+            if attr.group(1) == b"xmlns" and attr.group(2)[1:-1] == wanted:
+                self._declared_ns = self._canonical_from
+                quote = attr.group(2)[:1]
+                value_at = attr.start(2)
+                return b"".join((header[:value_at], quote, NS_CLIENT.encode("ascii"), quote,
+                                 header[attr.end(2):]))
+            pos = attr.end()
+
+    def _scan(self, buf: bytes, i: int):
+        """
+        Check buf[i:] for markup RFC 6120 §11.1 forbids.  Returns (safe, violation): buf[:safe]
+        may be fed to lxml; violation is a StreamError for the markup at safe, or None when
+        buf[safe:] only needs more bytes to be judged.
+        """
+        n = len(buf)
+        find = buf.find
+        base = self._base
+        if self._in_cdata:
+            end = find(b"]]>", i)
+            if end < 0:
+                return max(i, n - _trailing_brackets(buf)), None
+            i = end + 3
+            self._in_cdata = False
+            self._cdata[-1][1] = base + i
+        amp = find(b"&", i)
+        bang = find(b"!", i)
+        query = find(b"?", i)
+        if amp < 0:
+            amp = n
+        if bang < 0:
+            bang = n
+        if query < 0:
+            query = n
+        while True:
+            if amp < bang and amp < query:
+                p = amp
+                if _AMP_OK.match(buf, p) is None:
+                    verdict = _reference_verdict(buf, p)
+                    if verdict is _HOLD:
+                        return p, None
+                    return p, verdict
+                amp = find(b"&", p + 1)
+                if amp < 0:
+                    amp = n
+            elif bang < query:
+                p = bang
+                if p >= n:
+                    break
+                if p and buf[p - 1] == 0x3C:
+                    s = p - 1
+                    if buf.startswith(_CDATA_OPEN, s):
+                        end = find(b"]]>", s + 9)
+                        if end < 0:
+                            self._in_cdata = True
+                            self._cdata.append([base + s, None])
+                            return max(s + 9, n - _trailing_brackets(buf)), None
+                        self._cdata.append([base + s, base + end + 3])
+                        i = end + 3
+                        amp, bang, query = find(b"&", i), find(b"!", i), find(b"?", i)
+                        if amp < 0:
+                            amp = n
+                        if bang < 0:
+                            bang = n
+                        if query < 0:
+                            query = n
+                        continue
+                    if _CDATA_OPEN.startswith(buf[s:]):
+                        return s, None
+                    return s, _error("restricted-xml", "DOCTYPE and comments are not allowed")
+                bang = find(b"!", p + 1)
+                if bang < 0:
+                    bang = n
+            else:
+                p = query
+                if p >= n:
+                    break
+                if p and buf[p - 1] == 0x3C and base + p - 1 != 0:
+                    # Offset 0 is the XML declaration, which _find_header checked.
+                    return p - 1, _error("restricted-xml",
+                                         "processing instructions are not allowed")
+                query = find(b"?", p + 1)
+                if query < 0:
+                    query = n
+        if n > i and buf[n - 1] == 0x3C:
+            return n - 1, None      # could become '<!' or '<?'
+        return n, None
+
+    # -- stage 3: lxml ----------------------------------------------------------------
+
+    def _feed_piece(self, buf: bytes, lo: int, hi: int, out: list) -> None:
+        """Feed buf[lo:hi], never letting the open unit run past max_stanza_size."""
+        base = self._base
+        limit = self._limit
+        while lo < hi:
+            unit = self._unit_start
+            if unit is not None and base + hi - unit > limit:
+                # The open unit must end within the next `stop - lo` bytes.
+                stop = max(lo, unit + limit - base)
+                done = self._units_done
+                self._feed_range(buf, lo, stop, out)
+                if self._units_done == done:
+                    raise _error("policy-violation", "stanza too large")
+                lo = stop
+                if self._closed:
+                    return
+                continue
+            self._feed_range(buf, lo, hi, out)
+            return
+
+    def _feed_range(self, buf: bytes, lo: int, hi: int, out: list) -> None:
+        if lo == hi:
+            return
+        started, count = self._lxml_feed(buf[lo:hi], out)
+        base = self._base
+        self._fed = base + hi
+        if self._closed:
+            self._unit_start = None
+            return
+
+        # Where does the unit open after this piece start?
+        depth = self._depth
+        if depth >= 2:
+            if started:
+                at = self._locate(buf, lo, hi, count)
+                if at >= 0:
+                    self._unit_start = base + at
+                elif self._unit_start is None:
+                    self._unit_start = base + lo    # not expected; never over-count
+        else:
+            at = self._last_lt(buf, lo, hi)
+            text_from = -1
+            if at >= 0:
+                tag = _TAG.match(buf, at, hi)
+                if tag is None:
+                    self._unit_start = base + at
+                else:
+                    self._unit_start = None
+                    text_from = tag.end()
+            elif self._units_done != self._units_seen:
+                # The pending tag ended in this piece, at its last '>'.
+                self._unit_start = None
+                text_from = buf.rfind(b">", lo, hi) + 1 or hi
+            elif self._unit_start is None:
+                text_from = lo
+            # Text after the last tag that libxml2 keeps until it sees the next '<':
+            # judge it now rather than when the peer sends more.
+            if text_from >= 0 and not self._cdata and buf[text_from:hi].strip(_WS):
+                raise _error("bad-format")
+        self._units_seen = self._units_done
+
+        if self._unit_start is not None and base + hi - self._unit_start > self._limit:
+            raise _error("policy-violation", "stanza too large")
+        if self._cdata:
+            self._cdata = [r for r in self._cdata if r[1] is None or r[1] > base + hi]
+
+        # Text directly inside the root: whitespace keepalives are dropped so that they
+        # never accumulate; anything else is not allowed there.  Removing these text nodes
+        # leaves the root with no children but the stanza being parsed, so libxml2 never
+        # appends to a node we freed.
+        root = self._root
+        text = root.text
+        if text is not None:
+            if text.strip(_WS_STR):
+                raise _error("bad-format")
+            root.text = None
+
+    def _lxml_feed(self, data: bytes, out: list):
+        """Feed lxml and turn its events into ours; returns (stanza started, its start tags)."""
+        parser = self._parser
+        parser.feed(data)
+        log = parser.feed_error_log
+        if len(log) != self._log_len:
+            # libxml2 logs namespace errors (an undeclared prefix, xmlns:p='') without
+            # stopping; they make the stream not namespace-well-formed (RFC 6120 §4.9.3.13).
+            self._log_len = len(log)
+            for entry in log.filter_from_errors():
+                if entry.type == etree.ErrorTypes.ERR_UNDECLARED_ENTITY:
+                    raise _error("restricted-xml")
+                raise _error("not-well-formed")
+
+        depth = self._depth
+        started = False
+        count = 0
+        limit = self._max_depth + 1
+        for event, el in parser.read_events():
+            if event == "start":
+                depth += 1
+                if depth == 2:
+                    started = True
+                    count = 1
+                elif depth > 2:
+                    count += 1
+                    if depth > limit:
+                        raise _error("policy-violation", "elements nested too deeply")
+                else:
+                    self._depth = depth
+                    out.append(self._opened(el))
+            else:
+                depth -= 1
+                if depth == 1:
+                    out.append(self._detach(el))
+                    el = None
+                elif depth == 0:
+                    text = el.text
+                    if text is not None and text.strip(_WS_STR):
+                        raise _error("bad-format")
+                    self._closed = True
+                    self._units_done += 1
+                    out.append(StreamClosed())
+        self._depth = depth
+        return started, count
+
+    def _opened(self, root) -> StreamOpened:
+        tag = root.tag
+        if tag != _STREAM_TAG:
+            local = tag.rpartition("}")[2]
+            if local == "stream" and root.prefix is None and not tag.startswith(
+                    f"{{{NS_STREAMS}}}"):
+                # RFC 6120 §4.9.3.2: <stream> sent without the prefix that binds it to the
+                # stream namespace, so it fell into the content (or no) namespace.
+                raise _error("bad-namespace-prefix",
+                             "the stream element is not in the stream namespace")
+            if tag.startswith(f"{{{NS_STREAMS}}}"):
+                # Right namespace, wrong element: not a namespace problem, so not
+                # invalid-namespace; the XML simply cannot be processed as a stream.
+                raise _error("bad-format", "the root element must be <stream:stream>")
+            # RFC 6120 §4.8.1: the stream header is not qualified by the stream namespace;
+            # the SHOULD is <invalid-namespace/> (Prosody sends the same).
+            raise _error("invalid-namespace", "the stream namespace must be " + NS_STREAMS)
+        attrs = {}
+        for key, value in root.items():
+            attrs["xml:lang" if key == _XML_LANG else key] = value
+        ns = self._declared_ns or root.nsmap.get(None)
+        self._root = root
+        self._units_done += 1
+        return StreamOpened(attrs, ns)
+
+    def _detach(self, el):
+        """A stanza, copied into a document of its own, and deleted from the stream root."""
+        stanza = el.__copy__()
+        # Delete by position: it is the root's first element, as earlier ones are gone.
+        del self._root[0]
+        self._units_done += 1
+        tail = stanza.tail
+        if tail is not None:
+            if tail.strip(_WS_STR):
+                raise _error("bad-format")
+            stanza.tail = None
+        prefix = self._canonical_prefix
+        if prefix is not None and stanza.tag.startswith(prefix):
+            stanza = etree.fromstring(
+                rebind(etree.tostring(stanza), stanza.prefix, self._canonical_from, NS_CLIENT),
+                _SAFE_PARSER)
+        return stanza
+
+    def _locate(self, buf: bytes, lo: int, hi: int, count: int) -> int:
+        """
+        The offset in buf of the '<' of the stanza open after buf[lo:hi] was fed, given that
+        lxml reported `count` start tags from it in that piece; -1 if it lies before lo.
+        """
+        cdata = self._cdata
+        base = self._base
+        at = hi
+        last = True
+        while True:
+            at = buf.rfind(b"<", lo, at)
+            if at < 0:
+                return -1
+            if cdata and _inside(cdata, base + at):
+                continue
+            if last:
+                last = False
+                if _TAG.match(buf, at, hi) is None:
+                    continue        # an incomplete tag lxml has not reported yet
+            if buf[at + 1] in b"/!":
+                continue            # end tag, CDATA section
+            count -= 1
+            if count == 0:
+                return at
+
+    def _last_lt(self, buf: bytes, lo: int, hi: int) -> int:
+        """The offset of the last '<' in buf[lo:hi] outside CDATA sections, or -1."""
+        at = buf.rfind(b"<", lo, hi)
+        cdata = self._cdata
+        if cdata:
+            base = self._base
+            while at >= 0 and _inside(cdata, base + at):
+                at = buf.rfind(b"<", lo, at)
+        return at
+
+
+_SAFE_PARSER = etree.XMLParser(
+    resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, collect_ids=False)
+
+
+def _inside(ranges, offset: int) -> bool:
+    for start, end in ranges:
+        if start < offset and (end is None or offset < end):
+            return True
+    return False
+
+
+def _trailing_brackets(buf: bytes) -> int:
+    """How many bytes at the end of buf could start ']]>'."""
+    if buf.endswith(b"]]"):
+        return 2
+    if buf.endswith(b"]"):
+        return 1
+    return 0
+
+
+def _reference_verdict(buf: bytes, p: int):
+    """For an '&' at p that is not an allowed reference: _HOLD or the StreamError."""
+    n = len(buf)
+    name = _AMP_NAME.match(buf, p)
+    if name is not None:
+        end = name.end()
+        if end < n:
+            if buf[end] == 0x3B:
+                return _error("restricted-xml", "entity references are not allowed")
+            return _error("not-well-formed", "malformed reference")
+        if end - p <= _MAX_REF:
+            return _HOLD
+        return _error("restricted-xml", "entity references are not allowed")
+    ref = _AMP_CHARREF.match(buf, p)
+    if ref is not None:
+        if ref.end() == n and n - p <= _MAX_REF:
+            return _HOLD
+        return _error("not-well-formed", "malformed character reference")
+    if p + 1 == n:
+        return _HOLD
+    return _error("not-well-formed", "malformed reference")
+
+
+def parse_element(data: str | bytes, default_ns: str = NS_CLIENT) -> etree._Element:
+    """
+    Parse one standalone element, such as "<iq type='get'><ping xmlns='urn:xmpp:ping'/></iq>",
+    as if it had been a stanza on a stream whose content namespace is C{default_ns}.
+
+    The stream parser's rules apply (no DTD, comments, processing instructions or entities).
+    Anything but exactly one element, optionally surrounded by whitespace, raises ValueError
+    (the StreamError that caused it is chained).
+    """
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    parser = StreamParser(max_stanza_size=len(data) + 64)
+    header = (f"<stream:stream xmlns='{_attr(default_ns)}' "
+              f"xmlns:stream='{NS_STREAMS}'>").encode("utf-8")
+    try:
+        events = parser.feed(header)
+        events += parser.feed(data)
+        events += parser.feed(b"</stream:stream>")
+    except _errors.StreamError as err:
+        raise ValueError(f"not a well-formed XMPP element ({err.condition})") from err
+    elements = [event for event in events if isinstance(event, etree._Element)]
+    if len(elements) != 1 or not isinstance(events[-1], StreamClosed):
+        raise ValueError(f"expected exactly one element, got {len(elements)}")
+    return elements[0]
+
+
+def _attr(value: str) -> str:
+    return (value.replace("&", "&amp;").replace("<", "&lt;").replace("'", "&apos;")
+            .replace('"', "&quot;"))
