@@ -144,6 +144,7 @@ class ServerService(Service):
         if c2s.direct_tls_port:
             direct = C2SFactory(tls_options=None, secure=True, **common)
             wrapped = TLSMemoryBIOFactory(self.tls_options, False, direct)
+            wrapped.noisy = False
             yield self._listen_on("c2s direct TLS", c2s.direct_tls_port, wrapped)
             self.factories.append(direct)
         self.factories.append(plain)

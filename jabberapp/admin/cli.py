@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import functools
 import getpass
+import os
 import sqlite3
 import sys
 import traceback
@@ -64,13 +65,23 @@ class CommandError(Exception):
 
 
 def _write(stream, line: str) -> None:
-    """Write C{line} and a newline; never fails on characters the terminal cannot encode."""
+    """
+    Write C{line} and a newline; never fails on characters the terminal cannot encode.
+    When the reader has gone (`jabberappctl users HOST | head -1`), exit quietly with 1.
+    """
     try:
-        stream.write(line + "\n")
-    except UnicodeEncodeError:
-        encoding = getattr(stream, "encoding", None) or "ascii"
-        stream.write(line.encode(encoding, "backslashreplace").decode(encoding) + "\n")
-    stream.flush()
+        try:
+            stream.write(line + "\n")
+        except UnicodeEncodeError:
+            encoding = getattr(stream, "encoding", None) or "ascii"
+            stream.write(line.encode(encoding, "backslashreplace").decode(encoding) + "\n")
+        stream.flush()
+    except BrokenPipeError:
+        # Python would report the pipe again when it flushes the stream at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+        raise SystemExit(EXIT_ERROR) from None
 
 
 def _end_prompt_line() -> None:
@@ -114,29 +125,29 @@ def build_parser() -> argparse.ArgumentParser:
                                   description="Create an account with a password.")
     adduser.add_argument("jid", metavar="JID", help="bare JID of the account, user@host")
     adduser.add_argument("password", metavar="PASSWORD", nargs="?", help=password_help)
-    adduser.set_defaults(handler=_adduser)
+    adduser.set_defaults(handler=_adduser, uses_storage=True)
 
     passwd = commands.add_parser("passwd", parents=[common], help="set an account's password",
                                  description="Replace the password of an account.")
     passwd.add_argument("jid", metavar="JID", help="bare JID of the account, user@host")
     passwd.add_argument("password", metavar="PASSWORD", nargs="?", help=password_help)
-    passwd.set_defaults(handler=_passwd)
+    passwd.set_defaults(handler=_passwd, uses_storage=True)
 
     deluser = commands.add_parser("deluser", parents=[common], help="delete an account",
                                   description="Delete an account and its credentials.")
     deluser.add_argument("jid", metavar="JID", help="bare JID of the account, user@host")
-    deluser.set_defaults(handler=_deluser)
+    deluser.set_defaults(handler=_deluser, uses_storage=True)
 
     users = commands.add_parser("users", parents=[common], help="list the accounts of a host",
                                 description="Print the usernames of HOST, one a line, sorted.")
     users.add_argument("host", metavar="HOST", help="a host of [server] hosts")
-    users.set_defaults(handler=_users)
+    users.set_defaults(handler=_users, uses_storage=True)
 
     check = commands.add_parser(
         "check-config", parents=[common], help="validate the configuration",
         description="Check the configuration and the extension list as the server does "
                     "before it starts, without opening ports or writing anything.")
-    check.set_defaults(handler=_check_config)
+    check.set_defaults(handler=_check_config, uses_storage=False)
     return parser
 
 
@@ -227,8 +238,9 @@ def _password(args, jid) -> str:
 
 # -- the commands ---------------------------------------------------------------------------
 #
-# Each handler checks its arguments synchronously and returns the Job to run against the
-# storage, or None when it needs no storage.
+# Each handler takes (args, settings), checks its arguments synchronously and returns the
+# Job to run against the storage; check-config (uses_storage=False) gets no settings, does
+# all its work at once and returns None.
 
 
 def _make_credentials(reactor, storage, password: str, iterations: int):
@@ -302,10 +314,9 @@ def _users(args, settings: ServerConfig) -> Job:
     return job
 
 
-def _check_config(args, settings: ServerConfig) -> None:
+def _check_config(args, settings: None) -> None:
     checked = validate(args.config)
     _write(sys.stdout, f"configuration OK: {', '.join(checked.settings.hosts)}")
-    return None
 
 
 # -- running --------------------------------------------------------------------------------
@@ -360,11 +371,9 @@ def _run_job(settings: ServerConfig, job: Job, debug: bool):
         reactor.addSystemEventTrigger("before", "shutdown", before_shutdown)
         try:
             message = await work
-        except defer.CancelledError:
-            if not interrupted:
-                raise
-            _fail("interrupted", EXIT_INTERRUPTED)
         except Exception as exc:
+            if interrupted:
+                _fail("interrupted", EXIT_INTERRUPTED)
             _report(exc, debug)
         if message:
             _write(sys.stdout, message)
@@ -377,7 +386,7 @@ def main(argv: list[str] | None = None):
     args = build_parser().parse_args(argv)
     try:
         settings = None
-        if args.handler is not _check_config:
+        if args.uses_storage:
             settings, _ = load_settings(args.config)
             if settings.storage.backend == "memory":
                 raise CommandError("[storage] backend is memory: it keeps nothing between "

@@ -393,6 +393,8 @@ class C2SStream(XMLStreamProtocol):
 class C2SFactory(ServerFactory):
     """Creates C2SStream protocols; shared state for one c2s listener."""
 
+    noisy = False  # no log line per listener start/stop
+
     def __init__(self, hosts, tls_options, clock, throttle, require_encryption=True,
                  max_stanza_size=262144, negotiation_timeout=60.0, secure=False):
         self.hosts = hosts                  # domain -> VirtualHost

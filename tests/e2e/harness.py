@@ -159,6 +159,7 @@ class Client(slixmpp.ClientXMPP):
         self.enable_plaintext = False
         self.messages = asyncio.Queue()
         self.add_event_handler("message", self.messages.put_nowait)
+        self.add_event_handler("message_error", self.messages.put_nowait)
         self.started = asyncio.get_event_loop().create_future()
         self.failed = asyncio.get_event_loop().create_future()
         self.ended = asyncio.get_event_loop().create_future()

@@ -96,9 +96,9 @@ def test_ping_and_disco_of_the_server(server):
         client = await login(server, "alice@localhost/disco", PASSWORD)
         client.register_plugin("xep_0030")
         client.register_plugin("xep_0199")
-        rtt = await client["xep_0199"].ping("localhost", timeout=TIMEOUT)
+        rtt = await client.plugin["xep_0199"].ping("localhost", timeout=TIMEOUT)
         assert rtt is not None
-        info = await client["xep_0030"].get_info(jid="localhost", timeout=TIMEOUT)
+        info = await client.plugin["xep_0030"].get_info(jid="localhost", timeout=TIMEOUT)
         features = info["disco_info"]["features"]
         assert "urn:xmpp:ping" in features
         assert "http://jabber.org/protocol/disco#info" in features
