@@ -29,6 +29,7 @@ from jabberapp.sasl.scram import (
     derive_all,
     prep_password,
 )
+from tests.scram_client import Client, hi
 
 HOST = "example.org"
 EXPORTER = b"\x01" * 32
@@ -52,56 +53,6 @@ RFC7677_SERVER_FIRST = (b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
 RFC7677_CLIENT_FINAL = (b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
                         b"p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
 RFC7677_SERVER_FINAL = b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
-
-
-# --- An independent SCRAM client, written from the formulas of RFC 5802 §3 ------------------
-
-def _hi(name, password, salt, iterations):
-    """Hi(str, salt, i) of RFC 5802 §2.2, by the definition (no hashlib.pbkdf2_hmac)."""
-    u = hmac.new(password, salt + b"\x00\x00\x00\x01", name).digest()
-    result = int.from_bytes(u, "big")
-    for _ in range(iterations - 1):
-        u = hmac.new(password, u, name).digest()
-        result ^= int.from_bytes(u, "big")
-    return result.to_bytes(len(u), "big")
-
-
-class Client:
-    """A SCRAM client: builds client-first and client-final, checks the server signature."""
-
-    def __init__(self, name, username, password, nonce="clientnonce+/", gs2_header="n,,",
-                 cb_data=b"", first_ext=""):
-        self.name = name
-        self.username = username
-        self.password = password
-        self.nonce = nonce
-        self.gs2_header = gs2_header
-        self.cb_data = cb_data
-        self.first_ext = first_ext
-
-    def first(self):
-        name = self.username.replace("=", "=3D").replace(",", "=2C")
-        self.first_bare = f"n={name},r={self.nonce}{self.first_ext}"
-        return (self.gs2_header + self.first_bare).encode("utf-8")
-
-    def final(self, server_first, c=None, nonce=None, proof=None, final_ext=""):
-        text = server_first.decode("utf-8")
-        attrs = dict(a.split("=", 1) for a in text.split(","))
-        salt = base64.b64decode(attrs["s"])
-        salted = _hi(self.name, self.password.encode("utf-8"), salt, int(attrs["i"]))
-        client_key = hmac.new(salted, b"Client Key", self.name).digest()
-        stored_key = hashlib.new(self.name, client_key).digest()
-        if c is None:
-            c = base64.b64encode(self.gs2_header.encode("utf-8") + self.cb_data).decode()
-        without_proof = f"c={c},r={attrs['r'] if nonce is None else nonce}{final_ext}"
-        auth_message = f"{self.first_bare},{text},{without_proof}".encode("utf-8")
-        signature = hmac.new(stored_key, auth_message, self.name).digest()
-        if proof is None:
-            proof = base64.b64encode(bytes(a ^ b for a, b in zip(client_key, signature))).decode()
-        server_key = hmac.new(salted, b"Server Key", self.name).digest()
-        self.expected_verifier = b"v=" + base64.b64encode(
-            hmac.new(server_key, auth_message, self.name).digest())
-        return f"{without_proof},p={proof}".encode("utf-8")
 
 
 # --- Fakes ------------------------------------------------------------------------------------
@@ -580,10 +531,10 @@ class MalformedTests(ScramTestMixin, SynchronousTestCase):
 class DeriveTests(SynchronousTestCase):
 
     def test_matches_independent_hi(self):
-        """derive() matches the RFC 5802 formulas computed by the test's own Hi()."""
+        """derive() matches the RFC 5802 formulas computed by the test client's own Hi()."""
         for name in HASHES:
             creds = derive("pencil", name, b"NaCl", 4096)
-            salted = _hi(name, b"pencil", b"NaCl", 4096)
+            salted = hi(name, b"pencil", b"NaCl", 4096)
             client_key = hmac.new(salted, b"Client Key", name).digest()
             self.assertEqual(creds, ScramCredentials(
                 b"NaCl", 4096, hashlib.new(name, client_key).digest(),

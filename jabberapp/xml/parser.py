@@ -76,6 +76,7 @@ _AMP_OK = re.compile(rb"&(?:lt|gt|amp|apos|quot|#[0-9]+|#x[0-9a-fA-F]+);")
 _AMP_NAME = re.compile(rb"&[A-Za-z_:\x80-\xff][-.0-9A-Za-z_:\x80-\xff]*")
 _AMP_CHARREF = re.compile(rb"&#(?:x[0-9a-fA-F]*|[0-9]*)")
 _MAX_REF = 64
+_STALL_SLACK = 4096
 
 _HOLD = object()
 
@@ -167,6 +168,7 @@ class StreamParser:
         self._unit_start = None
         self._units_done = 0    # headers, stanzas and closes completed so far
         self._units_seen = 0    # _units_done before the last piece
+        self._stall = 0         # bytes fed since lxml last reported anything
         self._header_tag_at = None
         self._log_len = 0
         self._declared_ns = None
@@ -332,6 +334,14 @@ class StreamParser:
         may be fed to lxml; violation is a StreamError for the markup at safe, or None when
         buf[safe:] only needs more bytes to be judged.
         """
+        safe, violation = self._scan_markup(buf, i)
+        # NUL is never XML, and libxml2's push parser stops silently on one in CDATA.
+        nul = buf.find(b"\x00", i, safe + 1)
+        if nul >= 0:
+            return nul, _error("not-well-formed", "NUL character")
+        return safe, violation
+
+    def _scan_markup(self, buf: bytes, i: int):
         n = len(buf)
         find = buf.find
         base = self._base
@@ -430,15 +440,17 @@ class StreamParser:
     def _feed_range(self, buf: bytes, lo: int, hi: int, out: list) -> None:
         if lo == hi:
             return
-        started, count = self._lxml_feed(buf[lo:hi], out)
+        started, count, progressed = self._lxml_feed(buf[lo:hi], out)
         base = self._base
         self._fed = base + hi
         if self._closed:
             self._unit_start = None
             return
 
-        # Where does the unit open after this piece start?
+        # Where does the unit open after this piece start?  (Exact for well-formed XML; the
+        # stall count below bounds what malformed XML could make us miss.)
         depth = self._depth
+        text_from = -1
         if depth >= 2:
             if started:
                 at = self._locate(buf, lo, hi, count)
@@ -446,26 +458,27 @@ class StreamParser:
                     self._unit_start = base + at
                 elif self._unit_start is None:
                     self._unit_start = base + lo    # not expected; never over-count
-        else:
+        elif self._units_done != self._units_seen:
+            # Something ended here; what follows the last tag is whitespace or a new tag.
             at = self._last_lt(buf, lo, hi)
-            text_from = -1
-            if at >= 0:
-                tag = _TAG.match(buf, at, hi)
-                if tag is None:
-                    self._unit_start = base + at
-                else:
-                    self._unit_start = None
-                    text_from = tag.end()
-            elif self._units_done != self._units_seen:
-                # The pending tag ended in this piece, at its last '>'.
+            tag = _TAG.match(buf, at, hi) if at >= 0 else None
+            if at >= 0 and tag is None:
+                self._unit_start = base + at
+            else:
                 self._unit_start = None
-                text_from = buf.rfind(b">", lo, hi) + 1 or hi
-            elif self._unit_start is None:
+                text_from = tag.end() if tag is not None else buf.rfind(b">", lo, hi) + 1
+        elif self._unit_start is None:
+            # Nothing was reported, so a '<' here opens a tag lxml is still waiting for.
+            at = self._first_lt(buf, lo, hi)
+            if at >= 0:
+                self._unit_start = base + at
+            else:
                 text_from = lo
-            # Text after the last tag that libxml2 keeps until it sees the next '<':
-            # judge it now rather than when the peer sends more.
-            if text_from >= 0 and not self._cdata and buf[text_from:hi].strip(_WS):
-                raise _error("bad-format")
+        # Text after the last tag, which libxml2 keeps until it sees the next '<': judge
+        # it now rather than when the peer sends more.
+        if (text_from >= 0 and buf[text_from:hi].strip(_WS)
+                and not (self._cdata and _overlaps(self._cdata, base + text_from, base + hi))):
+            raise _error("bad-format")
         self._units_seen = self._units_done
 
         if self._unit_start is not None and base + hi - self._unit_start > self._limit:
@@ -479,13 +492,28 @@ class StreamParser:
         # appends to a node we freed.
         root = self._root
         text = root.text
+        consumed = 0
         if text is not None:
             if text.strip(_WS_STR):
                 raise _error("bad-format")
             root.text = None
+            consumed = len(text)
+
+        # Safety net: bytes lxml neither reported as markup nor turned into whitespace text
+        # are being buffered by libxml2 (at most ~300 bytes of whitespace look-ahead when the
+        # XML is well-formed).  Whatever confuses the exact count above, this stays bounded.
+        if progressed:
+            self._stall = 0
+        else:
+            self._stall += hi - lo - consumed
+            if self._stall > self._limit + _STALL_SLACK:
+                raise _error("policy-violation", "stanza too large")
 
     def _lxml_feed(self, data: bytes, out: list):
-        """Feed lxml and turn its events into ours; returns (stanza started, its start tags)."""
+        """
+        Feed lxml and turn its events into ours.  Returns (whether a stanza started, how many
+        start tags lxml reported from the last stanza start on, whether there was any event).
+        """
         parser = self._parser
         parser.feed(data)
         log = parser.feed_error_log
@@ -502,6 +530,7 @@ class StreamParser:
         started = False
         count = 0
         limit = self._max_depth + 1
+        event = None
         for event, el in parser.read_events():
             if event == "start":
                 depth += 1
@@ -528,7 +557,7 @@ class StreamParser:
                     self._units_done += 1
                     out.append(StreamClosed())
         self._depth = depth
-        return started, count
+        return started, count, event is not None
 
     def _opened(self, root) -> StreamOpened:
         tag = root.tag
@@ -598,6 +627,16 @@ class StreamParser:
             if count == 0:
                 return at
 
+    def _first_lt(self, buf: bytes, lo: int, hi: int) -> int:
+        """The offset of the first '<' in buf[lo:hi] outside CDATA sections, or -1."""
+        at = buf.find(b"<", lo, hi)
+        cdata = self._cdata
+        if cdata:
+            base = self._base
+            while at >= 0 and _inside(cdata, base + at):
+                at = buf.find(b"<", at + 1, hi)
+        return at
+
     def _last_lt(self, buf: bytes, lo: int, hi: int) -> int:
         """The offset of the last '<' in buf[lo:hi] outside CDATA sections, or -1."""
         at = buf.rfind(b"<", lo, hi)
@@ -616,6 +655,13 @@ _SAFE_PARSER = etree.XMLParser(
 def _inside(ranges, offset: int) -> bool:
     for start, end in ranges:
         if start < offset and (end is None or offset < end):
+            return True
+    return False
+
+
+def _overlaps(ranges, lo: int, hi: int) -> bool:
+    for start, end in ranges:
+        if start < hi and (end is None or end > lo):
             return True
     return False
 

@@ -23,6 +23,7 @@ __all__ = ["element", "serialize", "stream_header"]
 
 XML_LANG = f"{{{NS_XML}}}lang"
 _CLIENT_PREFIX = f"{{{NS_CLIENT}}}"
+_DECLS = {}     # (prefix, old namespace, new namespace) -> (old, new) declaration bytes
 
 # The start of a serialized element: its name, then the namespace declarations that libxml2
 # always writes before any attribute.  Values are double-quoted with '"' escaped as &quot;.
@@ -70,17 +71,20 @@ def serialize(el, stream_ns: str = NS_CLIENT) -> bytes:
     The UTF-8 bytes of C{el} for writing on a stream whose content namespace is C{stream_ns}.
 
     No XML declaration and no tail are written.  On a jabber:client stream this is plain
-    etree.tostring(); on other streams a stanza in jabber:client, and every element inheriting
-    its namespace declaration, is written in C{stream_ns} instead (see the module docstring).
-    C{el} is never modified.
+    etree.tostring(); on other streams the jabber:client declaration on the top element -- and
+    so the stanza and every element inheriting it -- is written as C{stream_ns} instead (see the
+    module docstring).  C{el} is never modified.
     """
     out = etree.tostring(el, encoding="utf-8", xml_declaration=False, with_tail=False)
     if stream_ns == NS_CLIENT:
         return out
-    tag = el.tag
-    if isinstance(tag, str) and tag.startswith(_CLIENT_PREFIX):
-        return rebind(out, el.prefix, NS_CLIENT, stream_ns)
-    return out
+    rewritten = rebind(out, None, NS_CLIENT, stream_ns)
+    if rewritten is out:
+        # No default declaration of jabber:client: the stanza may use a prefix for it.
+        tag = el.tag
+        if isinstance(tag, str) and tag.startswith(_CLIENT_PREFIX) and el.prefix is not None:
+            return rebind(out, el.prefix, NS_CLIENT, stream_ns)
+    return rewritten
 
 
 def rebind(out: bytes, prefix: str | None, old_ns: str, new_ns: str) -> bytes:
@@ -88,18 +92,21 @@ def rebind(out: bytes, prefix: str | None, old_ns: str, new_ns: str) -> bytes:
     Change the declaration of C{old_ns} (for C{prefix}) on the top element of the serialized
     element C{out} to C{new_ns}: every element bound to that declaration changes namespace.
     """
+    key = (prefix, old_ns, new_ns)
+    decls = _DECLS.get(key)
+    if decls is None:
+        attr = b' xmlns="' if prefix is None else b" xmlns:" + prefix.encode("utf-8") + b'="'
+        decls = (attr + _escape_attr(old_ns) + b'"', attr + _escape_attr(new_ns) + b'"')
+        if len(_DECLS) < 256:
+            _DECLS[key] = decls
+    old, new = decls
     head = _HEAD.match(out)
-    if prefix is None:
-        attr = b' xmlns="'
-    else:
-        attr = b" xmlns:" + prefix.encode("utf-8") + b'="'
-    old = attr + _escape_attr(old_ns) + b'"'
     at = out.find(old, 0, head.end()) if head is not None else -1
     if at < 0:
         # libxml2 always declares the top element's namespace on its start tag; if it did not,
         # the element was not in old_ns and there is nothing to rewrite.
         return out
-    return out[:at] + attr + _escape_attr(new_ns) + b'"' + out[at + len(old):]
+    return b"".join((out[:at], new, out[at + len(old):]))
 
 
 def stream_header(attrs: dict, stream_ns: str) -> bytes:

@@ -31,17 +31,19 @@ def free_port():
         return s.getsockname()[1]
 
 
-def subprocess_env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+def subprocess_env(plugin_path=None):
+    """The environment for server and CLI subprocesses: this checkout (and drop-ins) first."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")  # log lines arrive as they are written
+    paths = [p for p in (plugin_path, ROOT, env.get("PYTHONPATH")) if p]
+    env["PYTHONPATH"] = os.pathsep.join(paths)
     return env
 
 
-def ctl(config_path, *args, stdin=None):
+def ctl(config_path, *args, stdin=None, plugin_path=None):
     """Run jabberappctl; return the CompletedProcess."""
     return subprocess.run([sys.executable, "-m", "jabberapp.admin.cli", "--config", config_path,
                            *args], input=stdin, capture_output=True, text=True, cwd=ROOT,
-                          env=subprocess_env(), timeout=60)
+                          env=subprocess_env(plugin_path), timeout=60)
 
 
 class ServerProcess:
@@ -56,13 +58,14 @@ class ServerProcess:
         self.direct_tls_port = free_port()
         self.plugin_path = plugin_path
         self.output = []
+        self._pending = b""
         self.process = None
         with open(self.config_path, "w") as f:
             f.write(textwrap.dedent(f"""\
                 [server]
                 hosts = {", ".join(hosts)}
                 data_dir = {self.data_dir}
-                log_level = info
+                log_level = debug
                 [c2s]
                 interface = 127.0.0.1
                 port = {self.port}
@@ -76,13 +79,11 @@ class ServerProcess:
         return os.path.join(self.data_dir, "certs", f"{self.hosts[0]}.crt")
 
     def adduser(self, jid, password):
-        result = ctl(self.config_path, "adduser", jid, password)
+        result = ctl(self.config_path, "adduser", jid, password, plugin_path=self.plugin_path)
         assert result.returncode == 0, result.stderr
 
     def start(self):
-        env = subprocess_env()
-        if self.plugin_path:
-            env["PYTHONPATH"] = self.plugin_path + os.pathsep + env["PYTHONPATH"]
+        env = subprocess_env(self.plugin_path)
         self.process = subprocess.Popen(
             [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
              "-n", "--pidfile=", "jabberapp", "--config", self.config_path],
@@ -95,17 +96,23 @@ class ServerProcess:
     def lines_until(self, predicate, timeout=TIMEOUT):
         """Yield server output lines until one satisfies C{predicate}; fail on timeout/exit."""
         deadline = time.monotonic() + timeout
-        fd = self.process.stdout
+        fd = self.process.stdout.fileno()
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError("server did not get there in time:\n" + self.log())
-            ready, _, _ = select.select([fd], [], [], remaining)
-            if not ready:
-                continue
-            line = fd.readline().decode("utf-8", "replace")
-            if not line:
-                raise AssertionError("server exited:\n" + self.log())
+            while b"\n" not in self._pending:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError("server did not get there in time:\n" + self.log())
+                # Raw reads: a buffered readline could hide lines that select() cannot see.
+                ready, _, _ = select.select([fd], [], [], remaining)
+                if ready:
+                    chunk = os.read(fd, 65536)
+                    if not chunk:
+                        self.output.append(self._pending.decode("utf-8", "replace"))
+                        self._pending = b""
+                        raise AssertionError("server exited:\n" + self.log())
+                    self._pending += chunk
+            raw, self._pending = self._pending.split(b"\n", 1)
+            line = raw.decode("utf-8", "replace") + "\n"
             self.output.append(line)
             yield line
             if predicate(line):
@@ -124,7 +131,8 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 rest, _ = self.process.communicate()
-            self.output.append(rest.decode("utf-8", "replace"))
+            self.output.append((self._pending + rest).decode("utf-8", "replace"))
+            self._pending = b""
         self.process = None
 
     def __enter__(self):

@@ -1,5 +1,6 @@
 """End to end over real sockets: the server in a subprocess, slixmpp and raw sockets as clients."""
 import asyncio
+import base64
 import socket
 
 import pytest
@@ -171,3 +172,23 @@ def test_unknown_host_is_host_unknown(server):
     """A stream to a domain the server does not serve gets host-unknown."""
     reply = raw_exchange(server, HEADER.replace(b"to='localhost'", b"to='elsewhere.example'"))
     assert b"<host-unknown xmlns=\"urn:ietf:params:xml:ns:xmpp-streams\"/>" in reply
+
+
+def test_no_secret_reaches_the_log(server):
+    """Passwords, SASL data and message bodies never appear in the server's log."""
+    secret_body = "body-7f3a9c-must-not-be-logged"
+
+    async def scenario():
+        alice = await login(server, "alice@localhost/logcheck", PASSWORD, "PLAIN")
+        bob = await login(server, "bob@localhost/logcheck", PASSWORD, "SCRAM-SHA-256")
+        alice.send_message(mto="bob@localhost/logcheck", mbody=secret_body, mtype="chat")
+        await asyncio.wait_for(_next_with_body(bob), TIMEOUT)
+        await close(alice, bob)
+    run(scenario())
+    for _ in server.lines_until(lambda line: "bob@localhost/logcheck closed" in line):
+        pass
+    log = server.log()
+    assert "alice@localhost/logcheck" in log  # the log does record the session
+    plain = base64.b64encode(f"\0alice\0{PASSWORD}".encode()).decode()
+    for secret in (PASSWORD, secret_body, plain):
+        assert secret not in log
