@@ -172,6 +172,14 @@ class StreamEventTests(SynchronousTestCase):
         self.assertEqual(len(parser._root), 0)
         self.assertEqual(len(parser.feed(b"<iq/>\t")), 1)
 
+    def test_keepalives_beyond_limit(self):
+        """Far more keepalive bytes than max_stanza_size never count as a stanza."""
+        parser = StreamParser(max_stanza_size=100)
+        parser.feed(HEADER + b"<iq/>")
+        for _ in range(20000):
+            self.assertEqual(parser.feed(b" "), [])
+        self.assertEqual(len(parser.feed(b"<iq/>")), 1)
+
     def test_large_whitespace_run(self):
         """A megabyte of whitespace between stanzas is ignored without being stored."""
         parser = StreamParser(max_stanza_size=1000)
@@ -327,6 +335,11 @@ class WellFormednessTests(SynchronousTestCase):
         """An XML declaration that does not parse is not-well-formed."""
         self.assertCondition(b"<?xml version='1.0' foo='bar'?><stream:stream>",
                              "not-well-formed")
+
+    def test_nul(self):
+        """A NUL byte is not-well-formed, even inside CDATA where libxml2 would stall on it."""
+        self.assertCondition(HEADER + b"<iq><![CDATA[ \x00 ]]></iq><iq/>", "not-well-formed")
+        self.assertCondition(HEADER + b"<iq>\x00</iq>", "not-well-formed")
 
     def test_byte_order_mark(self):
         """RFC 6120 §11.6: U+FEFF is a character, so a leading UTF-8 BOM is not-well-formed."""
@@ -515,6 +528,10 @@ class TextBetweenStanzasTests(SynchronousTestCase):
         self.assertBadFormat(HEADER + b"<iq/>hello")
         self.assertBadFormat(HEADER + b"hello")
 
+    def test_trailing_text_after_cdata(self):
+        """Trailing text is caught even when the same feed held a CDATA section."""
+        self.assertBadFormat(HEADER + b"<iq><![CDATA[x]]></iq>hello")
+
     def test_non_ascii_space(self):
         """Only XML whitespace is allowed: a no-break space is text."""
         self.assertBadFormat(HEADER + "<iq/>\u00a0<iq/>".encode("utf-8"))
@@ -595,6 +612,18 @@ class LimitTests(SynchronousTestCase):
             for _ in range(100):
                 parser.feed(b">" * 50)
         self.assertEqual(cm.exception.condition, "policy-violation")
+
+    def test_endless_malformed_tag(self):
+        """A pending tag hidden behind a fake '<iq/>' in its attribute value is still bounded."""
+        parser = StreamParser(max_stanza_size=1000)
+        parser.feed(HEADER + b"<iq/><iq a='<iq/>")
+        fed = 0
+        with self.assertRaises(StreamError) as cm:
+            while fed < 1_000_000:
+                parser.feed(b" " * 500)
+                fed += 500
+        self.assertEqual(cm.exception.condition, "policy-violation")
+        self.assertLess(fed, 1000 + 4096 + 1000)
 
     def test_one_huge_feed(self):
         """A single feed far larger than the limit is rejected by the limit."""
