@@ -46,8 +46,12 @@ PRE_PRESENCE = "pre-presence"
 PRE_IQ = "pre-iq"
 # Presence without 'to' from a local session (RFC 6121 §4.2, §4.4): roster broadcast.
 PRESENCE_BROADCAST = "presence/broadcast"
+# A message for a user's bare JID that no resource can take now: (message, None). Offline
+# storage handles it; unhandled, the sender gets service-unavailable.
+MESSAGE_OFFLINE = "message/offline"
 # Session lifecycle: fn(session).
 SESSION_BOUND = "session/bound"
+SESSION_AVAILABLE = "session/available"  # initial presence sent, after its broadcast
 SESSION_CLOSED = "session/closed"
 
 _EVENTS = {
@@ -242,9 +246,10 @@ class Dispatcher:
         return False
 
     def undeliverable(self, message, bare):
-        """No resource can take the message now: service-unavailable (offline storage hooks
-        MESSAGE_BARE ahead of this default)."""
-        self.bounce(message, "service-unavailable")
+        """No resource can take the message now: MESSAGE_OFFLINE hooks (offline storage)
+        may take it; otherwise the sender gets service-unavailable."""
+        if not self.hooks.fire(MESSAGE_OFFLINE, message, None):
+            self.bounce(message, "service-unavailable")
 
     def _default_presence(self, presence, to, kind):
         if kind == "host":

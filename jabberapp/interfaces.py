@@ -12,6 +12,10 @@ class IExtension(Interface):
     name = Attribute("Unique name, as listed in the [server] extensions option.")
     depends = Attribute("Tuple of extension names that must be installed before this one.")
     options = Attribute("Tuple of jabberapp.config.Option: the [extension:<name>] schema.")
+    specs = Attribute(
+        "Tuple of jabberapp.specs.Spec: the RFCs and XEPs this extension implements, with "
+        "the version implemented; the README's list of supported specifications is "
+        "generated from them.")
 
     def install(host):
         """
@@ -104,6 +108,9 @@ class ISession(Interface):
 
     jid = Attribute("The JID this session speaks for (full JID for a bound c2s session).")
     priority = Attribute("Presence priority of a c2s session (int), 0 by default.")
+    available = Attribute("True once the session has sent available broadcast presence.")
+    presence = Attribute("The session's last available broadcast presence element, or None.")
+    state = Attribute("Dict of per-extension state for this session, keyed by extension name.")
 
     def send(stanza):
         """Queue C{stanza} (an lxml element) for writing to the peer."""

@@ -96,6 +96,8 @@ class FakeSession:
         self.jid = jid
         self.available = available
         self.priority = priority
+        self.presence = None
+        self.state = {}
         self.sent = []
         self.closed = False
         self.closed_with = None

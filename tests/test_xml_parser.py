@@ -11,8 +11,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from jabberapp.errors import StreamError
 from jabberapp.xml import (
-    NS_CLIENT, NS_COMPONENT, NS_SERVER, NS_STREAMS, StreamClosed, StreamOpened, StreamParser,
-    parse_element, serialize,
+    NS_CLIENT, NS_COMPONENT, NS_SERVER, StreamClosed, StreamOpened, StreamParser, parse_element,
+    serialize,
 )
 
 HEADER = (b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
@@ -568,6 +568,12 @@ class LimitTests(SynchronousTestCase):
         self.assertIsNone(condition(HEADER + exact + exact, 1, max_stanza_size=self.LIMIT))
         self.assertEqual(condition(HEADER + exact[:-3] + b"x'/>", 3,
                                    max_stanza_size=self.LIMIT), "policy-violation")
+
+    def test_cdata_between_stanzas(self):
+        """Whitespace CDATA between stanzas is neither a stanza nor charged to the next one."""
+        data = HEADER + b"<![CDATA[  ]]>" + b" " * 500 + stanza_of_size(self.LIMIT)
+        for chunk in (None, 1, 30):
+            self.assertIsNone(condition(data, chunk, max_stanza_size=self.LIMIT), chunk)
 
     def test_nonzas_are_limited(self):
         """Every top-level element counts, not only stanzas."""

@@ -97,7 +97,8 @@ class SerializeTests(SynchronousTestCase):
         el = element(NS_CLIENT, "message", id="a'b\"c<d>&e\tf")
         el.text = "x < y & z > w \r"
         out = serialize(el)
-        self.assertEqual(out, b'<message xmlns="jabber:client" id="a\'b&quot;c&lt;d&gt;&amp;e&#9;f">'
+        self.assertEqual(out, b'<message xmlns="jabber:client" '
+                              b'id="a\'b&quot;c&lt;d&gt;&amp;e&#9;f">'
                               b'x &lt; y &amp; z &gt; w &#13;</message>')
         again = parse_element(out)
         self.assertEqual((again.get("id"), again.text), (el.get("id"), el.text))

@@ -63,6 +63,8 @@ class C2SStream(XMLStreamProtocol):
         self.jid = None            # full JID once bound
         self.available = False     # sent available broadcast presence
         self.priority = 0
+        self.presence = None       # the last available broadcast presence (for probes)
+        self.state = {}            # per-extension session state, keyed by extension name
         self.stream_id = None
         self._mechanism = None
         self._sasl_failures = 0
@@ -90,6 +92,7 @@ class C2SStream(XMLStreamProtocol):
                 gone = etree.Element(st.PRESENCE, nsmap={None: NS_CLIENT}, type="unavailable")
                 gone.set("from", str(self.jid))
                 self.available = False
+                self.presence = None
                 self._broadcast_presence(gone)
             host.sessions.unbind(self)
             host.dispatcher.hooks.fire(dispatch.SESSION_CLOSED, self)
@@ -367,16 +370,21 @@ class C2SStream(XMLStreamProtocol):
 
     def _presence_without_to(self, presence):
         type_ = presence.get("type")
+        initial = type_ is None and not self.available
         if type_ is None:
             self.available = True
             self.priority = _priority(presence)
+            self.presence = presence
         elif type_ == "unavailable":
             self.available = False
+            self.presence = None
         else:
             # Subscription and probe types need an addressee (RFC 6121 §3, §4.3).
             self.host.dispatcher.bounce(presence, "bad-request")
             return
         self._broadcast_presence(presence)
+        if initial:
+            self.host.dispatcher.hooks.fire(dispatch.SESSION_AVAILABLE, self)
 
     def _broadcast_presence(self, presence):
         """Presence to the user's own available resources, then the roster broadcast hook."""

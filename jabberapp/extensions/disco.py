@@ -25,6 +25,7 @@ from zope.interface import implementer
 from jabberapp.dispatch import addressee_kind, parse_jid_attr
 from jabberapp.errors import StanzaError
 from jabberapp.interfaces import IExtension
+from jabberapp.specs import Spec
 from jabberapp.xml import element
 from jabberapp.xml.ns import NS_DISCO_INFO, NS_DISCO_ITEMS
 
@@ -36,6 +37,7 @@ class ServiceDiscovery:
     """Answers disco#info and disco#items queries to the host JID and users' bare JIDs."""
 
     name = "disco"
+    specs = (Spec("XEP-0030", "2.5rc3", "Service Discovery"),)
     depends = ()
     options = ()
 

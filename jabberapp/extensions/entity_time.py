@@ -12,6 +12,7 @@ from twisted.plugin import IPlugin
 from zope.interface import implementer
 
 from jabberapp.interfaces import IExtension
+from jabberapp.specs import Spec
 from jabberapp.xml import element
 from jabberapp.xml.ns import NS_TIME
 
@@ -26,6 +27,7 @@ class EntityTime:
     """Answers urn:xmpp:time queries addressed to the host JID."""
 
     name = "time"
+    specs = (Spec("XEP-0202", "2.0", "Entity Time"),)
     depends = ("disco",)    # XEP-0202 §2: support is advertised through disco
     options = ()
 

@@ -20,6 +20,7 @@ from zope.interface import implementer
 from jabberapp.config import Option, int_range
 from jabberapp.errors import StanzaError, StreamError
 from jabberapp.interfaces import IExtension
+from jabberapp.specs import Spec
 from jabberapp.xml import element
 from jabberapp.xml.ns import NS_CLIENT, NS_PING
 
@@ -31,6 +32,7 @@ class Ping:
     """Answers pings to the host JID and drops clients that stop answering ours."""
 
     name = "ping"
+    specs = (Spec("XEP-0199", "2.0.1", "XMPP Ping", "including server pings that drop dead connections"),)
     depends = ("disco",)    # XEP-0199 §5: support MUST be advertised through disco
     options = (
         Option("interval", int_range(0, DAY), default=300,

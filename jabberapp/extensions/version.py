@@ -13,6 +13,7 @@ from zope.interface import implementer
 import jabberapp
 from jabberapp.config import Option
 from jabberapp.interfaces import IExtension
+from jabberapp.specs import Spec
 from jabberapp.xml import element
 from jabberapp.xml.ns import NS_VERSION
 
@@ -29,6 +30,7 @@ class SoftwareVersion:
     """Answers jabber:iq:version queries addressed to the host JID."""
 
     name = "version"
+    specs = (Spec("XEP-0092", "1.1", "Software Version"),)
     depends = ("disco",)    # XEP-0092 §2: support is advertised through disco
     options = (
         Option("show_os", bool, default=False,

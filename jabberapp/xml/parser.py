@@ -31,7 +31,16 @@ limit, only the bytes up to the limit are fed; if the unit has not ended by then
 large.  After a piece, the '<' of a stanza that started inside it is found by walking back over
 the start tags lxml reported for it ('<' never occurs in XML text or attribute values, only in
 CDATA, whose ranges the scan records).  A stanza that starts and ends inside one piece cannot
-exceed the limit, as pieces are never longer than it.
+exceed the limit, as pieces are never longer than it.  Malformed input can fool that walk (a
+'<' inside a quoted attribute value that libxml2 has not judged yet), so a second, cruder count
+backs it up: bytes fed since lxml last reported anything, minus whitespace it turned into
+text.  libxml2 only ever holds such bytes back when it waits for the end of a tag (or for at
+most ~300 bytes of whitespace), so that count bounds its buffer whatever the input.
+
+Things libxml2 gets wrong in push mode, and which are therefore checked here: it accepts
+undeclared namespace prefixes (logged, not raised: we read the log), it silently ignores
+undeclared entities when not resolving them, it waits forever for the ';' of '& x', and it
+stops without an error on a NUL byte inside CDATA.
 
 canonical_from (s2s, components): the stream header's default namespace declaration is
 rewritten to jabber:client before lxml parses it, so every stanza inheriting it is parsed
@@ -79,11 +88,14 @@ _MAX_REF = 64
 _STALL_SLACK = 4096
 
 _HOLD = object()
+# libxml2 2.12+ (older ones report the nesting limit as an internal error, matched by text).
+_ERR_RESOURCE_LIMIT = getattr(etree.ErrorTypes, "ERR_RESOURCE_LIMIT", -1)
 
 # Texts sent to the peer; fixed strings, so nothing the peer sent is echoed back.
 _TEXT = {
     "not-well-formed": "XML is not well-formed",
-    "restricted-xml": "comments, processing instructions, DTDs and entity references are not allowed",
+    "restricted-xml": ("comments, processing instructions, DTDs and entity references are "
+                       "not allowed"),
     "policy-violation": "size or depth limit exceeded",
     "bad-format": "non-whitespace text between stanzas",
     "unsupported-encoding": "only UTF-8 is supported",
@@ -112,7 +124,7 @@ def _error(condition, text=None):
 
 def _syntax_error(err: etree.XMLSyntaxError):
     """The stream error for an error lxml raised."""
-    if err.code == etree.ErrorTypes.ERR_RESOURCE_LIMIT:
+    if err.code == _ERR_RESOURCE_LIMIT or "Excessive depth" in (err.msg or ""):
         # libxml2's own limits (nesting deeper than 256, 10 MB text nodes) are limits too.
         return _error("policy-violation")
     if err.code == etree.ErrorTypes.ERR_UNDECLARED_ENTITY:
@@ -160,7 +172,8 @@ class StreamParser:
         self._pending = b""     # bytes received but not fed to lxml yet
         self._fed = 0           # absolute offset (in this document) of the next byte to feed
         self._base = 0          # absolute offset of buf[0] during one feed()
-        self._root = None
+        self._root = None       # the stream element, while it is open
+        self._started = False   # the stream header has been parsed
         self._depth = 0         # open elements, the stream root included
         self._closed = False
         self._in_cdata = False
@@ -207,7 +220,7 @@ class StreamParser:
 
     def _feed(self, data: bytes) -> list:
         out = []
-        if self._root is None:
+        if not self._started:
             if self._header_tag_at is not None and b">" not in data:
                 # Inside the header's start tag: only a '>' can complete it.
                 self._pending += data
@@ -303,7 +316,7 @@ class StreamParser:
         if self._canonical_from is not None:
             header = self._canonical_header(header, tag_start)
         self._lxml_feed(header, out)
-        if self._root is None:
+        if not out:
             raise _error("not-well-formed", "incomplete stream header")
         self._fed = end
         self._unit_start = None
@@ -542,7 +555,6 @@ class StreamParser:
                     if depth > limit:
                         raise _error("policy-violation", "elements nested too deeply")
                 else:
-                    self._depth = depth
                     out.append(self._opened(el))
             else:
                 depth -= 1
@@ -556,6 +568,7 @@ class StreamParser:
                     self._closed = True
                     self._units_done += 1
                     out.append(StreamClosed())
+                    self._root = None
         self._depth = depth
         return started, count, event is not None
 
@@ -581,6 +594,7 @@ class StreamParser:
             attrs["xml:lang" if key == _XML_LANG else key] = value
         ns = self._declared_ns or root.nsmap.get(None)
         self._root = root
+        self._started = True
         self._units_done += 1
         return StreamOpened(attrs, ns)
 
@@ -653,8 +667,9 @@ _SAFE_PARSER = etree.XMLParser(
 
 
 def _inside(ranges, offset: int) -> bool:
+    """Whether offset is in one of the CDATA sections (its '<![CDATA[' included)."""
     for start, end in ranges:
-        if start < offset and (end is None or offset < end):
+        if start <= offset and (end is None or offset < end):
             return True
     return False
 

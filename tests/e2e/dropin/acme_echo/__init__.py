@@ -13,6 +13,7 @@ NS_ECHO = "urn:example:echo"
 class Echo:
     name = "acme_echo"
     depends = ("disco",)
+    specs = ()
     options = (Option("prefix", str, default="echo: ", doc="Text put before the echo."),)
 
     def install(self, host):
