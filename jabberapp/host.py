@@ -6,7 +6,7 @@ that unloading the extension removes exactly what it added.
 """
 from zope.interface import implementer
 
-from jabberapp.dispatch import Dispatcher
+from jabberapp.dispatch import FILTER_OUTBOUND, Dispatcher
 from jabberapp.interfaces import IHost
 from jabberapp.jid import JID
 from jabberapp.logging import logger
@@ -32,6 +32,7 @@ class VirtualHost:
         self.disco_providers = []
         self.stream_features = []
         self.extensions = {}  # name -> HostAPI, in install order
+        self.services = {}    # name -> object an extension provides to others
         router.add_domain(domain, self)
 
     def dispatch(self, stanza, origin=None):
@@ -110,8 +111,37 @@ class HostAPI:
     def add_stream_feature(self, feature):
         self._declare(self._host.stream_features, feature)
 
+    auth = property(lambda self: self._host.auth)
+
     def send(self, stanza):
         self._host.router.route(stanza)
+
+    def send_from_user(self, stanza, origin=None):
+        """Route a stanza generated on behalf of a local user (its 'from'), after the
+        FILTER_OUTBOUND hooks (blocking, privacy); False when a filter dropped it."""
+        if self._host.dispatcher.hooks.fire(FILTER_OUTBOUND, stanza, origin):
+            return False
+        self._host.router.route(stanza)
+        return True
+
+    def provide(self, name, service):
+        """Offer C{service} to other extensions under C{name} (withdrawn on unload)."""
+        services = self._host.services
+        if name in services:
+            raise ValueError(f"service {name!r} is already provided")
+        services[name] = service
+        self._undo.append(lambda: services.pop(name, None))
+
+    def service(self, name):
+        """The service another extension provides as C{name}; KeyError when none does
+        (declare that extension in C{depends})."""
+        try:
+            return self._host.services[name]
+        except KeyError:
+            raise KeyError(f"no extension provides the service {name!r}") from None
+
+    def has_service(self, name):
+        return name in self._host.services
 
     def request(self, iq, timeout=60.0):
         """Send an IQ from the host; Deferred fires with the result (see Dispatcher.request)."""

@@ -72,8 +72,27 @@ class IHost(Interface):
     def add_stream_feature(feature):
         """Offer an IStreamFeature on this host's c2s streams."""
 
+    auth = Attribute("The host's IAuthProvider (check_password, get_scram, make_credentials).")
+
     def send(stanza):
         """Route C{stanza} (an lxml element with 'to' and 'from' set) to its destination."""
+
+    def send_from_user(stanza, origin=None):
+        """
+        Route a stanza the server generates on behalf of a local user (its 'from' is that
+        user), after the FILTER_OUTBOUND hooks; False when a filter (blocking) dropped it.
+        Presence broadcasts, probe answers and the like go this way, never to a session
+        directly, so every filter applies.
+        """
+
+    def provide(name, service):
+        """Offer an object to other extensions under C{name}; withdrawn on unload."""
+
+    def service(name):
+        """The object another extension provides as C{name}; KeyError when none does."""
+
+    def has_service(name):
+        """True when some installed extension provides C{name}."""
 
     def request(iq, timeout=60.0):
         """

@@ -50,6 +50,7 @@ from jabberapp.host import HostAPI, VirtualHost
 from jabberapp.interfaces import IHost, ISession
 from jabberapp.jid import JID
 from jabberapp.router import Router
+from jabberapp.sessions import presence_without_to, session_ended
 from jabberapp.sasl.scram import derive_all
 from jabberapp.storage.memory import MemoryStorage
 from jabberapp.xml import parse_element
@@ -117,11 +118,9 @@ class FakeSession:
         """Record C{error} (a StreamError or None), unbind, and fire SESSION_CLOSED."""
         if self.closed:
             return
-        self.closed = True
         self.closed_with = error
-        self.available = False
-        self.host.sessions.unbind(self)
-        self.host.dispatcher.hooks.fire(dispatch.SESSION_CLOSED, self)
+        session_ended(self.host.virtual_host, self)
+        self.closed = True
 
     def __repr__(self):
         return f"<FakeSession {self.jid}>"
@@ -200,13 +199,16 @@ class FakeHost:
         if origin is None:
             origin = self._local_sender(stanza)
         if origin is not None and self.sessions.get(origin.jid) is origin:
+            # What the c2s stream does with a bound client's stanza after stamping 'from'.
+            if self.dispatcher.outgoing(stanza, origin):
+                return stanza
             if stanza.get("to") is None:
                 if stanza.tag == st.PRESENCE:
-                    raise ValueError("presence without 'to' is broadcast by the c2s stream, "
-                                     "which FakeHost does not play: set 'to'")
+                    presence_without_to(self.virtual_host, origin, stanza)
+                    return stanza
                 # RFC 6120 §10.3: handled on behalf of the sender's account.
                 stanza.set("to", str(origin.jid.bare()))
-            if self.dispatcher.outgoing(stanza, origin):
+            if self.dispatcher.hooks.fire(dispatch.FILTER_OUTBOUND, stanza, origin):
                 return stanza
         self.router.route(stanza, origin)
         return stanza
@@ -269,9 +271,27 @@ class FakeHost:
         """See IHost.add_stream_feature."""
         self._direct.add_stream_feature(feature)
 
+    auth = property(lambda self: self._direct.auth)
+
     def send(self, stanza):
         """See IHost.send."""
         self._direct.send(stanza)
+
+    def send_from_user(self, stanza, origin=None):
+        """See IHost.send_from_user."""
+        return self._direct.send_from_user(stanza, origin)
+
+    def provide(self, name, service):
+        """See IHost.provide."""
+        self._direct.provide(name, service)
+
+    def service(self, name):
+        """See IHost.service."""
+        return self._direct.service(name)
+
+    def has_service(self, name):
+        """See IHost.has_service."""
+        return self._direct.has_service(name)
 
     def request(self, iq, timeout=60.0):
         """See IHost.request."""

@@ -29,6 +29,7 @@ from jabberapp import sasl
 from jabberapp.errors import StanzaError, StreamError
 from jabberapp.interfaces import ISession
 from jabberapp.jid import InvalidJID, JID, prep_domain, prep_resource
+from jabberapp.sessions import presence_without_to, session_ended
 from jabberapp.stream.xmlstream import XMLStreamProtocol
 from jabberapp.tls import channel_bindings
 from jabberapp.xml import element
@@ -44,7 +45,6 @@ SASL_RESPONSE = f"{{{NS_SASL}}}response"
 SASL_ABORT = f"{{{NS_SASL}}}abort"
 BIND = f"{{{NS_BIND}}}bind"
 SESSION = f"{{{NS_SESSION}}}session"
-PRIORITY = f"{{{NS_CLIENT}}}priority"
 
 # RFC 6120 §6.4.5: allow a reasonable number of retries, then close the stream.
 MAX_SASL_ATTEMPTS = 5
@@ -87,15 +87,7 @@ class C2SStream(XMLStreamProtocol):
         if self._timeout is not None and self._timeout.active():
             self._timeout.cancel()
         if self.jid is not None and self.host is not None:
-            host = self.host
-            if self.available:
-                gone = etree.Element(st.PRESENCE, nsmap={None: NS_CLIENT}, type="unavailable")
-                gone.set("from", str(self.jid))
-                self.available = False
-                self.presence = None
-                self._broadcast_presence(gone)
-            host.sessions.unbind(self)
-            host.dispatcher.hooks.fire(dispatch.SESSION_CLOSED, self)
+            session_ended(self.host, self)
             log.info("session {jid} closed", jid=self.jid)
 
     # -- stream header and features -------------------------------------------------------
@@ -361,42 +353,13 @@ class C2SStream(XMLStreamProtocol):
             return None
         if to is None:
             if el.tag == st.PRESENCE:
-                self._presence_without_to(el)
+                presence_without_to(self.host, self, el)
                 return None
             # RFC 6120 §10.3: handled on behalf of the account.
             el.set("to", str(self.jid.bare()))
-        self.host.router.route(el, self)
+        if not self.host.dispatcher.hooks.fire(dispatch.FILTER_OUTBOUND, el, self):
+            self.host.router.route(el, self)
         return None
-
-    def _presence_without_to(self, presence):
-        type_ = presence.get("type")
-        initial = type_ is None and not self.available
-        if type_ is None:
-            self.available = True
-            self.priority = _priority(presence)
-            self.presence = presence
-        elif type_ == "unavailable":
-            self.available = False
-            self.presence = None
-        else:
-            # Subscription and probe types need an addressee (RFC 6121 §3, §4.3).
-            self.host.dispatcher.bounce(presence, "bad-request")
-            return
-        self._broadcast_presence(presence)
-        if initial:
-            self.host.dispatcher.hooks.fire(dispatch.SESSION_AVAILABLE, self)
-
-    def _broadcast_presence(self, presence):
-        """Presence to the user's own available resources, then the roster broadcast hook."""
-        host = self.host
-        recipients = host.sessions.available(self.jid.bare())
-        if presence.get("type") == "unavailable" and self not in recipients:
-            recipients.append(self)
-        for session in recipients:
-            if session is not self or not session.closed:
-                session.send(presence)
-        host.dispatcher.hooks.fire(dispatch.PRESENCE_BROADCAST, presence, self)
-
 
 class C2SFactory(ServerFactory):
     """Creates C2SStream protocols; shared state for one c2s listener."""
@@ -464,12 +427,3 @@ def _check_stanza(el):
 def _child_count(el):
     return sum(1 for c in el if isinstance(c.tag, str))
 
-
-def _priority(presence):
-    """RFC 6121 §4.7.2.3: an integer from -128 to +127, 0 when absent or invalid."""
-    text = presence.findtext(PRIORITY)
-    try:
-        value = int(text) if text is not None else 0
-    except ValueError:
-        return 0
-    return max(-128, min(127, value))
