@@ -857,3 +857,50 @@ class PropertyTests(SynchronousTestCase):
             self.assertEqual(len(result), 9)
         else:
             self.assertEqual(result, expected)
+
+
+TEXTS = [b"", b"hi", b" \n", b"&amp;", b"&#169;&#x41;", "caf\u00e9 \U0001F600".encode("utf-8"),
+         b"<![CDATA[<a x='>'>&amp;</a>]]>", b"&lt;&gt;", b">", b"]]&gt;", b"<![CDATA[]]>"]
+ATTR_VALUES = [b"'>'", b"\"'>\"", b"'x&amp;y'", b"''", "'\u00e9'".encode("utf-8"), b'"a]]>b"']
+
+
+@st.composite
+def random_element(draw, depth=0):
+    """A random well-formed element with awkward attributes, CDATA and references."""
+    name = draw(st.sampled_from([b"a", b"body", b"x"]))
+    attrs = draw(st.lists(st.tuples(st.sampled_from([b"a", b"b", b"id"]),
+                                    st.sampled_from(ATTR_VALUES)),
+                          unique_by=lambda pair: pair[0], max_size=3))
+    if draw(st.booleans()):
+        attrs.append((b"xmlns", b"'urn:x'"))
+    head = b"<" + name + b"".join(b" " + k + b"=" + v for k, v in attrs)
+    if depth >= 3 or draw(st.integers(0, 3)) == 0:
+        return head + draw(st.sampled_from([b"/>", b" />"]))
+    parts = [draw(st.sampled_from(TEXTS))]
+    for _ in range(draw(st.integers(0, 3))):
+        parts.append(draw(random_element(depth + 1)))
+        parts.append(draw(st.sampled_from(TEXTS)))
+    return head + b">" + b"".join(parts) + b"</" + name + b">"
+
+
+class RandomStreamTests(SynchronousTestCase):
+    """Random well-formed streams: exact limits and chunking independence."""
+
+    @FUZZ
+    @given(st.lists(random_element(), min_size=1, max_size=6),
+           st.lists(st.sampled_from([b"", b" ", b"\n\t ", b"<![CDATA[ ]]>"]), min_size=6,
+                    max_size=6),
+           chunking())
+    def test_random_streams(self, stanzas, gaps, sizes):
+        """Any chunking gives the same stanzas; the largest one sets the exact limit."""
+        data = HEADER + b"".join(gap + stanza for gap, stanza in zip(gaps, stanzas))
+        biggest = max(len(stanza) for stanza in stanzas)
+        whole = describe(StreamParser().feed(data))
+        self.assertEqual(len(whole), len(stanzas) + 1)
+        self.assertEqual(describe(only_stream_errors(cut(data, sizes), max_stanza_size=biggest)),
+                         whole)
+        self.assertEqual(only_stream_errors(cut(data, sizes), max_stanza_size=biggest - 1),
+                         "policy-violation")
+        s2s = S2S_HEADER + data[len(HEADER):]
+        self.assertEqual(describe(only_stream_errors(cut(s2s, sizes), canonical_from=NS_SERVER,
+                                                     max_stanza_size=biggest))[1:], whole[1:])
