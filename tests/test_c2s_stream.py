@@ -287,3 +287,15 @@ class C2SStreamTests(SynchronousTestCase):
         out = self.take(two_t)
         self.assertIn(b"type=\"unavailable\"", out)
         self.assertIn(b"from=\"alice@example.org/one\"", out)
+
+    def test_stanza_before_a_violation_in_the_same_chunk_is_delivered(self):
+        """A valid stanza that arrives in the same read as broken XML is still routed."""
+        alice, alice_t = self.login("alice", "a")
+        bob, bob_t = self.login("bob", "b")
+        bob.dataReceived(b"<presence/>")
+        self.take(bob_t)
+        alice.dataReceived(b"<message to='bob@example.org' type='chat'><body>last</body>"
+                           b"</message><broken></wrong>")
+        self.assertIn(b"<body>last</body>", bob_t.value())
+        self.assertIn(b"<not-well-formed", alice_t.value())
+        self.assertTrue(alice_t.disconnecting)

@@ -47,7 +47,10 @@ class XMLStreamProtocol(Protocol):
         try:
             events = self.parser.feed(data)
         except StreamError as error:
-            self.close(error)
+            # Stanzas completed before the violation are still handled, then the error.
+            self._events.extend(getattr(error, "events", ()))
+            self._events.append(error)
+            self._drain()
             return
         self._events.extend(events)
         self._drain()
@@ -56,6 +59,8 @@ class XMLStreamProtocol(Protocol):
         while self._events and not self._busy and not self.closed:
             event = self._events.popleft()
             try:
+                if isinstance(event, StreamError):
+                    raise event
                 if isinstance(event, StreamOpened):
                     result = self.stream_opened(event)
                 elif isinstance(event, StreamClosed):

@@ -203,12 +203,16 @@ class StreamParser:
             if data.strip(_WS):
                 self._die(_error("not-well-formed", "data after the end of the stream"))
             return []
+        out = []
         try:
-            return self._feed(data)
+            return self._feed(data, out)
         except _errors.StreamError as err:
+            err.events = out  # what this chunk completed before the violation
             self._die(err)
         except etree.XMLSyntaxError as err:
-            self._die(_syntax_error(err))
+            error = _syntax_error(err)
+            error.events = out
+            self._die(error)
 
     def _die(self, err):
         self._dead = (err.condition, err.text)
@@ -218,8 +222,7 @@ class StreamParser:
 
     # -- stage 1 and 2: scanning and the header ------------------------------------------
 
-    def _feed(self, data: bytes) -> list:
-        out = []
+    def _feed(self, data: bytes, out: list) -> list:
         if not self._started:
             if self._header_tag_at is not None and b">" not in data:
                 # Inside the header's start tag: only a '>' can complete it.
@@ -528,9 +531,15 @@ class StreamParser:
         start tags lxml reported from the last stanza start on, whether there was any event).
         """
         parser = self._parser
-        parser.feed(data)
+        try:
+            parser.feed(data)
+        except etree.XMLSyntaxError as error:
+            # Stanzas completed before the error in this chunk still count; then the error.
+            syntax_error = error
+        else:
+            syntax_error = None
         log = parser.feed_error_log
-        if len(log) != self._log_len:
+        if syntax_error is None and len(log) != self._log_len:
             # libxml2 logs namespace errors (an undeclared prefix, xmlns:p='') without
             # stopping; they make the stream not namespace-well-formed (RFC 6120 §4.9.3.13).
             self._log_len = len(log)
@@ -570,6 +579,8 @@ class StreamParser:
                     out.append(StreamClosed())
                     self._root = None
         self._depth = depth
+        if syntax_error is not None:
+            raise syntax_error
         return started, count, event is not None
 
     def _opened(self, root) -> StreamOpened:
