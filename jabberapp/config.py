@@ -16,6 +16,7 @@ Sections:
 - ``[server]``, ``[c2s]``, ``[auth]``, ``[tls]``, ``[storage]``: see ``CORE_SCHEMA``.
 - ``[tls:HOST]``: certificate and private_key for one host of ``[server] hosts``.
 - ``[extension:NAME]``: options of the extension NAME, validated against its schema.
+- ``[component:DOMAIN]``: one external component (XEP-0114), see ``COMPONENT_SCHEMA``.
 
 Relative paths are made absolute against the working directory when the file is loaded.
 """
@@ -29,7 +30,7 @@ import os
 import re
 import textwrap
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -38,11 +39,15 @@ from jabberapp.jid import InvalidJID, prep_domain
 __all__ = [
     "AuthConfig",
     "C2SConfig",
+    "COMPONENT_SCHEMA",
     "CORE_SCHEMA",
+    "ComponentConfig",
+    "ComponentsConfig",
     "ConfigError",
     "LOG_LEVELS",
     "Option",
     "ServerConfig",
+    "S2SConfig",
     "StorageConfig",
     "TLSConfig",
     "comma_list",
@@ -59,6 +64,7 @@ LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
 _OPTION_NAME = re.compile(r"[a-z][a-z0-9_]*")
 _TLS_PREFIX = "tls:"
 _EXTENSION_PREFIX = "extension:"
+_COMPONENT_PREFIX = "component:"
 # configparser copies the keys of its default section into every section; no real
 # section can be called this, so [DEFAULT] in a file is just an unknown section.
 _NO_DEFAULT_SECTION = "\x00no default section"
@@ -173,6 +179,117 @@ def ip_address(raw: str) -> str:
 ip_address.description = "IP address"  # type: ignore[attr-defined]
 
 
+def positive_seconds(raw: str) -> float:
+    """Parse a duration in seconds greater than zero."""
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        value = None
+    if value is None or not 0 < value < float("inf"):
+        raise ValueError("expected a number of seconds greater than 0")
+    return value
+
+
+positive_seconds.description = "seconds, more than 0"  # type: ignore[attr-defined]
+
+
+def seconds_or_zero(raw: str) -> float:
+    """Parse a duration in seconds; 0 switches the timer off."""
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value < float("inf"):
+        raise ValueError("expected a number of seconds (0: never)")
+    return value
+
+
+seconds_or_zero.description = "seconds, 0 for never"  # type: ignore[attr-defined]
+
+_HOST_NAME = re.compile(r"[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?\.?")
+
+
+def _host_port(text: str, default_port: int) -> tuple[str, int]:
+    """'host', 'host:port', '[v6]', '[v6]:port' or 'v4:port' -> (host, port)."""
+    text = text.strip()
+    port = default_port
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket:
+            raise ValueError(f"{text!r}: missing ']'")
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"{text!r}: expected ':PORT' after ']'")
+            port = _port(rest[1:], text)
+        try:
+            return str(ipaddress.IPv6Address(host)), port
+        except ValueError:
+            raise ValueError(f"{text!r}: not an IPv6 address in brackets") from None
+    host, colon, rest = text.rpartition(":")
+    if not colon:
+        host = rest
+    else:
+        port = _port(rest, text)
+    if ":" in host:
+        raise ValueError(f"{text!r}: write an IPv6 address in brackets, as [::1]:5269")
+    try:
+        return str(ipaddress.IPv4Address(host)), port
+    except ValueError:
+        pass
+    if not _HOST_NAME.fullmatch(host) or len(host) > 253:
+        raise ValueError(f"{text!r}: not a host name or IP address")
+    return host.lower().rstrip("."), port
+
+
+def _port(text: str, entry: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise ValueError(f"{entry!r}: the port must be from 1 to 65535")
+    return int(text)
+
+
+def s2s_routes(raw: str) -> tuple[S2SRoute, ...]:
+    """
+    Parse static s2s routes: comma-separated DOMAIN=[tls:]HOST[:PORT] entries. 'tls:' means
+    direct TLS (XEP-0368) instead of STARTTLS; the port defaults to 5269. A domain written
+    more than once gets several targets, tried in the order written.
+    """
+    routes = []
+    for entry in comma_list(raw):
+        domain, equals, target = entry.partition("=")
+        if not equals or not domain.strip() or not target.strip():
+            raise ValueError(f"{entry!r}: expected DOMAIN=HOST:PORT")
+        try:
+            domain = prep_domain(domain.strip())
+        except InvalidJID as exc:
+            raise ValueError(f"{entry!r}: {exc}") from None
+        target = target.strip()
+        direct_tls = target.lower().startswith("tls:")
+        if direct_tls:
+            target = target[4:]
+        host, port = _host_port(target, 5269)
+        routes.append(S2SRoute(domain, host, port, direct_tls))
+    return tuple(routes)
+
+
+s2s_routes.description = "comma-separated DOMAIN=[tls:]HOST[:PORT]"  # type: ignore[attr-defined]
+
+
+def dns_servers(raw: str) -> tuple[tuple[str, int], ...]:
+    """Parse comma-separated name server addresses, IP[:PORT] or [IPv6][:PORT] (port 53)."""
+    servers = []
+    for entry in comma_list(raw):
+        host, port = _host_port(entry, 53)
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"{entry!r}: a name server must be an IP address") from None
+        servers.append((host, port))
+    return tuple(servers)
+
+
+dns_servers.description = "comma-separated IP[:PORT]"  # type: ignore[attr-defined]
+
+
 # -- the result types -----------------------------------------------------------------------
 
 
@@ -257,6 +374,59 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
+class S2SRoute:
+    """One static s2s route target ([s2s] routes): connect to host:port for domain."""
+
+    domain: str
+    host: str
+    port: int = 5269
+    direct_tls: bool = False
+
+
+@dataclass(frozen=True)
+class S2SConfig:
+    """Server-to-server federation ([s2s]); ca_file is absolute when set."""
+
+    enabled: bool = True
+    interface: str = "127.0.0.1"
+    port: int = 5269
+    direct_tls_port: int = 0
+    require_encryption: bool = True
+    allow_dialback: bool = True
+    bidi: bool = True
+    ca_file: str | None = None
+    trust_self_signed: tuple[str, ...] = ()
+    routes: tuple[S2SRoute, ...] = ()
+    dns_servers: tuple[tuple[str, int], ...] = ()
+    connect_timeout: float = 10.0
+    negotiation_timeout: float = 60.0
+    idle_timeout: float = 600.0
+    max_stanza_size: int = 524288
+
+    def routes_for(self, domain: str) -> tuple[S2SRoute, ...]:
+        """The static targets of C{domain}, in the order written (empty: use DNS)."""
+        return tuple(route for route in self.routes if route.domain == domain)
+
+
+@dataclass(frozen=True)
+class ComponentConfig:
+    """One external component ([component:DOMAIN], XEP-0114); the secret is never shown."""
+
+    domain: str
+    secret: str = field(repr=False)
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class ComponentsConfig:
+    """The external component listener ([components]) and its components."""
+
+    interface: str = "127.0.0.1"
+    port: int = 5347
+    components: tuple[ComponentConfig, ...] = ()
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     """The whole validated configuration of one server process."""
 
@@ -270,6 +440,8 @@ class ServerConfig:
     tls: TLSConfig
     storage: StorageConfig
     extension_options: Mapping[str, Mapping[str, Any]]
+    s2s: S2SConfig = S2SConfig()
+    components: ComponentsConfig = ComponentsConfig()
 
 
 # -- the core schema ------------------------------------------------------------------------
@@ -303,6 +475,68 @@ CORE_SCHEMA: Mapping[str, tuple[Option, ...]] = MappingProxyType({
                "Largest client stanza accepted, in bytes; a larger one closes the stream "
                "with policy-violation. RFC 6120 requires at least 10000."),
     ),
+    "s2s": (
+        Option("enabled", bool, True,
+               "Federate with other XMPP domains (server-to-server, RFC 6120). When off, "
+               "stanzas to other domains are answered with remote-server-not-found."),
+        Option("interface", ip_address, "127.0.0.1",
+               "Address the s2s listeners bind to. Other servers must reach it on port "
+               "5269 (or the port an _xmpp-server._tcp SRV record names): use :: or "
+               "0.0.0.0 in production."),
+        Option("port", int_range(0, 65535), 5269,
+               "Port for incoming server connections (STARTTLS); 0: accept none (outgoing "
+               "links still work, though dialback peers cannot verify us)."),
+        Option("direct_tls_port", int_range(0, 65535), 0,
+               "Port for incoming direct TLS server connections (XEP-0368, advertised "
+               "with _xmpps-server._tcp SRV records); 0 disables it."),
+        Option("require_encryption", bool, True,
+               "Require TLS on every server-to-server stream, both directions. Disable "
+               "only for local testing."),
+        Option("allow_dialback", bool, True,
+               "Accept and use server dialback (XEP-0220) when a certificate does not "
+               "authenticate the peer. Off: only peers whose certificate validates for "
+               "their domain (SASL EXTERNAL, XEP-0178) can federate."),
+        Option("bidi", bool, True,
+               "Bidirectional server-to-server streams (XEP-0288): stanzas to a peer may "
+               "travel on the stream it opened, and ours carry its answers."),
+        Option("ca_file", str, "",
+               "PEM file of the certificate authorities trusted for peer certificates. "
+               "Empty: the system's trust store."),
+        Option("trust_self_signed", comma_list, (),
+               "Domains whose self-signed certificate is accepted when it names the "
+               "domain (private networks and tests). No other domain's self-signed "
+               "certificate ever authenticates it."),
+        Option("routes", s2s_routes, (),
+               "Static routes, consulted before DNS: comma-separated DOMAIN=HOST:PORT "
+               "(STARTTLS) or DOMAIN=tls:HOST:PORT (direct TLS); write IPv6 addresses in "
+               "brackets, [::1]:5269. A domain listed twice gets two targets, tried in "
+               "order. Example: example.net=127.0.0.1:5270, other.test=[::1]:5269"),
+        Option("dns_servers", dns_servers, (),
+               "Name servers for SRV and address lookups, comma-separated IP[:PORT]. "
+               "Empty: those of /etc/resolv.conf."),
+        Option("connect_timeout", positive_seconds, 10.0,
+               "Seconds one outgoing TCP connection attempt may take before the next "
+               "target is tried."),
+        Option("negotiation_timeout", positive_seconds, 60.0,
+               "Seconds a link may take from its first connection attempt to "
+               "authentication. Stanzas queued for a link that times out bounce with "
+               "remote-server-timeout; an incoming stream not authenticated by then is "
+               "closed."),
+        Option("idle_timeout", seconds_or_zero, 600.0,
+               "Seconds after which an outgoing link that carried no stanza is closed; "
+               "0: never."),
+        Option("max_stanza_size", int_range(10000, 2**31 - 1), 524288,
+               "Largest stanza accepted from a server, in bytes; a larger one closes the "
+               "stream with policy-violation."),
+    ),
+    "components": (
+        Option("interface", ip_address, "127.0.0.1",
+               "Address the external component listener (XEP-0114) binds to. Component "
+               "streams are not encrypted: keep it on loopback or a private network."),
+        Option("port", int_range(0, 65535), 5347,
+               "Port for external components (XEP-0114); 0 disables the listener. It is "
+               "opened only when at least one [component:DOMAIN] section exists."),
+    ),
     "auth": (
         Option("scram_iterations", int_range(4096, 10_000_000), 10000,
                "PBKDF2 iteration count for SCRAM credentials stored when a password is "
@@ -324,6 +558,17 @@ CORE_SCHEMA: Mapping[str, tuple[Option, ...]] = MappingProxyType({
                "Database file of the sqlite backend. Empty: jabberapp.sqlite in data_dir."),
     ),
 })
+
+
+#: The options of a [component:DOMAIN] section: one external component (XEP-0114).
+COMPONENT_SCHEMA: tuple[Option, ...] = (
+    Option("secret", str, "",
+           "Required: the shared secret the component authenticates with (the XEP-0114 "
+           "handshake). Use a long random string."),
+    Option("name", str, "",
+           "The component's name in the disco#items of its parent host (the served host "
+           "DOMAIN is a subdomain of). Empty: no name."),
+)
 
 
 # -- loading --------------------------------------------------------------------------------
@@ -438,6 +683,8 @@ def load_config(path: str | None,
             continue
         if section.startswith(_TLS_PREFIX) or section.startswith(_EXTENSION_PREFIX):
             continue
+        if section.startswith(_COMPONENT_PREFIX):
+            continue
         raise ConfigError(f"{reader.source}: unknown section [{section}]")
 
     server = reader.section("server", CORE_SCHEMA["server"])
@@ -457,6 +704,8 @@ def load_config(path: str | None,
                            reader.raw("c2s", "direct_tls_port") or str(c2s.direct_tls_port))
 
     auth = AuthConfig(**reader.section("auth", CORE_SCHEMA["auth"]))
+    components = _components_config(reader, hosts)
+    s2s = _s2s_config(reader, hosts)
     tls = _tls_config(reader, hosts)
 
     storage_values = reader.section("storage", CORE_SCHEMA["storage"])
@@ -483,7 +732,64 @@ def load_config(path: str | None,
         tls=tls,
         storage=storage,
         extension_options=extension_options,
+        s2s=s2s,
+        components=components,
     )
+
+
+def _s2s_config(reader: _Reader, hosts: tuple[str, ...]) -> S2SConfig:
+    values = reader.section("s2s", CORE_SCHEMA["s2s"])
+    config = S2SConfig(**{**values, "ca_file": None, "trust_self_signed": ()})
+    if config.direct_tls_port and config.direct_tls_port == config.port:
+        raise reader.error("s2s", "direct_tls_port", "must differ from port",
+                           reader.raw("s2s", "direct_tls_port"))
+    ca_file = values["ca_file"].strip()
+    if ca_file:
+        ca_file = _absolute(ca_file)
+        if not os.path.isfile(ca_file) or not os.access(ca_file, os.R_OK):
+            raise reader.error("s2s", "ca_file", "not a readable file",
+                               reader.raw("s2s", "ca_file"))
+    trusted = []
+    for name in values["trust_self_signed"]:
+        try:
+            trusted.append(prep_domain(name))
+        except InvalidJID as exc:
+            raise reader.error("s2s", "trust_self_signed", f"{name!r}: {exc}",
+                               reader.raw("s2s", "trust_self_signed")) from None
+    for route in config.routes:
+        if route.domain in hosts:
+            raise reader.error("s2s", "routes", f"{route.domain!r} is one of [server] hosts",
+                               reader.raw("s2s", "routes"))
+    return S2SConfig(**{**values, "ca_file": ca_file or None,
+                        "trust_self_signed": tuple(trusted)})
+
+
+def _components_config(reader: _Reader, hosts: tuple[str, ...]) -> ComponentsConfig:
+    values = reader.section("components", CORE_SCHEMA["components"])
+    components: list[ComponentConfig] = []
+    for section in reader.parser.sections():
+        if not section.startswith(_COMPONENT_PREFIX):
+            continue
+        name = section[len(_COMPONENT_PREFIX):]
+        try:
+            domain = prep_domain(name)
+        except InvalidJID as exc:
+            raise ConfigError(f"{reader.source}: [{section}]: {name!r} is not a valid "
+                              f"domain ({exc})") from None
+        if domain in hosts:
+            raise ConfigError(f"{reader.source}: [{section}]: {domain!r} is one of [server] "
+                              "hosts; a component needs a domain of its own")
+        if any(component.domain == domain for component in components):
+            raise ConfigError(f"{reader.source}: [{section}]: a second section for component "
+                              f"{domain!r}")
+        options = reader.section(section, COMPONENT_SCHEMA)
+        if not options["secret"]:
+            # The value is never shown in an error: it is a credential.
+            raise reader.error(section, "secret", "required: the secret the component "
+                               "authenticates with")
+        components.append(ComponentConfig(domain, options["secret"], options["name"].strip()))
+    return ComponentsConfig(interface=values["interface"], port=values["port"],
+                            components=tuple(components))
 
 
 def _check_hosts(reader: _Reader, names: tuple[str, ...]) -> tuple[str, ...]:
@@ -646,6 +952,19 @@ def render_example(extension_schemas: Mapping[str, tuple[Option, ...]] = Mapping
                 "; private_key = /etc/jabberapp/example.org/privkey.pem",
                 "",
             ])
+        if section == "components":
+            lines.extend([
+                "; A [component:DOMAIN] section lets one external component serve DOMAIN and",
+                "; every JID in it, for example:",
+                "; [component:gateway.example.org]",
+                "; secret = a long random string",
+                "; name = Gateway",
+                "; Its options:",
+            ])
+            for option in COMPONENT_SCHEMA:
+                lines.extend("; " + line for line in textwrap.wrap(
+                    f"{option.name}: {option.doc}", 84, subsequent_indent="  "))
+            lines.append("")
     for name in sorted(extension_schemas):
         lines.append(f"[{_EXTENSION_PREFIX}{name}]")
         lines.append("")

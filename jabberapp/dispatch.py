@@ -176,41 +176,45 @@ class Dispatcher:
             return
         self.run_iq_handler(handler, iq)
 
-    def run_iq_handler(self, handler, iq):
-        """Call an IQ handler and route its result or error reply."""
+    def run_iq_handler(self, handler, iq, send=None):
+        """Call an IQ handler and route its result or error reply -- or pass it to
+        C{send} (a stream answering before authentication). Returns a Deferred that fires
+        once the reply is sent when the handler is asynchronous, else None."""
+        send = self.host.router.route if send is None else send
         try:
             result = handler(iq)
             if inspect.iscoroutine(result):
                 result = defer.Deferred.fromCoroutine(result)
         except Exception as exc:
-            self._iq_failed(iq, exc)
-            return
+            self._iq_failed(iq, exc, send)
+            return None
         if isinstance(result, defer.Deferred):
-            result.addCallbacks(lambda payload: self._iq_answered(iq, payload),
-                                lambda failure: self._iq_failed(iq, failure.value, failure))
-        else:
-            self._iq_answered(iq, result)
+            return result.addCallbacks(
+                lambda payload: self._iq_answered(iq, payload, send),
+                lambda failure: self._iq_failed(iq, failure.value, send, failure))
+        self._iq_answered(iq, result, send)
+        return None
 
-    def _iq_answered(self, iq, payload):
+    def _iq_answered(self, iq, payload, send):
         answer = st.reply(iq)
         if payload is not None:
             try:
                 answer.append(payload)
             except TypeError as exc:
-                self._iq_failed(iq, exc)
+                self._iq_failed(iq, exc, send)
                 return
-        self.host.router.route(answer)
+        send(answer)
 
-    def _iq_failed(self, iq, exc, failure=None):
+    def _iq_failed(self, iq, exc, send, failure=None):
         if isinstance(exc, StanzaError):
-            self.host.router.route(st.error_reply(iq, exc))
+            send(st.error_reply(iq, exc))
             return
         # Our bug: log it, tell the peer nothing about the internals.
         if failure is None:
             log.failure("IQ handler failed for id {id}", Failure(exc), id=iq.get("id"))
         else:
             log.failure("IQ handler failed for id {id}", failure, id=iq.get("id"))
-        self.host.router.route(st.error_reply(iq, StanzaError("internal-server-error")))
+        send(st.error_reply(iq, StanzaError("internal-server-error")))
 
     def _default_message(self, message, to, kind):
         type_ = message.get("type", "normal")

@@ -6,9 +6,10 @@ that unloading the extension removes exactly what it added.
 """
 from zope.interface import implementer
 
-from jabberapp.dispatch import FILTER_OUTBOUND, Dispatcher
+from jabberapp.component.route import ComponentRoute, HandlerLink
+from jabberapp.dispatch import FILTER_OUTBOUND, USER_DELETED, Dispatcher
 from jabberapp.interfaces import IHost
-from jabberapp.jid import JID
+from jabberapp.jid import JID, prep_domain
 from jabberapp.logging import logger
 from jabberapp.sessions import SessionRegistry
 
@@ -31,6 +32,7 @@ class VirtualHost:
         self.features = []
         self.disco_providers = []
         self.stream_features = []
+        self.preauth_iq_handlers = {}  # namespace -> handler(iq, stream), before SASL
         self.extensions = {}  # name -> HostAPI, in install order
         self.services = {}    # name -> object an extension provides to others
         router.add_domain(domain, self)
@@ -111,6 +113,19 @@ class HostAPI:
     def add_stream_feature(self, feature):
         self._declare(self._host.stream_features, feature)
 
+    def add_preauth_iq_handler(self, namespace, handler):
+        """See IHost.add_preauth_iq_handler: one owner per namespace."""
+        handlers = self._host.preauth_iq_handlers
+        if namespace in handlers:
+            raise ValueError(f"a pre-authentication IQ handler for {namespace!r} is "
+                             "already registered")
+        handlers[namespace] = handler
+        self._undo.append(lambda: handlers.pop(namespace, None))
+
+    def user_deleted(self, bare_jid):
+        """See IHost.user_deleted: fire USER_DELETED(bare_jid)."""
+        self._host.dispatcher.hooks.fire(USER_DELETED, bare_jid)
+
     auth = property(lambda self: self._host.auth)
 
     def send(self, stanza):
@@ -123,6 +138,22 @@ class HostAPI:
             return False
         self._host.router.route(stanza)
         return True
+
+    def add_component(self, domain, handler, name=None):
+        """See IHost.add_component: route C{domain} to C{handler} until unloaded."""
+        domain = prep_domain(domain)  # InvalidJID (a ValueError) for a bad domain
+        router = self._host.router
+        route = ComponentRoute(domain, router, parent=self._host, name=name)
+        router.add_domain(domain, route)  # ValueError when the domain is already routed
+        route.attach(HandlerLink(domain, handler, router))
+
+        def remove():
+            route.detach(route.link)
+            if router.destination(domain) is route:
+                router.remove_domain(domain)
+
+        self._undo.append(remove)
+        return route.jid
 
     def provide(self, name, service):
         """Offer C{service} to other extensions under C{name} (withdrawn on unload)."""

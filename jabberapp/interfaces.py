@@ -72,6 +72,26 @@ class IHost(Interface):
     def add_stream_feature(feature):
         """Offer an IStreamFeature on this host's c2s streams."""
 
+    def add_preauth_iq_handler(namespace, handler):
+        """
+        Own the IQ gets and sets a client sends BEFORE authenticating whose single child is
+        in C{namespace} (XEP-0077 in-band registration). Only on a c2s stream that meets
+        [c2s] require_encryption; without an owner such an IQ ends the stream with
+        <not-authorized/>, like any other stanza before authentication. The handler is
+        called as C{handler(iq, stream)}: the IQ (its 'from' removed: nobody is
+        authenticated) and the stream, whose C{peer_address} and C{secure} it may read. It
+        answers as an iq_handler does (payload, None, StanzaError, Deferred or coroutine);
+        the answer goes back on that stream, which handles nothing else meanwhile. One
+        owner per namespace.
+        """
+
+    def user_deleted(bare_jid):
+        """
+        Announce that the account C{bare_jid} (a JID) has been deleted from storage: fires
+        the USER_DELETED hooks, so extensions drop their caches and per-user state. The
+        caller deletes the data first (IStorage.delete_user) and closes the sessions.
+        """
+
     auth = Attribute("The host's IAuthProvider (check_password, get_scram, make_credentials).")
 
     def send(stanza):
@@ -83,6 +103,20 @@ class IHost(Interface):
         user), after the FILTER_OUTBOUND hooks; False when a filter (blocking) dropped it.
         Presence broadcasts, probe answers and the like go this way, never to a session
         directly, so every filter applies.
+        """
+
+    def add_component(domain, handler, name=None):
+        """
+        Serve the component domain C{domain} (e.g. 'conference.example.org') in-process, as
+        an external XEP-0114 component would: from now on the router calls
+        C{handler(stanza)} for every stanza addressed to the domain or to any JID in it
+        (rooms, nodes, their occupants), and the domain is listed in this host's
+        disco#items (with C{name}). The handler answers through C{send()}, with 'from' in
+        the domain; it may return a Deferred or be a coroutine function, and whatever it
+        raises is logged and answered <internal-server-error/>. The handler also answers
+        disco#info queries to its domain. Returns the domain's JID. ValueError when
+        C{domain} is not a valid domain or is already routed (a host, another component).
+        The route and the disco item are removed on unload.
         """
 
     def provide(name, service):
@@ -174,7 +208,12 @@ class IStreamFeature(Interface):
     namespace = Attribute("The namespace of the feature element and of its nonzas.")
 
     def advertise(stream):
-        """Return the feature element to offer on C{stream}, or None to offer nothing."""
+        """
+        Return the feature element to offer on C{stream}, or None to offer nothing. Called
+        for each <stream:features/>: before authentication (C{stream.username} is None;
+        only once the stream meets [c2s] require_encryption) and after it, so a feature
+        checks the stage it belongs to.
+        """
 
     def handle(stream, element):
         """Handle a top-level element in C{namespace} received on C{stream}."""
@@ -217,6 +256,14 @@ class IStorage(Interface):
 
     def archive(name):
         """The IArchiveStore called C{name} (e.g. 'offline', 'mam')."""
+
+    def delete_user(host, username):
+        """
+        Deferred: delete the account (host, username) with its credentials and every
+        key-value document and archive item of that user, in every store, atomically
+        (all or nothing). Fails with jabberapp.storage.NoSuchAccount, deleting nothing,
+        when the account does not exist.
+        """
 
     def close():
         """Deferred: release connections and threads."""

@@ -19,10 +19,12 @@ import jabberapp.plugins
 from jabberapp import tls
 from jabberapp.auth import InternalAuthProvider
 from jabberapp.c2s.stream import C2SFactory
+from jabberapp.component.accept import ComponentFactory
 from jabberapp.errors import StreamError
 from jabberapp.host import VirtualHost
 from jabberapp.interfaces import IExtension
 from jabberapp.router import Router
+from jabberapp.s2s.manager import S2SManager, server_factories
 from jabberapp.sasl.throttle import FailureThrottle
 from jabberapp.storage import open_storage
 
@@ -97,6 +99,18 @@ def certificates(settings):
     return chosen
 
 
+def s2s_tls(settings, certificates):
+    """(verifier, server options, client contexts) for federation; StartupError when the
+    trust store cannot be read."""
+    config = settings.s2s
+    verifier = tls.PeerVerifier(config.ca_file)
+    try:
+        server_options = tls.server_tls_options(certificates, settings.hosts[0], verifier)
+    except Exception as e:   # OpenSSL's own errors for a file that is not PEM
+        raise StartupError(f"[s2s] ca_file: cannot load {config.ca_file}: {e}") from None
+    return verifier, server_options, tls.client_tls_options(certificates, verifier)
+
+
 class ServerService(Service):
     """The whole server as one twistd service."""
 
@@ -109,9 +123,12 @@ class ServerService(Service):
         self.hosts = {}
         self.ports = []
         self.factories = []
+        self.components = None  # the ComponentFactory, when components are configured
         os.makedirs(settings.data_dir, exist_ok=True)
         self.certificates = certificates(settings)
         self.tls_options = tls.server_tls_options(self.certificates, settings.hosts[0])
+        self.s2s = None  # the S2SManager (router.remote), when federation is enabled
+        self._s2s_tls = s2s_tls(settings, self.certificates) if settings.s2s.enabled else None
 
     def startService(self):
         super().startService()
@@ -148,10 +165,43 @@ class ServerService(Service):
             yield self._listen_on("c2s direct TLS", c2s.direct_tls_port, wrapped)
             self.factories.append(direct)
         self.factories.append(plain)
+        yield self._listen_components()
+        yield self._listen_s2s()
 
     @defer.inlineCallbacks
-    def _listen_on(self, label, port, factory):
-        interface = self.settings.c2s.interface
+    def _listen_s2s(self):
+        """Federation: the s2s route manager becomes the router's remote destination."""
+        if self._s2s_tls is None:
+            return
+        config = self.settings.s2s
+        verifier, server_options, client_options = self._s2s_tls
+        self.s2s = S2SManager(config, self.router, self.reactor, self.reactor,
+                              server_tls=server_options, client_tls=client_options,
+                              verifier=verifier)
+        self.router.remote = self.s2s
+        plain, direct = server_factories(self.s2s)
+        if config.port:
+            yield self._listen_on("s2s", config.port, plain, config.interface)
+        if config.direct_tls_port:
+            yield self._listen_on("s2s direct TLS", config.direct_tls_port, direct,
+                                  config.interface)
+
+    @defer.inlineCallbacks
+    def _listen_components(self):
+        """Route every configured component domain; listen for them (XEP-0114)."""
+        settings = self.settings.components
+        if not settings.components:
+            return
+        self.components = ComponentFactory(self.router, self.hosts, settings.components,
+                                           self.reactor)
+        if settings.port:
+            yield self._listen_on("component", settings.port, self.components,
+                                  settings.interface)
+
+    @defer.inlineCallbacks
+    def _listen_on(self, label, port, factory, interface=None):
+        if interface is None:
+            interface = self.settings.c2s.interface
         if ":" in interface:
             endpoint = endpoints.TCP6ServerEndpoint(self.reactor, port, interface=interface)
         else:
@@ -172,6 +222,10 @@ class ServerService(Service):
         super().stopService()
         for port in self.ports:
             yield port.stopListening()
+        if self.s2s is not None:
+            self.s2s.close_all()
+        if self.components is not None:
+            self.components.shutdown()
         for host in self.hosts.values():
             for session in list(host.sessions):
                 session.close(StreamError("system-shutdown"))

@@ -26,6 +26,8 @@ CORE_SPECS = (
     Spec("RFC 7677", "", "SCRAM-SHA-256", "and SCRAM-SHA-512(-PLUS) built the same way"),
     Spec("RFC 9266", "", "Channel Bindings for TLS 1.3", "tls-exporter"),
     Spec("RFC 5929", "", "Channel Bindings for TLS", "tls-server-end-point"),
+    Spec("XEP-0114", "1.6", "Jabber Component Protocol",
+         "accept side: external components, and the same routing for in-process ones"),
     Spec("XEP-0368", "1.1.0", "SRV records for XMPP over TLS", "direct TLS listener"),
     Spec("XEP-0440", "0.4.2", "SASL Channel-Binding Type Capability"),
 )

@@ -271,6 +271,14 @@ class FakeHost:
         """See IHost.add_stream_feature."""
         self._direct.add_stream_feature(feature)
 
+    def add_preauth_iq_handler(self, namespace, handler):
+        """See IHost.add_preauth_iq_handler."""
+        self._direct.add_preauth_iq_handler(namespace, handler)
+
+    def user_deleted(self, bare_jid):
+        """See IHost.user_deleted."""
+        self._direct.user_deleted(bare_jid)
+
     auth = property(lambda self: self._direct.auth)
 
     def send(self, stanza):
@@ -280,6 +288,10 @@ class FakeHost:
     def send_from_user(self, stanza, origin=None):
         """See IHost.send_from_user."""
         return self._direct.send_from_user(stanza, origin)
+
+    def add_component(self, domain, handler, name=None):
+        """See IHost.add_component."""
+        return self._direct.add_component(domain, handler, name)
 
     def provide(self, name, service):
         """See IHost.provide."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -30,15 +31,23 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from OpenSSL import SSL
-from twisted.internet.interfaces import IOpenSSLContextFactory, IOpenSSLServerConnectionCreator
+from service_identity import CertificateError, VerificationError
+from service_identity.cryptography import verify_certificate_hostname
+from twisted.internet.interfaces import (IOpenSSLClientConnectionCreator, IOpenSSLContextFactory,
+                                         IOpenSSLServerConnectionCreator)
 from twisted.internet.ssl import CertificateOptions, TLSVersion
 from twisted.logger import Logger
 from zope.interface import implementer
 
 __all__ = [
     "CertificateAndKey",
+    "ClientTLSOptions",
+    "PeerCertificate",
+    "PeerVerifier",
     "ServerTLSOptions",
+    "certificate_names_domain",
     "channel_bindings",
+    "client_tls_options",
     "ensure_self_signed",
     "fingerprint_sha256",
     "load_certificate",
@@ -52,6 +61,8 @@ log = Logger()
 #: Lifetime of a generated self-signed certificate; an expired one is replaced.
 SELF_SIGNED_DAYS = 825
 EXPORTER_LABEL = b"EXPORTER-Channel-Binding"
+#: ALPN protocol names of XMPP (XEP-0368).
+XMPP_ALPN = (b"xmpp-client", b"xmpp-server")
 
 
 @dataclass(frozen=True)
@@ -236,7 +247,19 @@ def _context(pair: CertificateAndKey) -> SSL.Context:
         for extra in pair.chain[1:]:
             context.add_extra_chain_cert(crypto.X509.from_cryptography(extra))
     context.check_privatekey()
+    # COMPAT: Twisted >= 24 -- CertificateOptions installs an ALPN callback that fails the
+    # handshake with an internal-error alert when the peer offers a protocol it was not
+    # told about. XMPP peers offer 'xmpp-client' or 'xmpp-server' (XEP-0368; Prosody does
+    # even on STARTTLS): accept those, and carry on without ALPN for anything else.
+    context.set_alpn_select_callback(_select_alpn)
     return context
+
+
+def _select_alpn(connection: SSL.Connection, offered: list[bytes]):
+    for protocol in offered:
+        if protocol in XMPP_ALPN:
+            return protocol
+    return SSL.NO_OVERLAPPING_PROTOCOLS
 
 
 @implementer(IOpenSSLServerConnectionCreator, IOpenSSLContextFactory)
@@ -279,15 +302,21 @@ class ServerTLSOptions:
         return self._default
 
 
-def server_tls_options(certs: Mapping[str, tuple[str, str]], default_host: str
-                       ) -> ServerTLSOptions:
+def server_tls_options(certs: Mapping[str, tuple[str, str]], default_host: str,
+                       verifier: PeerVerifier | None = None) -> ServerTLSOptions:
     """
     Server options for C{certs}, a mapping host -> (cert_path, key_path); C{default_host}'s
     certificate serves clients that send no (or an unknown) SNI name. Raises ValueError
     naming the file for an unusable certificate or key.
+
+    With a C{verifier} (s2s listeners), the peer is asked for its certificate, which the
+    verifier checks and records without failing the handshake (see L{PeerVerifier}).
     """
     contexts = {host: _context(load_certificate(cert, key))
                 for host, (cert, key) in certs.items()}
+    if verifier is not None:
+        for context in contexts.values():
+            verifier.configure(context)
     return ServerTLSOptions(contexts, default_host)
 
 
@@ -355,3 +384,196 @@ def tls_version(transport) -> str | None:
     """The negotiated protocol version ('TLSv1.2', 'TLSv1.3'), or None when not TLS."""
     connection = _connection(transport)
     return None if connection is None else connection.get_protocol_version_name()
+
+
+# -- peer certificates (s2s: XEP-0178, RFC 6125) -----------------------------------------
+
+
+#: OpenSSL's X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT: the leaf signed itself.
+SELF_SIGNED_LEAF = 18
+_ID_ON_XMPPADDR = x509.ObjectIdentifier("1.3.6.1.5.5.7.8.5")
+_ID_ON_DNS_SRV = x509.ObjectIdentifier("1.3.6.1.5.5.7.8.7")
+
+
+@dataclass(frozen=True)
+class PeerCertificate:
+    """What the TLS handshake told us about the peer's certificate."""
+
+    certificate: x509.Certificate | None   # the leaf; None when the peer sent none
+    errors: tuple[tuple[int, int], ...]    # (depth, OpenSSL X509_V_ERR code) found
+
+    @property
+    def chain_valid(self) -> bool:
+        """A certificate was sent and its chain leads to a trusted authority."""
+        return self.certificate is not None and not self.errors
+
+    @property
+    def self_signed(self) -> bool:
+        """The only fault is that the leaf signed itself (not expired, nothing else)."""
+        return (self.certificate is not None and bool(self.errors)
+                and all(error == (0, SELF_SIGNED_LEAF) for error in self.errors))
+
+    def authenticates(self, domain: str, trust_self_signed: bool = False) -> bool:
+        """
+        Whether this certificate proves the peer is C{domain}: a valid chain (or, when
+        C{trust_self_signed}, a self-signed leaf) naming the domain (RFC 6125 via
+        service_identity; also SRV-ID and XmppAddr, XEP-0178).
+        """
+        if not (self.chain_valid or (trust_self_signed and self.self_signed)):
+            return False
+        return certificate_names_domain(self.certificate, domain)
+
+    def describe(self) -> str:
+        """A short text for log lines: 'none', 'valid', 'self-signed' or 'untrusted'."""
+        if self.certificate is None:
+            return "none"
+        if self.chain_valid:
+            return "valid"
+        return "self-signed" if self.self_signed else "untrusted"
+
+
+class PeerVerifier:
+    """
+    The trust store for peer certificates, and the results of checking them.
+
+    configure() makes a context ask for the peer's certificate and verify it against the
+    trust store (C{ca_file}, or the system's default store) without ever failing the
+    handshake: a server whose certificate cannot be verified may still authenticate with
+    dialback, so the verdict is recorded per connection and read with L{peer}() once the
+    handshake is done.
+    """
+
+    def __init__(self, ca_file: str | None = None) -> None:
+        self.ca_file = ca_file
+        # Connection -> errors; weak, so a finished connection takes its entry with it.
+        self._errors: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def configure(self, context: SSL.Context) -> None:
+        """Load the trust store into C{context} and record verification results."""
+        if self.ca_file:
+            context.load_verify_locations(self.ca_file)
+        else:
+            context.set_default_verify_paths()
+        context.set_verify(SSL.VERIFY_PEER, self._verify)
+
+    def _verify(self, connection, certificate, error, depth, ok) -> bool:
+        if not ok:
+            errors = self._errors.setdefault(connection, [])
+            if (depth, error) not in errors:
+                errors.append((depth, error))
+        return True   # never abort the handshake: the stream decides (dialback)
+
+    def peer(self, transport) -> PeerCertificate:
+        """The peer certificate of a handshaken TLS C{transport} and its verdict."""
+        connection = _connection(transport)
+        if connection is None:
+            return PeerCertificate(None, ())
+        try:
+            certificate = connection.get_peer_certificate(as_cryptography=True)
+        except TypeError:   # COMPAT: pyOpenSSL < 24.3
+            peer = connection.get_peer_certificate()
+            certificate = None if peer is None else peer.to_cryptography()
+        if certificate is None:
+            return PeerCertificate(None, ())
+        return PeerCertificate(certificate, tuple(self._errors.get(connection, ())))
+
+
+def certificate_names_domain(certificate: x509.Certificate, domain: str) -> bool:
+    """
+    Whether C{certificate} names the XMPP domain C{domain}: as a DNS-ID (wildcards per RFC
+    6125), an SRV-ID for _xmpp-server (RFC 6125 §6.5.1) or an XmppAddr (RFC 6120 §13.7.1.4).
+    """
+    try:
+        verify_certificate_hostname(certificate, domain)
+        return True
+    except (VerificationError, CertificateError, ValueError):
+        pass
+    try:
+        names = certificate.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    wanted = domain.lower().rstrip(".")
+    for other in names.get_values_for_type(x509.OtherName):
+        if other.type_id == _ID_ON_XMPPADDR:
+            if _der_utf8(other.value).lower() == wanted:
+                return True
+        elif other.type_id == _ID_ON_DNS_SRV:
+            value = _der_ia5(other.value).lower()
+            if value == f"_xmpp-server.{wanted}":
+                return True
+    return False
+
+
+def _der_string(data: bytes, tag: int) -> str:
+    """The text of a DER string of type C{tag} (short or long form length); '' if not."""
+    if len(data) < 2 or data[0] != tag:
+        return ""
+    length, offset = data[1], 2
+    if length & 0x80:
+        count = length & 0x7F
+        length = int.from_bytes(data[2:2 + count], "big")
+        offset = 2 + count
+    try:
+        return data[offset:offset + length].decode("utf-8")
+    except UnicodeDecodeError:
+        return ""
+
+
+def _der_utf8(data: bytes) -> str:
+    return _der_string(data, 0x0C)
+
+
+def _der_ia5(data: bytes) -> str:
+    return _der_string(data, 0x16)
+
+
+@implementer(IOpenSSLClientConnectionCreator)
+class ClientTLSOptions:
+    """
+    Client TLS for an outgoing s2s connection: TLS >= 1.2, our certificate for the local
+    domain (so the peer can offer SASL EXTERNAL), the remote domain as SNI, and the peer's
+    certificate checked and recorded by a L{PeerVerifier} (never failing the handshake).
+    Pass it to ``transport.startTLS()`` or ``wrapClientTLS``.
+    """
+
+    def __init__(self, context: SSL.Context, server_name: str) -> None:
+        self._context = context
+        self._sni = _sni_name(server_name)
+
+    def clientConnectionForTLS(self, tlsProtocol) -> SSL.Connection:
+        """See IOpenSSLClientConnectionCreator."""
+        connection = SSL.Connection(self._context, None)
+        if self._sni is not None:
+            connection.set_tlsext_host_name(self._sni)
+        connection.set_alpn_protos([b"xmpp-server"])   # XEP-0368 §3
+        return connection
+
+
+class ClientContexts:
+    """One client SSL context per local domain (its certificate), built on first use."""
+
+    def __init__(self, certs: Mapping[str, tuple[str, str]], verifier: PeerVerifier) -> None:
+        self._certs = dict(certs)
+        self._verifier = verifier
+        self._contexts: dict[str, SSL.Context] = {}
+
+    def options(self, local_domain: str, remote_domain: str) -> ClientTLSOptions:
+        """Client options presenting C{local_domain}'s certificate to C{remote_domain}."""
+        context = self._contexts.get(local_domain)
+        if context is None:
+            pair = self._certs.get(local_domain)
+            if pair is None:
+                context = CertificateOptions(raiseMinimumTo=TLSVersion.TLSv1_2).getContext()
+            else:
+                context = _context(load_certificate(*pair))
+            self._verifier.configure(context)
+            self._contexts[local_domain] = context
+        return ClientTLSOptions(context, remote_domain)
+
+
+def client_tls_options(certs: Mapping[str, tuple[str, str]], verifier: PeerVerifier
+                       ) -> ClientContexts:
+    """Client TLS for outgoing s2s links: C{certs} maps each local domain to its
+    (cert_path, key_path); see L{ClientContexts.options}."""
+    return ClientContexts(certs, verifier)

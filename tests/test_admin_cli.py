@@ -207,13 +207,23 @@ class AccountTests(CtlTestCase):
 
     @defer.inlineCallbacks
     def test_deluser(self):
-        """deluser removes the account; deleting it again fails with one line."""
+        """deluser removes the account and all its data; deleting it again fails."""
         self.ok("adduser", "alice@localhost", "pw")
+        self.ok("adduser", "bob@localhost", "pw")
+        storage = yield self.storage()
+        for user in ("alice", "bob"):
+            yield storage.keyvalue("roster").set("localhost", user, "items", [user])
+            yield storage.archive("offline").append("localhost", user, "<message/>", 1.0)
         self.assertEqual(self.ok("deluser", "alice@localhost"), "deleted alice@localhost\n")
         self.assertEqual(self.fails("deluser", "alice@localhost"),
                          "no such user alice@localhost")
-        storage = yield self.storage()
         self.assertFalse((yield storage.accounts.exists("localhost", "alice")))
+        self.assertEqual((yield storage.keyvalue("roster").keys("localhost", "alice")), [])
+        self.assertEqual((yield storage.archive("offline").count("localhost", "alice")), 0)
+        self.assertTrue((yield storage.accounts.exists("localhost", "bob")))
+        self.assertEqual((yield storage.keyvalue("roster").get("localhost", "bob", "items")),
+                         ["bob"])
+        self.assertEqual((yield storage.archive("offline").count("localhost", "bob")), 1)
 
     def test_users(self):
         """users prints the usernames of one host, one a line, sorted."""

@@ -11,7 +11,8 @@ from zope.interface.verify import verifyObject
 
 from jabberapp.auth import InternalAuthProvider
 from jabberapp.c2s import stream as c2s
-from jabberapp.host import VirtualHost
+from jabberapp.errors import StanzaError
+from jabberapp.host import HostAPI, VirtualHost
 from jabberapp.interfaces import ISession
 from jabberapp.router import Router
 from jabberapp.sasl.scram import derive_all
@@ -299,3 +300,144 @@ class C2SStreamTests(SynchronousTestCase):
         self.assertIn(b"<body>last</body>", bob_t.value())
         self.assertIn(b"<not-well-formed", alice_t.value())
         self.assertTrue(alice_t.disconnecting)
+
+
+class PreauthFeature:
+    """A stream feature offered only before authentication (as XEP-0077's <register/>)."""
+
+    namespace = "urn:test:preauth-feature"
+
+    def advertise(self, stream):
+        if stream.username is not None:
+            return None
+        return etree.Element(f"{{{self.namespace}}}offer", nsmap={None: self.namespace})
+
+    def handle(self, stream, element):
+        raise AssertionError("no nonzas expected")
+
+
+class PreauthIQTests(SynchronousTestCase):
+    """IHost.add_preauth_iq_handler: IQs an extension answers before authentication."""
+
+    NS = "urn:test:preauth"
+    # The c2s fixture and helpers, without C2SStreamTests' own tests.
+    connect = C2SStreamTests.connect
+    take = C2SStreamTests.take
+    negotiate_tls = C2SStreamTests.negotiate_tls
+
+    def setUp(self):
+        C2SStreamTests.setUp(self)
+        self.calls = []
+        self.api = HostAPI(self.host, "test", {})
+        self.api.add_stream_feature(PreauthFeature())
+        self.api.add_preauth_iq_handler(self.NS, self.handler)
+        self.answer = None
+
+    def handler(self, iq, stream):
+        self.calls.append((iq, stream))
+        if self.answer is not None:
+            return self.answer
+        return etree.Element(f"{{{self.NS}}}query", n=str(len(self.calls)))
+
+    def secure_stream(self):
+        proto, transport = self.connect()
+        self.negotiate_tls(proto, transport)
+        self.take(transport)
+        return proto, transport
+
+    def test_feature_offered_before_auth_once_encrypted(self):
+        """Extension features are offered before authentication, but not before TLS."""
+        proto, transport = self.connect()
+        proto.dataReceived(HEADER)
+        self.assertNotIn(b"urn:test:preauth-feature", self.take(transport))
+        proto.dataReceived(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        self.take(transport)
+        proto.dataReceived(HEADER)
+        self.assertIn(b"<offer xmlns=\"urn:test:preauth-feature\"/>", self.take(transport))
+
+    def test_iq_answered_on_the_stream(self):
+        """An owned IQ before authentication reaches the handler, 'from' removed, and is
+        answered on the stream, which stays open."""
+        proto, transport = self.secure_stream()
+        proto.dataReceived(f"<iq type='get' id='r1' from='mallory@example.org/x' "
+                           f"to='Example.ORG'><query xmlns='{self.NS}'/></iq>".encode())
+        [(iq, stream)] = self.calls
+        self.assertIs(stream, proto)
+        self.assertIsNone(iq.get("from"))
+        self.assertEqual(stream.peer_address, "192.168.1.1")   # StringTransport's peer
+        reply = etree.fromstring(self.take(transport))
+        self.assertEqual((reply.get("type"), reply.get("id"), reply.get("to")),
+                         ("result", "r1", None))
+        self.assertEqual(reply.find(f"{{{self.NS}}}query").get("n"), "1")
+        self.assertFalse(transport.disconnecting)
+
+    def test_stanza_error_is_an_error_reply(self):
+        """A StanzaError from the handler becomes an error reply on the stream."""
+        proto, transport = self.secure_stream()
+        self.answer = defer.fail(StanzaError("conflict"))
+        proto.dataReceived(f"<iq type='set' id='r2'><query xmlns='{self.NS}'/></iq>".encode())
+        reply = etree.fromstring(self.take(transport))
+        self.assertEqual(reply.get("type"), "error")
+        self.assertIsNotNone(reply.find(".//{urn:ietf:params:xml:ns:xmpp-stanzas}conflict"))
+
+    def test_stream_waits_for_an_asynchronous_answer(self):
+        """While the handler works, the next element waits: answers come in order."""
+        proto, transport = self.secure_stream()
+        self.answer = pending = defer.Deferred()
+        proto.dataReceived(f"<iq type='set' id='a'><query xmlns='{self.NS}'/></iq>"
+                           f"<iq type='get' id='b'><query xmlns='{self.NS}'/></iq>".encode())
+        self.assertEqual((len(self.calls), self.take(transport)), (1, b""))
+        self.answer = None
+        pending.callback(None)
+        self.assertEqual(len(self.calls), 2)
+        out = self.take(transport)
+        self.assertLess(out.index(b"id=\"a\""), out.index(b"id=\"b\""))
+
+    def test_before_tls_it_is_not_authorized(self):
+        """With encryption required, an owned IQ on a plain stream ends it, unhandled."""
+        proto, transport = self.connect()
+        proto.dataReceived(HEADER + f"<iq type='get' id='r'><query xmlns='{self.NS}'/>"
+                                    f"</iq>".encode())
+        self.assertEqual(self.calls, [])
+        self.assertIn(b"<not-authorized xmlns=\"urn:ietf:params:xml:ns:xmpp-streams\"/>",
+                      transport.value())
+
+    def test_not_owned_or_elsewhere_is_not_authorized(self):
+        """An IQ in another namespace, to another domain, or a result, ends the stream."""
+        for iq in [b"<iq type='get' id='r'><query xmlns='urn:other'/></iq>",
+                   f"<iq type='get' id='r' to='other.example'><query xmlns='{self.NS}'/>"
+                   f"</iq>".encode(),
+                   f"<iq type='result' id='r'><query xmlns='{self.NS}'/></iq>".encode()]:
+            proto, transport = self.secure_stream()
+            proto.dataReceived(iq)
+            self.assertIn(b"<not-authorized xmlns=\"urn:ietf:params:xml:ns:xmpp-streams\"/>",
+                          transport.value())
+        self.assertEqual(self.calls, [])
+
+    def test_feature_not_offered_after_auth_and_handler_unused(self):
+        """After authentication the feature decides (here: not offered) and an IQ in the
+        namespace is an ordinary stanza, not the pre-authentication handler's."""
+        proto, transport = self.secure_stream()
+        proto.dataReceived(b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>"
+                           + plain("alice", PASSWORD).encode() + b"</auth>")
+        self.take(transport)
+        proto.dataReceived(HEADER)
+        self.assertNotIn(b"urn:test:preauth-feature", self.take(transport))
+        proto.dataReceived(b"<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:"
+                           b"xmpp-bind'/></iq>")
+        self.take(transport)
+        proto.dataReceived(f"<iq type='get' id='x'><query xmlns='{self.NS}'/></iq>".encode())
+        self.assertEqual(self.calls, [])
+        self.assertIn(b"service-unavailable", transport.value())
+
+    def test_unload_removes_the_handler(self):
+        """Undoing the registering extension removes the handler: the IQ is refused again."""
+        self.api.undo()
+        proto, transport = self.secure_stream()
+        proto.dataReceived(f"<iq type='get' id='r'><query xmlns='{self.NS}'/></iq>".encode())
+        self.assertEqual(self.calls, [])
+        self.assertIn(b"<not-authorized", transport.value())
+
+    def test_one_owner_per_namespace(self):
+        """A second handler for the same namespace is refused."""
+        self.assertRaises(ValueError, self.api.add_preauth_iq_handler, self.NS, self.handler)

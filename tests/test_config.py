@@ -396,4 +396,4 @@ class ExampleTests(ConfigTestCase):
         self.assertEqual(
             [f.name for f in dataclasses.fields(ServerConfig)],
             ["path", "hosts", "data_dir", "log_level", "extensions", "c2s", "auth", "tls",
-             "storage", "extension_options"])
+             "storage", "extension_options", "s2s", "components"])

@@ -133,8 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     passwd.add_argument("password", metavar="PASSWORD", nargs="?", help=password_help)
     passwd.set_defaults(handler=_passwd, uses_storage=True)
 
-    deluser = commands.add_parser("deluser", parents=[common], help="delete an account",
-                                  description="Delete an account and its credentials.")
+    deluser = commands.add_parser(
+        "deluser", parents=[common], help="delete an account and all its data",
+        description="Delete an account with its credentials and everything stored for it "
+                    "(roster, vCard, offline messages, ...), in one transaction.")
     deluser.add_argument("jid", metavar="JID", help="bare JID of the account, user@host")
     deluser.set_defaults(handler=_deluser, uses_storage=True)
 
@@ -295,7 +297,8 @@ def _deluser(args, settings: ServerConfig) -> Job:
 
     async def job(reactor, storage):
         try:
-            await storage.accounts.delete(jid.domain, jid.local)
+            # Not accounts.delete(): a deleted user must leave no data behind.
+            await storage.delete_user(jid.domain, jid.local)
         except NoSuchAccount:
             raise CommandError(f"no such user {jid}") from None
         return f"deleted {jid}"

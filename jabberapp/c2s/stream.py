@@ -8,8 +8,12 @@ A connection moves through four stages, each ending in a stream restart or a bin
   plain ──STARTTLS──▶ secure ──SASL success──▶ authenticated ──bind──▶ bound (an ISession)
 
 (direct TLS, XEP-0368, starts at 'secure'.) Each new stream header is answered with the
-<stream:features/> of the current stage. Until the session is bound, only negotiation
-elements are accepted; a stanza is a <not-authorized/> stream error. Once bound, every stanza
+<stream:features/> of the current stage, extensions' IStreamFeatures included (before
+authentication only once encryption is settled). Until the session is bound, only
+negotiation elements are accepted; a stanza is a <not-authorized/> stream error -- except,
+before authentication on a stream that meets require_encryption, an IQ get/set whose payload
+namespace an extension owns through IHost.add_preauth_iq_handler (in-band registration):
+it is answered on the stream, which waits for the answer. Once bound, every stanza
 gets its 'from' stamped with the full JID (a different 'from' is <invalid-from/>), its 'to'
 checked and normalised, then passes the host's PRE_* hooks and goes to the router. Presence
 without 'to' updates this resource's availability and is broadcast (RFC 6121 §4).
@@ -145,15 +149,19 @@ class C2SStream(XMLStreamProtocol):
                                           nsmap={None: NS_SASL_CB})
                     for cb_type in context.channel_bindings:
                         etree.SubElement(cb, f"{{{NS_SASL_CB}}}channel-binding", type=cb_type)
+                self._extension_features(features)   # e.g. XEP-0077 <register/>
         else:
             etree.SubElement(features, BIND, nsmap={None: NS_BIND})
             session = etree.SubElement(features, SESSION, nsmap={None: NS_SESSION})
             etree.SubElement(session, f"{{{NS_SESSION}}}optional")
-            for feature in self.host.stream_features:
-                offered = feature.advertise(self)
-                if offered is not None:
-                    features.append(offered)
+            self._extension_features(features)
         return features
+
+    def _extension_features(self, features):
+        for feature in self.host.stream_features:
+            offered = feature.advertise(self)
+            if offered is not None:
+                features.append(offered)
 
     # -- elements ------------------------------------------------------------------------
 
@@ -171,6 +179,10 @@ class C2SStream(XMLStreamProtocol):
             return self._sasl_abort()
         if tag == st.IQ and self.username is not None:
             return self._negotiation_iq(el)
+        if tag == st.IQ:
+            handler = self._preauth_iq_handler(el)
+            if handler is not None:
+                return self._preauth_iq(el, handler)
         if tag in st.STANZA_TAGS:
             raise StreamError("not-authorized")
         if self.jid is not None:
@@ -281,6 +293,31 @@ class C2SStream(XMLStreamProtocol):
         d = defer.Deferred()
         self.factory.clock.callLater(delay, d.callback, None)
         return d.addCallback(answer)
+
+    # -- IQs before authentication (XEP-0077 in-band registration) -----------------------
+
+    def _preauth_iq_handler(self, iq):
+        """The extension handler owning this IQ get/set sent before authentication, or None
+        (then the IQ is a stanza before authentication like any other)."""
+        if self.factory.require_encryption and not self.secure:
+            return None
+        if iq.get("type") not in ("get", "set") or not iq.get("id") or len(iq) != 1:
+            return None
+        to = iq.get("to")
+        if to is not None:
+            try:
+                if JID.parse(to) != self.host.jid:
+                    return None
+            except InvalidJID:
+                return None
+        return self.host.preauth_iq_handlers.get(etree.QName(iq[0]).namespace)
+
+    def _preauth_iq(self, iq, handler):
+        # Nobody is authenticated yet: whatever 'from' the client claims means nothing.
+        iq.attrib.pop("from", None)
+        # The stream waits for the answer: one request at a time, in order.
+        return self.host.dispatcher.run_iq_handler(lambda iq: handler(iq, self), iq,
+                                                   send=self.send)
 
     # -- binding (RFC 6120 §7) and the legacy session (RFC 3921 §3) ---------------------
 

@@ -17,7 +17,15 @@ Who answers what:
   provider. To everyone else, and for accounts that do not exist, the answer is
   <service-unavailable/>, the same in both cases so nothing leaks.
 - A node nobody owns is <item-not-found/>.
+
+Extended information (XEP-0128): other extensions add data forms to the host JID's
+disco#info answer with ``add_form(host, form)`` (``extended_info_form()`` builds one); each
+is removed when the extension that added it unloads. The disco extension offers the forms
+to others as the service "disco" (``host.service("disco").forms()``), for entity
+capabilities hashes that must cover them (XEP-0115 §5.4).
 """
+import copy
+
 from twisted.internet import defer
 from twisted.plugin import IPlugin
 from zope.interface import implementer
@@ -30,6 +38,8 @@ from jabberapp.xml import element
 from jabberapp.xml.ns import NS_DISCO_INFO, NS_DISCO_ITEMS
 
 ACCOUNT_IDENTITY = ("account", "registered", None)
+NS_DATA_FORMS = "jabber:x:data"
+FORM_TYPE = "FORM_TYPE"
 
 
 @implementer(IPlugin, IExtension)
@@ -37,32 +47,109 @@ class ServiceDiscovery:
     """Answers disco#info and disco#items queries to the host JID and users' bare JIDs."""
 
     name = "disco"
-    specs = (Spec("XEP-0030", "2.5rc3", "Service Discovery"),)
+    specs = (Spec("XEP-0030", "2.5rc3", "Service Discovery"),
+             Spec("XEP-0128", "1.0.1", "Service Discovery Extensions",
+                  "extended information forms in the host's disco#info"))
     depends = ()
     options = ()
 
     def install(self, host):
-        """Declare the two disco features and own disco queries to the host and users."""
+        """Declare the two disco features, own disco queries to the host and users, and
+        offer the extended information forms as the service "disco"."""
         host.add_feature(NS_DISCO_INFO)
         host.add_feature(NS_DISCO_ITEMS)
-        responder = _Responder(host)
+        forms = ExtendedInfo()
+        host.provide("disco", forms)
+        responder = _Responder(host, forms)
         for to in ("host", "user"):
             host.iq_handler("get", NS_DISCO_INFO, "query", responder.info, to=to)
             host.iq_handler("get", NS_DISCO_ITEMS, "query", responder.items, to=to)
 
 
+class ExtendedInfo:
+    """
+    The XEP-0128 extended information forms of the host JID, in the order they were
+    added; at most one per FORM_TYPE (XEP-0115 §5.4 makes a caps hash over duplicates
+    invalid). Offered to other extensions as the service "disco".
+    """
+
+    def __init__(self):
+        self._forms = []
+
+    def forms(self):
+        """Copies of the forms, in the order they were added."""
+        return [copy.deepcopy(form) for form in self._forms]
+
+    def add(self, form):
+        """Add C{form} (a copy is kept); return a function that removes it again.
+        ValueError when it is no XEP-0128 form or its FORM_TYPE is already there."""
+        form_type = form_type_of(form)
+        if form_type in (form_type_of(f) for f in self._forms):
+            raise ValueError(f"a disco#info form of FORM_TYPE {form_type!r} is already added")
+        kept = copy.deepcopy(form)
+        kept.tail = None
+        self._forms.append(kept)
+        return lambda: self._forms.remove(kept)
+
+
+def add_form(host, form):
+    """
+    Add C{form}, an XEP-0128 data form of type 'result' with a hidden FORM_TYPE field, to
+    the host JID's disco#info answer, until the extension owning C{host} unloads. That
+    extension must depend on "disco". ValueError for a form that is not one, or whose
+    FORM_TYPE another extension already added.
+    """
+    remove = host.service("disco").add(form)
+    host.on_unload(remove)
+
+
+def extended_info_form(form_type, fields):
+    """
+    An XEP-0128 form: <x xmlns='jabber:x:data' type='result'> with the hidden FORM_TYPE
+    field, then one <field var=...> per (var, values) pair of C{fields}, a <value/> per
+    value, in the order given.
+    """
+    form = element(NS_DATA_FORMS, "x", type="result")
+    hidden = element(NS_DATA_FORMS, "field", var=FORM_TYPE, type="hidden")
+    hidden.append(element(NS_DATA_FORMS, "value", text=form_type))
+    form.append(hidden)
+    for var, values in fields:
+        field = element(NS_DATA_FORMS, "field", var=var)
+        for value in values:
+            field.append(element(NS_DATA_FORMS, "value", text=value))
+        form.append(field)
+    return form
+
+
+def form_type_of(form):
+    """The FORM_TYPE of an XEP-0128 form; ValueError when C{form} is not one."""
+    if form.tag != f"{{{NS_DATA_FORMS}}}x" or form.get("type") != "result":
+        raise ValueError("an extended information form is <x xmlns='jabber:x:data' "
+                         "type='result'/>")
+    for field in form.iterchildren(f"{{{NS_DATA_FORMS}}}field"):
+        if field.get("var") == FORM_TYPE:
+            value = field.findtext(f"{{{NS_DATA_FORMS}}}value")
+            if field.get("type") != "hidden" or not value:
+                raise ValueError("the FORM_TYPE field must be hidden and have a value")
+            return value
+    raise ValueError("an extended information form needs a FORM_TYPE field")
+
+
 class _Responder:
     """Builds disco answers from the host's declarations, its providers and its accounts."""
 
-    def __init__(self, host):
+    def __init__(self, host, extended):
         self.host = host
+        self.extended = extended
 
     async def info(self, iq):
         """The disco#info answer for the IQ's target and node."""
         requester, target, node = self._request(iq, NS_DISCO_INFO)
+        forms = []
         if node is None and target == self.host.jid:
             identities = list(self.host.identities)
             features = list(self.host.features)
+            forms = self.extended.forms()
             for extra in await self._every("info", requester, target, node):
                 identities.extend(extra[0])
                 features.extend(extra[1])
@@ -80,6 +167,8 @@ class _Responder:
             query.append(element(NS_DISCO_INFO, "identity", attrs))
         for feature in _unique(features):
             query.append(element(NS_DISCO_INFO, "feature", {"var": feature}))
+        for form in forms:
+            query.append(form)     # as in the XEP-0128 examples: after the features
         return query
 
     async def items(self, iq):

@@ -4,9 +4,18 @@ The built-in extensions, found by twisted.plugin.getPlugins(IExtension, jabberap
 Only re-exports: no conditionals, since dropin.cache records what was importable when it
 was built (STYLE.md §3).
 """
+from jabberapp.extensions.blocking import blocking
+from jabberapp.extensions.caps import caps
+from jabberapp.extensions.contact_addresses import contact_addresses
 from jabberapp.extensions.disco import service_discovery
 from jabberapp.extensions.entity_time import entity_time
+from jabberapp.extensions.last import last_activity
+from jabberapp.extensions.offline import offline_messages
 from jabberapp.extensions.ping import ping
+from jabberapp.extensions.private import private_storage
+from jabberapp.extensions.register import register
+from jabberapp.extensions.roster import roster
+from jabberapp.extensions.vcard import vcard_temp
 from jabberapp.extensions.version import software_version
 
 __all__ = ["entity_time", "ping", "service_discovery", "software_version"]

@@ -233,6 +233,17 @@ class MemoryStorage:
             self._archive[name] = MemoryArchiveStore(self)
         return self._archive[name]
 
+    def delete_user(self, host, username):
+        """See IStorage.delete_user: everything goes at once, so it is atomic."""
+        if self.closed:
+            return defer.fail(StorageError("the storage is closed"))
+        user = (host, username)
+        if self.accounts._accounts.pop(user, None) is None:
+            return defer.fail(NoSuchAccount(f"{username}@{host}"))
+        for store in (*self._keyvalue.values(), *self._archive.values()):
+            store._users.pop(user, None)
+        return defer.succeed(None)
+
     def close(self):
         """See IStorage.close. Later calls on the stores fail with StorageError."""
         self.closed = True

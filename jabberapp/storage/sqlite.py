@@ -461,6 +461,30 @@ class SQLiteArchiveStore(_Store):
                         (self._name, host, username, *part))
 
 
+def _delete_user(txn, host, username):
+    _begin_write(txn)
+    # Credentials go with the account (ON DELETE CASCADE); raising rolls everything back.
+    txn.execute("DELETE FROM accounts WHERE host = ? AND username = ?", (host, username))
+    if txn.rowcount == 0:
+        raise NoSuchAccount(f"{username}@{host}")
+    for table in ("keyvalue", "archive"):
+        # One delete per store name, so each uses the index that starts with the store.
+        for store in _store_names(txn, table):
+            txn.execute(f"DELETE FROM {table} WHERE store = ? AND host = ? AND username = ?",
+                        (store, host, username))
+
+
+def _store_names(txn, table):
+    """The distinct store names of C{table}: one index seek per name, not a table scan."""
+    names, last = [], ""    # store names are never empty, so every name is > ""
+    while True:
+        txn.execute(f"SELECT MIN(store) FROM {table} WHERE store > ?", (last,))
+        last = txn.fetchone()[0]
+        if last is None:
+            return names
+        names.append(last)
+
+
 @implementer(IStorage)
 class SQLiteStorage:
     """IStorage over one SQLite database; build it with open_sqlite()."""
@@ -494,6 +518,10 @@ class SQLiteStorage:
         if name not in self._archive:
             self._archive[name] = SQLiteArchiveStore(self, name)
         return self._archive[name]
+
+    def delete_user(self, host, username):
+        """See IStorage.delete_user: one transaction over every table."""
+        return self._run(_delete_user, host, username)
 
     def close(self):
         """

@@ -13,6 +13,10 @@ NS_SESSION = "urn:ietf:params:xml:ns:xmpp-session"
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 NS_STREAM_ERRORS = "urn:ietf:params:xml:ns:xmpp-streams"
 NS_SASL_CB = "urn:xmpp:sasl-cb:0"
+NS_DIALBACK = "jabber:server:dialback"             # XEP-0220, the db: prefix on s2s streams
+NS_DIALBACK_FEATURE = "urn:xmpp:features:dialback"  # XEP-0220 §2.4 stream feature
+NS_BIDI = "urn:xmpp:bidi"                           # XEP-0288
+NS_BIDI_FEATURE = "urn:xmpp:features:bidi"
 
 NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
 NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items"

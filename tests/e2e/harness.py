@@ -21,7 +21,9 @@ import slixmpp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TIMEOUT = 20  # seconds any single wait may take before the test fails
-LISTENING = re.compile(r"(c2s(?: direct TLS)?) listening on \S+ port (\d+)")
+LISTENING = re.compile(r"(c2s(?: direct TLS)?|component|s2s(?: direct TLS)?) listening on \S+ "
+                       r"port (\d+)")
+S2S_DISABLED = re.compile(r"^\s*enabled\s*=\s*(?:no|false|off|0)\s*$", re.M | re.I)
 
 
 def free_port():
@@ -49,14 +51,20 @@ def ctl(config_path, *args, stdin=None, plugin_path=None):
 class ServerProcess:
     """A jabberapp server in a subprocess with its own data directory and config file."""
 
-    def __init__(self, directory, hosts=("localhost",), config="", plugin_path=None):
+    def __init__(self, directory, hosts=("localhost",), config="", plugin_path=None, s2s="",
+                 s2s_port=None):
+        """C{config} is appended to the generated file; C{s2s} holds extra [s2s] options
+        (federation listens on C{s2s_port}, by default a free loopback port)."""
         self.directory = str(directory)
         self.hosts = hosts
         self.config_path = os.path.join(self.directory, "jabberapp.ini")
         self.data_dir = os.path.join(self.directory, "data")
         self.port = free_port()
         self.direct_tls_port = free_port()
+        self.s2s_port = s2s_port or free_port()
+        self.has_s2s = not S2S_DISABLED.search(s2s)  # readiness waits for its listener
         self.plugin_path = plugin_path
+        self.has_components = "[component:" in config  # readiness waits for their listener
         self.output = []
         self._pending = b""
         self.process = None
@@ -72,7 +80,10 @@ class ServerProcess:
                 direct_tls_port = {self.direct_tls_port}
                 [auth]
                 scram_iterations = 4096
-                """) + textwrap.dedent(config))
+                [s2s]
+                interface = 127.0.0.1
+                port = {self.s2s_port}
+                """) + textwrap.dedent(s2s).strip("\n") + "\n" + textwrap.dedent(config))
 
     @property
     def certificate(self):
@@ -89,6 +100,10 @@ class ServerProcess:
              "-n", "--pidfile=", "jabberapp", "--config", self.config_path],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=self.directory, env=env)
         wanted = {"c2s", "c2s direct TLS"}
+        if self.has_components:
+            wanted.add("component")
+        if self.has_s2s:
+            wanted.add("s2s")
         for line in self.lines_until(lambda line: _listening(line, wanted)):
             pass
         return self
@@ -134,6 +149,18 @@ class ServerProcess:
             self.output.append((self._pending + rest).decode("utf-8", "replace"))
             self._pending = b""
         self.process = None
+
+    def restart(self, crash=False):
+        """Stop the server -- SIGTERM, or SIGKILL when C{crash} -- and start a new process on
+        the same data directory, configuration and ports."""
+        if crash and self.process is not None:
+            self.process.kill()
+            rest, _ = self.process.communicate(timeout=TIMEOUT)
+            self.output.append((self._pending + rest).decode("utf-8", "replace"))
+            self._pending = b""
+            self.process = None
+        self.stop()
+        return self.start()
 
     def __enter__(self):
         return self.start()

@@ -72,8 +72,54 @@ class StorageContract(_StorageFixture):
         archive = self.storage.archive("a")
         yield self.storage.close()
         for d in [self.storage.accounts.exists(HOST, "alice"), kv.get(HOST, "alice", "k"),
-                  archive.count(HOST, "alice")]:
+                  archive.count(HOST, "alice"), self.storage.delete_user(HOST, "alice")]:
             yield self.assertFailure(d, StorageError)
+
+    @defer.inlineCallbacks
+    def fill_user(self, host, username, account=True):
+        """An account (unless not C{account}) with documents and items in two stores each."""
+        if account:
+            yield self.storage.accounts.create(host, username, {"sha1": creds(b"1")})
+        for name in ("roster", "vcard"):
+            yield self.storage.keyvalue(name).set(host, username, "k", name)
+            yield self.storage.keyvalue(name).set(host, username, "k2", [1])
+        for name in ("offline", "mam"):
+            yield self.storage.archive(name).append(host, username, f"<{name}/>", 1.0)
+
+    @defer.inlineCallbacks
+    def user_data(self, host, username):
+        """What the stores of fill_user() hold for the user: (exists, keys..., counts...)."""
+        data = [(yield self.storage.accounts.exists(host, username)),
+                (yield self.storage.accounts.get_credentials(host, username, "sha1"))]
+        for name in ("roster", "vcard"):
+            data.append((yield self.storage.keyvalue(name).keys(host, username)))
+        for name in ("offline", "mam"):
+            data.append((yield self.storage.archive(name).count(host, username)))
+        return data
+
+    @defer.inlineCallbacks
+    def test_delete_user(self):
+        """delete_user() removes the account, its credentials and all its data, only its."""
+        yield self.fill_user(HOST, "alice")
+        yield self.fill_user(HOST, "bob")
+        yield self.fill_user(OTHER_HOST, "alice")
+        full = [True, creds(b"1"), ["k", "k2"], ["k", "k2"], 1, 1]
+        self.assertIsNone((yield self.storage.delete_user(HOST, "alice")))
+        self.assertEqual((yield self.user_data(HOST, "alice")), [False, None, [], [], 0, 0])
+        self.assertEqual((yield self.user_data(HOST, "bob")), full)
+        self.assertEqual((yield self.user_data(OTHER_HOST, "alice")), full)
+        self.assertEqual((yield self.storage.accounts.list_users(HOST)), ["bob"])
+        # The name is free again, with nothing left over from the old account.
+        yield self.storage.accounts.create(HOST, "alice", {"sha256": creds(b"2")})
+        self.assertEqual((yield self.user_data(HOST, "alice")), [True, None, [], [], 0, 0])
+
+    @defer.inlineCallbacks
+    def test_delete_user_missing(self):
+        """delete_user() of an unknown account fails with NoSuchAccount and deletes nothing."""
+        yield self.fill_user(HOST, "ghost", account=False)
+        yield self.assertFailure(self.storage.delete_user(HOST, "ghost"), NoSuchAccount)
+        self.assertEqual((yield self.user_data(HOST, "ghost")),
+                         [False, None, ["k", "k2"], ["k", "k2"], 1, 1])
 
 
 class AccountStoreContract(_StorageFixture):

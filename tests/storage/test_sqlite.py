@@ -190,6 +190,45 @@ class SQLiteBackendTests(SQLiteMixin, TestCase):
         self.assertNotEqual(ident, threading.get_ident())
 
     @defer.inlineCallbacks
+    def test_delete_user_is_one_transaction(self):
+        """A delete_user() failing half-way rolls back: account and data are all still there."""
+        storage = yield self.open(self.temp_path("db.sqlite"))
+        yield storage.accounts.create(HOST, "alice", {"sha1": creds(b"1")})
+        yield storage.keyvalue("roster").set(HOST, "alice", "k", 1)
+        yield storage.archive("offline").append(HOST, "alice", "<m/>", 1.0)
+        real = sqlite_module._store_names
+
+        def fail_on_archive(txn, table):
+            if table == "archive":
+                raise RuntimeError("disk gone")
+            return real(txn, table)
+
+        self.patch(sqlite_module, "_store_names", fail_on_archive)
+        yield self.assertFailure(storage.delete_user(HOST, "alice"), RuntimeError)
+        self.assertTrue((yield storage.accounts.exists(HOST, "alice")))
+        self.assertEqual((yield storage.accounts.get_credentials(HOST, "alice", "sha1")),
+                         creds(b"1"))
+        self.assertEqual((yield storage.keyvalue("roster").get(HOST, "alice", "k")), 1)
+        self.assertEqual((yield storage.archive("offline").count(HOST, "alice")), 1)
+
+    @defer.inlineCallbacks
+    def test_delete_user_uses_indexes(self):
+        """delete_user() finds store names and rows through indexes, never a table scan."""
+        storage = yield self.open(self.temp_path("db.sqlite"))
+        plans = yield storage._run(lambda txn: [
+            " ".join(row[-1] for row in txn.execute("EXPLAIN QUERY PLAN " + sql, args))
+            for sql, args in [
+                ("SELECT MIN(store) FROM keyvalue WHERE store > ?", ("",)),
+                ("SELECT MIN(store) FROM archive WHERE store > ?", ("",)),
+                ("DELETE FROM keyvalue WHERE store = ? AND host = ? AND username = ?",
+                 ("s", HOST, "alice")),
+                ("DELETE FROM archive WHERE store = ? AND host = ? AND username = ?",
+                 ("s", HOST, "alice"))]])
+        for plan in plans:
+            self.assertIn("USING", plan)
+            self.assertNotRegex(plan, r"SCAN (keyvalue|archive)$")
+
+    @defer.inlineCallbacks
     def test_close_stops_thread(self):
         """close() closes the connection and stops the pool's thread."""
         storage = yield open_sqlite(self.temp_path("db.sqlite"), reactor)

@@ -1,0 +1,596 @@
+"""
+The benchmark run: jabberapp against Prosody on the same machine, in the same run.
+
+For each round, for each selected scenario, both servers are run one after the other (the
+order swaps every round), each time as a fresh process pinned to core 0, with the load
+generator pinned to core 1 (``python -m benchmarks.loadgen``, one subprocess per scenario).
+Per scenario and metric the medians over the rounds are printed with their min–max and the
+ratio jabberapp / Prosody, raw and per server CPU-second, and written to benchmarks/RESULTS.md
+(a section per --label, kept across runs).
+
+Started by ``benchmarks/run`` (which installs what is missing first); see benchmarks/README.md.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import ssl
+import statistics
+import subprocess
+import sys
+import time
+
+from benchmarks.servers import (DOMAIN, PASSWORD, ROOT, JabberappServer, ProsodyServer,
+                                prosody_modules)
+
+SCENARIOS = ("login", "messages", "idle", "presence", "muc")
+SERVER_CPU = "0"
+GENERATOR_CPU = "1"
+
+FULL = dict(
+    rounds=3, idle_rounds=1,
+    login_users=2000, login_concurrency=50,
+    pairs=100, window=10, warmup=2.0, duration=8.0, rate=1000, rate_duration=8.0,
+    idle_levels="1000,5000,10000", idle_concurrency=100, idle_settle=3.0, idle_window=5.0,
+    presence_users=200, contacts=100, presence_window=2, presence_duration=8.0,
+)
+QUICK = dict(
+    rounds=1, idle_rounds=1,
+    login_users=300, login_concurrency=20,
+    pairs=20, window=10, warmup=1.0, duration=3.0, rate=500, rate_duration=3.0,
+    idle_levels="200,500", idle_concurrency=50, idle_settle=1.0, idle_window=2.0,
+    presence_users=60, contacts=20, presence_window=2, presence_duration=3.0,
+)
+
+
+# -- arguments ---------------------------------------------------------------------------------
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="benchmarks/run",
+        description="Benchmark jabberapp against Prosody (see benchmarks/README.md).")
+    parser.add_argument("--quick", action="store_true",
+                        help="a short run (one round, small sizes): checks the set-up")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS),
+                        help=f"comma-separated subset of {','.join(SCENARIOS)}")
+    parser.add_argument("--servers", default="jabberapp,prosody")
+    parser.add_argument("--rounds", type=int)
+    parser.add_argument("--idle-rounds", type=int,
+                        help="rounds that include the idle scenario (it is the longest, and "
+                             "its RSS numbers vary little); default 1")
+    parser.add_argument("--label", default="latest",
+                        help="RESULTS.md section title; a run with the same label replaces "
+                             "that section, others are kept")
+    parser.add_argument("--results", default=os.path.join(ROOT, "benchmarks", "RESULTS.md"),
+                        help="the results file ('-': do not write one)")
+    parser.add_argument("--workdir", default=os.path.join(ROOT, "benchmarks", ".work"),
+                        help="data directories, configs, certificate, logs, raw JSON")
+    parser.add_argument("--jabberapp-src", default="worktree",
+                        help="jabberapp to measure: 'worktree' (this checkout as it is), a git "
+                             "revision (exported to the workdir), or a directory")
+    parser.add_argument("--jabberapp-nodelay", choices=("on", "off"), default="on",
+                        help="TCP_NODELAY on jabberapp's accepted sockets (set by the launcher "
+                             "shim; jabberapp has no option for it yet)")
+    parser.add_argument("--iterations", type=int, default=10000,
+                        help="SCRAM iteration count of every account on both servers")
+    parser.add_argument("--mechanism", choices=("SCRAM-SHA-1", "SCRAM-SHA-256"),
+                        default="SCRAM-SHA-1")
+    parser.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto")
+    parser.add_argument("--sources", type=int, default=1,
+                        help="spread the generator's connections over 127.0.0.1..127.0.0.N")
+    for name, value in FULL.items():
+        if name in ("rounds", "idle_rounds"):
+            continue
+        parser.add_argument("--" + name.replace("_", "-"), type=type(value),
+                            help=f"default {value} (quick: {QUICK[name]})")
+    args = parser.parse_args(argv)
+    base = QUICK if args.quick else FULL
+    for name, value in base.items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, value)
+    args.scenarios = [s for s in SCENARIOS if s in args.scenarios.split(",")]
+    args.servers = [s for s in ("jabberapp", "prosody") if s in args.servers.split(",")]
+    args.idle_levels = [int(x) for x in str(args.idle_levels).split(",") if x]
+    return args
+
+
+def scenario_params(args, scenario, server_name):
+    if scenario == "login":
+        return {"users": args.login_users, "concurrency": args.login_concurrency}
+    if scenario == "messages":
+        return {"pairs": args.pairs, "window": args.window, "warmup_s": args.warmup,
+                "duration_s": args.duration, "rate": args.rate,
+                "rate_duration_s": args.rate_duration}
+    if scenario == "idle":
+        return {"levels": args.idle_levels, "concurrency": args.idle_concurrency,
+                "settle_s": args.idle_settle, "window_s": args.idle_window}
+    if scenario == "presence":
+        return {"users": args.presence_users, "contacts": args.contacts,
+                "window": args.presence_window, "warmup_s": args.warmup,
+                "duration_s": args.presence_duration, "prefix": presence_prefix(args),
+                "provision": "none"}
+    return {}
+
+
+def presence_prefix(args):
+    # One set of accounts per ring shape, so rosters made over XMPP for another shape never
+    # get in the way.
+    return f"r{args.presence_users}c{args.contacts}n"
+
+
+def scenario_timeout(args, scenario):
+    if scenario == "login":
+        return 120 + args.login_users / 5
+    if scenario == "messages":
+        return 120 + args.pairs / 5 + args.warmup + args.duration + args.rate_duration + 40
+    if scenario == "idle":
+        return 300 + sum(args.idle_levels) / 10 + len(args.idle_levels) * (
+            args.idle_settle + args.idle_window)
+    if scenario == "presence":
+        return 300 + args.presence_users
+    if scenario == "subscribe":
+        return 1200 + args.presence_users * args.contacts / 10
+    return 60
+
+
+# -- running -----------------------------------------------------------------------------------
+
+
+def log(message):
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def prepare_src(spec, workdir):
+    """(directory, description) of the jabberapp source to measure."""
+    if spec == "worktree":
+        return ROOT, None
+    if os.path.isdir(spec):
+        return os.path.abspath(spec), f"source tree {os.path.abspath(spec)}"
+    rev = subprocess.run(["git", "rev-parse", "--verify", spec + "^{commit}"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=30)
+    if rev.returncode != 0:
+        raise SystemExit(f"--jabberapp-src: {spec!r} is neither a directory nor a git revision")
+    sha = rev.stdout.strip()
+    target = os.path.join(workdir, f"src-{sha[:12]}")
+    if not os.path.isdir(os.path.join(target, "jabberapp")):
+        os.makedirs(target, exist_ok=True)
+        archive = subprocess.Popen(["git", "archive", sha, "jabberapp", "twisted"], cwd=ROOT,
+                                   stdout=subprocess.PIPE)
+        subprocess.run(["tar", "-x", "-C", target], stdin=archive.stdout, check=True,
+                       timeout=120)
+        archive.wait(60)
+    return target, f"git {sha[:10]} ({spec})"
+
+
+def cpu_availability(seconds=1.0):
+    """CPU time each core gives a spinning process over C{seconds} of wall time (both cores
+    at once). Virtual machines may get less than a full core; this tells how much."""
+    code = ("import time\nt=time.perf_counter(); c=time.process_time()\n"
+            f"while time.perf_counter()-t<{seconds}: pass\n"
+            "print((time.process_time()-c)/(time.perf_counter()-t))")
+    procs = [subprocess.Popen(["taskset", "-c", cpu, sys.executable, "-c", code],
+                              stdout=subprocess.PIPE, text=True)
+             for cpu in (SERVER_CPU, GENERATOR_CPU)]
+    return [round(float(p.communicate(timeout=60)[0].strip() or 0), 3) for p in procs]
+
+
+def run_generator(args, scenario, server, params):
+    target = {"port": server.port, "cafile": server.cert, "password": PASSWORD,
+              "mechanism": args.mechanism, "server_pid": server.pid, "domain": DOMAIN}
+    if args.sources > 1:
+        target["sources"] = [f"127.0.0.{i}" for i in range(1, args.sources + 1)]
+    cmd = ["taskset", "-c", GENERATOR_CPU, sys.executable, "-m", "benchmarks.loadgen", scenario,
+           "--target", json.dumps(target), "--params", json.dumps(params), "--loop", args.loop]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
+    err_path = os.path.join(args.workdir, f"generator-{scenario}-{server.name}.err")
+    with open(err_path, "wb") as err:
+        process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=err)
+        try:
+            out, _ = process.communicate(timeout=scenario_timeout(args, scenario))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            return {"error": f"generator timed out after {scenario_timeout(args, scenario)} s"}
+    lines = out.decode("utf-8", "replace").strip().splitlines()
+    if process.returncode != 0 or not lines:
+        with open(err_path, "rb") as f:
+            tail = f.read()[-1500:].decode("utf-8", "replace")
+        return {"error": f"generator exited {process.returncode}: {tail}"}
+    return json.loads(lines[-1])
+
+
+def run_one(args, scenario, server):
+    if scenario == "muc":
+        return {"skipped": "MUC not implemented"}
+    params = scenario_params(args, scenario, server.name)
+    server.start()
+    try:
+        result = run_generator(args, scenario, server, params)
+        if server.process.poll() is not None:
+            result.setdefault("error", f"{server.name} died: {server.log_tail()}")
+    finally:
+        server.stop()
+    return result
+
+
+def prepare_jabberapp_rosters(args, server):
+    """Pre-subscribe the presence scenario's ring in jabberapp, over XMPP, once per data
+    directory (we do not write jabberapp's roster storage behind its back)."""
+    marker = os.path.join(server.dir, f"rosters-{presence_prefix(args)}{args.contacts}.done")
+    if os.path.exists(marker):
+        return {"done": "earlier"}
+    params = {"users": args.presence_users, "contacts": args.contacts,
+              "prefix": presence_prefix(args)}
+    server.start()
+    try:
+        result = run_generator(args, "subscribe", server, params)
+    finally:
+        server.stop()
+    if "seconds" in result:
+        with open(marker, "w") as f:
+            json.dump(result, f)
+    return result
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.makedirs(args.workdir, exist_ok=True)
+    started = time.time()
+    if "prosody" in args.servers and not shutil.which("prosody"):
+        raise SystemExit("prosody is not installed (benchmarks/run installs it: apt-get)")
+    src, src_description = prepare_src(args.jabberapp_src, args.workdir)
+    servers = {}
+    if "jabberapp" in args.servers:
+        servers["jabberapp"] = JabberappServer(args.workdir, args.iterations, args.mechanism,
+                                               cpu=SERVER_CPU,
+                                               nodelay=args.jabberapp_nodelay == "on", src=src)
+        servers["jabberapp"].src_description = src_description
+        extensions = servers["jabberapp"].introspect()["extensions"]
+    else:
+        extensions = ["disco", "ping", "time", "version"]
+    modules, unmatched = prosody_modules(extensions)
+    if "prosody" in args.servers:
+        servers["prosody"] = ProsodyServer(args.workdir, args.iterations, args.mechanism,
+                                           cpu=SERVER_CPU, modules=modules)
+    users = max([args.login_users, 2 * args.pairs] + args.idle_levels)
+    groups = {"u": users, presence_prefix(args): args.presence_users}
+    for name, server in servers.items():
+        log(f"accounts for {name}: {server.provision(groups)}")
+    if "prosody" in servers and "presence" in args.scenarios:
+        servers["prosody"].provision_rosters(presence_prefix(args), args.presence_users,
+                                             args.contacts)
+    if "jabberapp" in servers and "presence" in args.scenarios:
+        prepared = prepare_jabberapp_rosters(args, servers["jabberapp"])
+        log(f"rosters for jabberapp: {headline('subscribe', prepared)}")
+    results = {s: {name: [] for name in servers} for s in args.scenarios}
+    availability = []
+    try:
+        for round_number in range(1, args.rounds + 1):
+            order = list(servers)
+            if round_number % 2 == 0:
+                order.reverse()
+            availability.append(cpu_availability())
+            log(f"round {round_number}/{args.rounds}: CPU available on cores 0,1: "
+                f"{availability[-1]}")
+            for scenario in args.scenarios:
+                if scenario == "idle" and round_number > args.idle_rounds:
+                    continue
+                for name in order:
+                    log(f"  {scenario} on {name} ...")
+                    result = run_one(args, scenario, servers[name])
+                    result["round"] = round_number
+                    results[scenario][name].append(result)
+                    log(f"  {scenario} on {name}: {headline(scenario, result)}")
+    finally:
+        for server in servers.values():
+            server.stop()
+    meta = describe_run(args, servers, availability, started, unmatched, modules, extensions)
+    raw_path = os.path.join(args.workdir, time.strftime("results-%Y%m%d-%H%M%S.json"))
+    with open(raw_path, "w") as f:
+        json.dump({"meta": meta, "results": results}, f, indent=1)
+    meta_text = render_meta(args, meta)
+    text = render(args, results)
+    print()
+    print(meta_text)
+    print(text)
+    if args.results != "-":
+        write_results(args.results, args.label, meta_text, text)
+        log(f"wrote {args.results} (section {args.label!r}); raw results in {raw_path}")
+
+
+# -- reporting ---------------------------------------------------------------------------------
+
+
+def headline(scenario, result):
+    if "skipped" in result:
+        return f"skipped: {result['skipped']}"
+    if "error" in result:
+        return f"ERROR: {str(result['error'])[:300]}"
+    if scenario == "login":
+        return (f"{result['logins_per_s']:.0f} logins/s, p99 {result['login_p99_ms']} ms, "
+                f"{result['failures']} failed")
+    if scenario == "messages":
+        return (f"{result['sat_msgs_per_s']:.0f} msgs/s, p99 {result['rate_p99_ms']} ms at "
+                f"{result['rate_target']}/s, lost {result['lost']}")
+    if scenario == "idle":
+        return ", ".join(f"{lv['sessions']}: {lv['rss_per_session_kb']:.1f} KiB/session"
+                         for lv in result["levels"] if lv["rss_per_session_kb"] is not None)
+    if scenario == "presence":
+        return f"{result['deliveries_per_s']:.0f} deliveries/s, lost {result['lost']}"
+    if scenario == "subscribe":
+        if "done" in result:
+            return "made by an earlier run"
+        return f"{result['users']} rosters made over XMPP in {result['seconds']} s"
+    return json.dumps(result)[:200]
+
+
+# (key, label, better: 'higher' | 'lower' | '' , format, aggregate)
+METRICS = {
+    "login": [
+        ("logins_per_s", "logins/s", "higher", "{:.0f}", "median"),
+        ("logins_per_cpu_s", "logins per server CPU-s", "higher", "{:.0f}", "median"),
+        ("login_p50_ms", "login latency p50 (ms)", "lower", "{:.1f}", "median"),
+        ("login_p99_ms", "login latency p99 (ms)", "lower", "{:.1f}", "median"),
+        ("failures", "failed logins (sum)", "lower", "{:.0f}", "sum"),
+        ("server_cpu_share", "server CPU share of a core", "", "{:.2f}", "median"),
+        ("gen_cpu_share", "generator CPU share of a core", "", "{:.2f}", "median"),
+    ],
+    "messages": [
+        ("sat_msgs_per_s", "delivered msgs/s at saturation", "higher", "{:.0f}", "median"),
+        ("sat_msgs_per_cpu_s", "delivered msgs per server CPU-s", "higher", "{:.0f}",
+         "median"),
+        ("rate_p50_ms", "latency p50 at the fixed rate (ms)", "lower", "{:.2f}", "median"),
+        ("rate_p99_ms", "latency p99 at the fixed rate (ms)", "lower", "{:.2f}", "median"),
+        ("rate_server_cpu_share", "server CPU share at the fixed rate", "lower", "{:.3f}",
+         "median"),
+        ("lost", "messages lost (sum, must be 0)", "lower", "{:.0f}", "sum"),
+        ("sat_server_cpu_share", "server CPU share at saturation", "", "{:.2f}", "median"),
+        ("sat_gen_cpu_share", "generator CPU share at saturation", "", "{:.2f}", "median"),
+    ],
+    "presence": [
+        ("deliveries_per_s", "presence deliveries/s", "higher", "{:.0f}", "median"),
+        ("deliveries_per_cpu_s", "presence deliveries per server CPU-s", "higher", "{:.0f}",
+         "median"),
+        ("lost", "deliveries lost (sum, must be 0)", "lower", "{:.0f}", "sum"),
+        ("server_cpu_share", "server CPU share", "", "{:.2f}", "median"),
+        ("gen_cpu_share", "generator CPU share", "", "{:.2f}", "median"),
+    ],
+}
+
+
+def _values(runs, key):
+    return [r[key] for r in runs if "error" not in r and "skipped" not in r
+            and r.get(key) is not None]
+
+
+def _idle_values(runs, level, key):
+    out = []
+    for run in runs:
+        for entry in run.get("levels", ()):
+            if entry["target"] == level and entry.get(key) is not None:
+                out.append(entry[key])
+    return out
+
+
+def _cell(values, fmt, aggregate):
+    if not values:
+        return "—", None
+    if aggregate == "sum":
+        total = sum(values)
+        return fmt.format(total), total
+    median = statistics.median(values)
+    if len(values) == 1:
+        return fmt.format(median), median
+    return f"{fmt.format(median)} ({fmt.format(min(values))}–{fmt.format(max(values))})", median
+
+
+def _ratio(a, b, better):
+    if a is None or b is None or b == 0:
+        return "—"
+    ratio = a / b
+    if not better:
+        return f"{ratio:.2f}"
+    good = ratio >= 1 if better == "higher" else ratio <= 1
+    return f"{ratio:.2f} {'✓' if good else '✗'}"
+
+
+def render_table(scenario, results, servers, metrics, values_of):
+    names = list(servers)
+    header = "| metric | " + " | ".join(names) + (" | jabberapp / Prosody |"
+                                                  if len(names) == 2 else " |")
+    lines = [header, "|---" * (len(names) + 1 + (len(names) == 2)) + "|"]
+    for key, label, better, fmt, aggregate in metrics:
+        cells, medians = [], []
+        for name in names:
+            text, median = _cell(values_of(results[name], key), fmt, aggregate)
+            cells.append(text)
+            medians.append(median)
+        suffix = ""
+        if len(names) == 2:
+            suffix = f" | {_ratio(medians[0], medians[1], better)}"
+        arrow = {"higher": " (↑)", "lower": " (↓)"}.get(better, "")
+        lines.append(f"| {label}{arrow} | " + " | ".join(cells) + suffix + " |")
+    return lines
+
+
+def render(args, results):
+    servers = [s for s in ("jabberapp", "prosody") if s in args.servers]
+    out = []
+    for scenario in args.scenarios:
+        per = results[scenario]
+        out.append(f"### {SCENARIO_TITLES[scenario]}")
+        out.append("")
+        notes = []
+        for name in servers:
+            runs = per.get(name, [])
+            skipped = {r["skipped"] for r in runs if "skipped" in r}
+            errors = [r["error"] for r in runs if "error" in r]
+            if skipped:
+                notes.append(f"- {name}: skipped: {'; '.join(sorted(skipped))}")
+            if errors:
+                notes.append(f"- {name}: {len(errors)} failed run(s): "
+                             + str(errors[0]).replace("\n", " ")[:400])
+        if scenario in METRICS:
+            if any(_values(per[n], METRICS[scenario][0][0]) for n in servers):
+                out += render_table(scenario, per, servers, METRICS[scenario], _values)
+        elif scenario == "idle":
+            metrics = []
+            for level in args.idle_levels:
+                metrics.append((f"rss@{level}", f"RSS per session at {level} sessions (KiB)",
+                                "lower", "{:.1f}", "median"))
+                metrics.append((f"cpu@{level}", f"idle server CPU at {level} sessions "
+                                "(% of a core)", "lower", "{:.2f}", "median"))
+
+            def values_of(runs, key):
+                kind, level = key.split("@")
+                if kind == "rss":
+                    return _idle_values(runs, int(level), "rss_per_session_kb")
+                return [v * 100 for v in _idle_values(runs, int(level), "idle_cpu_share")]
+
+            metrics.append(("baseline", "baseline RSS before any session (MiB)", "", "{:.1f}",
+                            "median"))
+
+            def values_with_baseline(runs, key):
+                if key == "baseline":
+                    return [r["baseline_rss_kb"] / 1024 for r in runs if "baseline_rss_kb" in r]
+                return values_of(runs, key)
+
+            if any(r.get("levels") for n in servers for r in per[n]):
+                out += render_table(scenario, per, servers, metrics, values_with_baseline)
+        if notes:
+            out.append("")
+            out += notes
+        out.append("")
+    return "\n".join(out)
+
+
+SCENARIO_TITLES = {
+    "login": "1. Login storm",
+    "messages": "2. One-to-one messages",
+    "idle": "3. Idle authenticated sessions",
+    "presence": "4. Presence fan-out",
+    "muc": "5. MUC fan-out",
+}
+
+
+def describe_run(args, servers, availability, started, unmatched, modules, extensions):
+    def lscpu(field):
+        try:
+            out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        except OSError:
+            return "?"
+        for line in out.splitlines():
+            if line.startswith(field + ":"):
+                return line.split(":", 1)[1].strip()
+        return "?"
+
+    with open("/proc/meminfo") as f:
+        mem_kb = int(next(line for line in f if line.startswith("MemTotal")).split()[1])
+    try:
+        import uvloop
+        uvloop_version = uvloop.__version__
+    except ImportError:
+        uvloop_version = None
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "duration_s": round(time.time() - started),
+        "cpu_model": lscpu("Model name"),
+        "cpus": os.cpu_count(),
+        "mem_gib": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "openssl": ssl.OPENSSL_VERSION,
+        "uvloop": uvloop_version,
+        "versions": {name: server.version() for name, server in servers.items()},
+        "cpu_availability": availability,
+        "jabberapp_extensions": extensions,
+        "prosody_modules": modules,
+        "unmatched": unmatched,
+        "args": {k: v for k, v in vars(args).items() if k not in ("results",)},
+    }
+
+
+def write_results(path, label, meta_text, body_text):
+    slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-") or "latest"
+    begin, end = f"<!-- run:{slug}:begin -->", f"<!-- run:{slug}:end -->"
+    section = f"{begin}\n## {label}\n\n{meta_text}\n{body_text}{end}\n"
+    if os.path.exists(path):
+        with open(path) as f:
+            text = f.read()
+    else:
+        text = RESULTS_HEADER
+    if begin in text and end in text:
+        before, rest = text.split(begin, 1)
+        _, after = rest.split(end, 1)
+        text = before + section + after.lstrip("\n")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    with open(path, "w") as f:
+        f.write(text)
+
+
+RESULTS_HEADER = """\
+# Benchmark results: jabberapp and Prosody
+
+Written by `benchmarks/run` (see [README.md](README.md) for how to run it and what each
+number means). Every section is one run; a run replaces the section with its `--label` and
+keeps the others, so the baseline stays next to later runs. Medians over the rounds, with
+min–max in parentheses; ratios are jabberapp / Prosody: ↑ higher is better, ↓ lower is
+better, ✓ where jabberapp is at least as good.
+
+## Optimisation log
+
+Each optimisation, the run (label) that measured it, and its effect on the ratios.
+
+| change | run | effect |
+|---|---|---|
+"""
+
+def render_meta(args, meta):
+    a = meta["args"]
+    availability = meta["cpu_availability"]
+    lines = [
+        f"- date: {meta['date']}; run time {meta['duration_s'] // 60} min "
+        f"{meta['duration_s'] % 60} s",
+        f"- machine: {meta['cpu_model']}, {meta['cpus']} cores, {meta['mem_gib']} GiB RAM, "
+        f"Linux {meta['kernel']}; server pinned to core {SERVER_CPU}, generator to core "
+        f"{GENERATOR_CPU}",
+        "- CPU a spinning process got per core (0, 1) before each round: "
+        + ", ".join(f"{a0:.2f}/{a1:.2f}" for a0, a1 in availability)
+        + " (1.00 = a whole core; a VM's steal shows here and makes raw rates noisier than "
+          "per-CPU-second ones)",
+        f"- software: Python {meta['python']}, {meta['openssl']}, "
+        + "; ".join(meta["versions"].values())
+        + f"; generator loop {'uvloop ' + meta['uvloop'] if meta['uvloop'] and a['loop'] != 'asyncio' else 'asyncio'}",
+        f"- both servers: TLS 1.3 via STARTTLS (same self-signed P-256 certificate, pinned by "
+        f"the generator), {a['mechanism']} with {a['iterations']} iterations, no rate limits, "
+        f"256 KiB stanza limit, log level warning, TCP_NODELAY "
+        f"({'on for jabberapp through the launcher shim' if a['jabberapp_nodelay'] == 'on' else 'OFF for jabberapp (as shipped)'}, "
+        f"Prosody network_settings.nagle = false)",
+        f"- jabberapp extensions: {', '.join(meta['jabberapp_extensions'])}; Prosody modules: "
+        f"{', '.join(meta['prosody_modules'])}"
+        + (f"; no Prosody counterpart for: {', '.join(meta['unmatched'])}"
+           if meta["unmatched"] else ""),
+        f"- rounds: {a['rounds']} (idle scenario: {min(a['idle_rounds'], a['rounds'])}), "
+        f"servers alternating, a fresh server process per scenario",
+        f"- parameters: login {a['login_users']} users, {a['login_concurrency']} in flight; "
+        f"messages {a['pairs']} pairs (both directions), window {a['window']} per flow, "
+        f"{a['warmup']} s warm-up + {a['duration']} s at saturation, then {a['rate']} msgs/s "
+        f"for {a['rate_duration']} s; idle {', '.join(map(str, a['idle_levels']))} sessions "
+        f"({a['idle_settle']} s settle, {a['idle_window']} s CPU window); presence "
+        f"{a['presence_users']} users with {a['contacts']} contacts each, window "
+        f"{a['presence_window']} per user, {a['presence_duration']} s",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

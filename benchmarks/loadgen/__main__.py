@@ -1,0 +1,67 @@
+"""
+Run one scenario and print its result as one JSON line (the last line of stdout).
+
+    python -m benchmarks.loadgen SCENARIO --target '{"port": 5222, ...}' --params '{...}'
+
+The orchestrator (benchmarks/bench.py) runs this pinned to its own core with ``taskset``.
+uvloop is used when it is installed (``--loop asyncio`` to compare).
+"""
+import argparse
+import asyncio
+import json
+import resource
+import sys
+import time
+
+from benchmarks.loadgen.client import Target
+from benchmarks.loadgen.scenarios import SCENARIOS
+
+
+def raise_nofile():
+    """Raise the soft RLIMIT_NOFILE to the hard limit: 10k sessions need 10k descriptors."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def install_loop(name):
+    if name in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if name == "uvloop":
+                raise
+            return "asyncio"
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        return "uvloop"
+    return "asyncio"
+
+
+def run(scenario, target, params, loop="auto"):
+    """Run C{scenario} (a name of SCENARIOS) and return its result dict."""
+    loop_name = install_loop(loop)
+    nofile = raise_nofile()
+    started = time.perf_counter()
+    result = asyncio.run(SCENARIOS[scenario](target, **params))
+    result["generator"] = {"loop": loop_name, "nofile": nofile,
+                           "seconds": round(time.perf_counter() - started, 2)}
+    return result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.loadgen")
+    parser.add_argument("scenario", choices=sorted(SCENARIOS))
+    parser.add_argument("--target", default="{}", help="JSON: Target fields")
+    parser.add_argument("--params", default="{}", help="JSON: the scenario's parameters")
+    parser.add_argument("--loop", default="auto", choices=("auto", "uvloop", "asyncio"))
+    args = parser.parse_args(argv)
+    fields = json.loads(args.target)
+    if "sources" in fields:
+        fields["sources"] = tuple(fields["sources"])
+    result = run(args.scenario, Target(**fields), json.loads(args.params), args.loop)
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()
