@@ -87,9 +87,11 @@ class IHost(Interface):
 
     def user_deleted(bare_jid):
         """
-        Announce that the account C{bare_jid} (a JID) has been deleted from storage: fires
-        the USER_DELETED hooks, so extensions drop their caches and per-user state. The
-        caller deletes the data first (IStorage.delete_user) and closes the sessions.
+        Announce that the account C{bare_jid} (a JID) has been deleted: fires the
+        USER_DELETED hooks, so extensions drop their caches and per-user state. The caller
+        first deletes the data (IStorage.delete_user), then closes the account's sessions
+        (whose ends extensions still see with their caches, e.g. to tell contacts), then
+        calls this.
         """
 
     auth = Attribute("The host's IAuthProvider (check_password, get_scram, make_credentials).")
@@ -261,8 +263,8 @@ class IStorage(Interface):
         """
         Deferred: delete the account (host, username) with its credentials and every
         key-value document and archive item of that user, in every store, atomically
-        (all or nothing). Fails with jabberapp.storage.NoSuchAccount, deleting nothing,
-        when the account does not exist.
+        (all or nothing). Fires with True when the account existed, False when there was
+        none (its data, if any, is deleted all the same).
         """
 
     def close():

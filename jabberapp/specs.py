@@ -28,7 +28,16 @@ CORE_SPECS = (
     Spec("RFC 5929", "", "Channel Bindings for TLS", "tls-server-end-point"),
     Spec("XEP-0114", "1.6", "Jabber Component Protocol",
          "accept side: external components, and the same routing for in-process ones"),
-    Spec("XEP-0368", "1.1.0", "SRV records for XMPP over TLS", "direct TLS listener"),
+    Spec("XEP-0368", "1.1.0", "SRV records for XMPP over TLS",
+         "direct TLS listeners (c2s, s2s); _xmpps-server._tcp SRV for outgoing s2s"),
+    Spec("RFC 6125", "", "Representation and Verification of Domain-Based Application "
+         "Service Identity", "peer certificates on s2s, via service_identity"),
+    Spec("XEP-0178", "", "Best Practices for Use of SASL EXTERNAL",
+         "server-to-server, both directions"),
+    Spec("XEP-0185", "1.0", "Dialback Key Generation and Validation"),
+    Spec("XEP-0220", "1.1.1", "Server Dialback",
+         "over TLS, also with unverifiable certificates; no piggybacking"),
+    Spec("XEP-0288", "", "Bidirectional Server-to-Server Connections"),
     Spec("XEP-0440", "0.4.2", "SASL Channel-Binding Type Capability"),
 )
 

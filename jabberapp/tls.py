@@ -391,6 +391,7 @@ def tls_version(transport) -> str | None:
 
 #: OpenSSL's X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT: the leaf signed itself.
 SELF_SIGNED_LEAF = 18
+_INVALID_PURPOSE = 26   # X509_V_ERR_INVALID_PURPOSE
 _ID_ON_XMPPADDR = x509.ObjectIdentifier("1.3.6.1.5.5.7.8.5")
 _ID_ON_DNS_SRV = x509.ObjectIdentifier("1.3.6.1.5.5.7.8.7")
 
@@ -457,6 +458,11 @@ class PeerVerifier:
         context.set_verify(SSL.VERIFY_PEER, self._verify)
 
     def _verify(self, connection, certificate, error, depth, ok) -> bool:
+        if not ok and error == _INVALID_PURPOSE:
+            # COMPAT: server certificates presented by the connecting server; many lack the
+            # clientAuth key usage (Let's Encrypt dropped it in 2026). Prosody ignores the
+            # purpose too (lsec_ignore_purpose).
+            return True
         if not ok:
             errors = self._errors.setdefault(connection, [])
             if (depth, error) not in errors:

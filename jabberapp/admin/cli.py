@@ -296,11 +296,9 @@ def _deluser(args, settings: ServerConfig) -> Job:
     jid = user_jid(args.jid, settings.hosts)
 
     async def job(reactor, storage):
-        try:
-            # Not accounts.delete(): a deleted user must leave no data behind.
-            await storage.delete_user(jid.domain, jid.local)
-        except NoSuchAccount:
-            raise CommandError(f"no such user {jid}") from None
+        # Not accounts.delete(): a deleted user must leave no data behind.
+        if not await storage.delete_user(jid.domain, jid.local):
+            raise CommandError(f"no such user {jid}")
         return f"deleted {jid}"
 
     return job

@@ -35,12 +35,13 @@ without 'to'):
   a password PRECIS refuses: <not-acceptable/>; on a stream without TLS (possible only
   with require_encryption off): <not-authorized/> (§3.3). The old password stops working.
 - set with <remove/> as its only child: account deletion (§3.2). IStorage.delete_user
-  removes the account and all its data in one transaction; then the result is sent,
-  USER_DELETED is fired (host.user_deleted) and every session of the account -- the
-  requesting one included -- is closed with a <not-authorized/> stream error (§3.2: "the
-  server SHOULD then return a <not-authorized/> stream error and terminate all active
-  sessions for the entity"). Cancelling the roster subscriptions (§3.2) is the roster
-  extension's part, on USER_DELETED.
+  removes the account and all its data in one transaction; then the result is sent, every
+  session of the account -- the requesting one included -- is closed with a
+  <not-authorized/> stream error (§3.2: "the server SHOULD then return a <not-authorized/>
+  stream error and terminate all active sessions for the entity"), USER_DELETED is fired
+  (host.user_deleted), and what the session ends made extensions store for the user is
+  swept with a second delete_user. Cancelling the roster subscriptions (§3.2) is the
+  roster extension's part, on USER_DELETED.
 """
 from collections import OrderedDict
 
@@ -235,18 +236,24 @@ class Registrar:
         return None
 
     async def _remove(self, iq, sender):
-        bare = sender.bare()
-        try:
-            await self.host.storage.delete_user(self.host.domain, sender.local)
-        except NoSuchAccount:
-            raise StanzaError("registration-required") from None
+        bare, storage = sender.bare(), self.host.storage
+        # Account, credentials and data go in one transaction; no login works after it.
+        if not await storage.delete_user(self.host.domain, sender.local):
+            raise StanzaError("registration-required")
         self.host.log.info("{user} deleted the account {jid}", user=sender, jid=bare)
-        # The result goes out first, then every session ends (§3.2). The dispatcher's own
+        # The result goes out first, then every session ends (§3.2); the dispatcher's own
         # empty result that follows finds no session bound and is dropped.
         self.host.send(st.reply(iq))
-        self.host.user_deleted(bare)
         for session in self.host.sessions.resources(bare):
             session.close(StreamError("not-authorized", "Account deleted"))
+        self.host.user_deleted(bare)
+        # Session ends make extensions write for the user (last activity's logoff time):
+        # sweep it, after those writes in the storage's queue.
+        try:
+            await storage.delete_user(self.host.domain, sender.local)
+        except Exception:
+            self.host.log.failure("removing what was stored for {jid} after its deletion",
+                                  jid=bare)
         return None
 
 

@@ -92,11 +92,15 @@ class Route:
         if self.state == "up":
             self._last_used = self.manager.clock.seconds()
             self.stream.send(stanza)
+        elif self.done:
+            self.manager.router.bounce(stanza, self._condition, f"Cannot reach {self.remote}")
         else:
             self.queue.append(stanza)
 
     def verify(self, stream_id, key):
         """Deferred firing True/False: does the Authoritative Server know this key?"""
+        if self.done:
+            return defer.fail(VerificationFailed(self._condition, f"cannot reach {self.remote}"))
         d = defer.Deferred()
         entry = [stream_id, key, d, False]
         self._verifies.append(entry)
@@ -277,6 +281,7 @@ class Route:
         if self.done:
             return
         self.state = "failed"
+        self._condition = condition     # for stanzas that still arrive (send())
         self._stop_timers()
         self.manager.forget(self)
         log.info("s2s route {local} -> {remote} failed ({condition}): {text}",
@@ -402,19 +407,27 @@ class S2SManager:
                 stream.send(stanza)
                 return
             route = self._new_route(local, remote)
+            route.send(stanza)      # queued first: the attempt may fail synchronously
+            route.start()
+            return
         route.send(stanza)
 
     def verify_key(self, local, remote, stream_id, key):
         """Ask the Authoritative Server of C{remote} whether C{key} is its key for a stream
         to C{local} with C{stream_id}. Deferred: True or False; VerificationFailed when it
         cannot be asked."""
-        route = self.routes.get((local, remote)) or self._new_route(local, remote)
-        return route.verify(stream_id, key)
+        route = self.routes.get((local, remote))
+        if route is not None and route.usable:
+            return route.verify(stream_id, key)
+        route = self._new_route(local, remote)
+        d = route.verify(stream_id, key)
+        route.start()
+        return d
 
     def _new_route(self, local, remote):
+        """A new route, registered but not started (the caller queues, then starts)."""
         route = Route(self, local, remote)
         self.routes[(local, remote)] = route
-        route.start()
         return route
 
     def forget(self, route):

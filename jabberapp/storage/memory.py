@@ -238,11 +238,10 @@ class MemoryStorage:
         if self.closed:
             return defer.fail(StorageError("the storage is closed"))
         user = (host, username)
-        if self.accounts._accounts.pop(user, None) is None:
-            return defer.fail(NoSuchAccount(f"{username}@{host}"))
+        existed = self.accounts._accounts.pop(user, None) is not None
         for store in (*self._keyvalue.values(), *self._archive.values()):
             store._users.pop(user, None)
-        return defer.succeed(None)
+        return defer.succeed(existed)
 
     def close(self):
         """See IStorage.close. Later calls on the stores fail with StorageError."""

@@ -463,15 +463,15 @@ class SQLiteArchiveStore(_Store):
 
 def _delete_user(txn, host, username):
     _begin_write(txn)
-    # Credentials go with the account (ON DELETE CASCADE); raising rolls everything back.
+    # Credentials go with the account (ON DELETE CASCADE). Anything raised rolls back.
     txn.execute("DELETE FROM accounts WHERE host = ? AND username = ?", (host, username))
-    if txn.rowcount == 0:
-        raise NoSuchAccount(f"{username}@{host}")
+    existed = txn.rowcount > 0
     for table in ("keyvalue", "archive"):
         # One delete per store name, so each uses the index that starts with the store.
         for store in _store_names(txn, table):
             txn.execute(f"DELETE FROM {table} WHERE store = ? AND host = ? AND username = ?",
                         (store, host, username))
+    return existed
 
 
 def _store_names(txn, table):

@@ -30,23 +30,28 @@ VARIANTS = {
     "ca_file": ("ca_file = {b_cert}", "ca_file = {a_cert}"),
     # Dialback without XEP-0288: answers travel on a second connection.
     "no_bidi": ("bidi = no", "bidi = no"),
+    # a.test reaches b.test on its direct TLS port (XEP-0368) instead of STARTTLS.
+    "direct_tls": ("", "direct_tls_port = {b_direct_port}"),
 }
 
 
 def make_pair(tmp_path, variant, a_extra="", b_extra="", a_routes=""):
     """Two servers, a.test and b.test, routed to each other (not started); a.test also
     routes nowhere.test to a closed port, plus C{a_routes}."""
-    a_port, b_port, dead_port = free_port(), free_port(), free_port()
+    a_port, b_port, dead_port, b_direct_port = (free_port() for _ in range(4))
     a_dir, b_dir = tmp_path / "a", tmp_path / "b"
     a_dir.mkdir()
     b_dir.mkdir()
     # Certificates made before the start, so each side's trust store can name the other's.
     a_cert, _ = tls.ensure_self_signed(str(a_dir / "data"), "a.test")
     b_cert, _ = tls.ensure_self_signed(str(b_dir / "data"), "b.test")
-    a_variant, b_variant = (text.format(a_cert=a_cert, b_cert=b_cert)
+    a_variant, b_variant = (text.format(a_cert=a_cert, b_cert=b_cert,
+                                        b_direct_port=b_direct_port)
                             for text in VARIANTS[variant])
+    b_target = (f"tls:127.0.0.1:{b_direct_port}" if variant == "direct_tls"
+                else f"127.0.0.1:{b_port}")
     a = ServerProcess(a_dir, hosts=("a.test",), s2s_port=a_port, s2s=f"""
-        routes = b.test=127.0.0.1:{b_port}, nowhere.test=127.0.0.1:{dead_port}{a_routes}
+        routes = b.test={b_target}, nowhere.test=127.0.0.1:{dead_port}{a_routes}
         {a_variant}
         {a_extra}
         """)
@@ -55,6 +60,7 @@ def make_pair(tmp_path, variant, a_extra="", b_extra="", a_routes=""):
         {b_variant}
         {b_extra}
         """)
+    b.s2s_direct_tls_port = b_direct_port
     a.adduser("alice@a.test", PASSWORD)
     b.adduser("bob@b.test", PASSWORD)
     return a, b
@@ -126,6 +132,8 @@ def test_messages_both_ways(pair):
     expected = "SASL EXTERNAL" if variant in ("external", "ca_file") else "dialback"
     up = wait_for_line(a, r"s2s link up: outbound a\.test -> b\.test")
     assert f"auth {expected}" in up and "TLSv1." in up, up
+    if variant == "direct_tls":
+        assert f"(127.0.0.1:{b.s2s_direct_tls_port})" in up, up
     up = wait_for_line(b, r"s2s link up: inbound b\.test <- a\.test")
     assert f"auth {expected}" in up, up
     if variant == "no_bidi":

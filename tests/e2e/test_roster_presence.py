@@ -246,6 +246,26 @@ def test_remove_contact(server):
     run(scenario())
 
 
+def test_pre_approval(server):
+    """kate pre-approves pat; pat's later request is approved without kate being asked."""
+    async def scenario():
+        kate = await connect(server, "kate@localhost/pre")
+        assert {"rosterver", "preapproval"} <= kate.features
+        kate.send_presence_subscription(pto="pat@localhost", ptype="subscribed")
+        push = await pushed(kate, "pat@localhost", "none")
+        [item] = push.xml.iter(f"{{{NS_ROSTER}}}item")
+        assert item.get("approved") == "true"
+        pat = await connect(server, "pat@localhost/pre")
+        pat.send_presence_subscription(pto="kate@localhost")
+        await presence_from(pat, "kate@localhost", "subscribed")
+        await pushed(pat, "kate@localhost", "to")
+        await pushed(kate, "pat@localhost", "from")
+        await presence_from(pat, "kate@localhost/pre")
+        assert not [p for p in kate.presences.items if p["type"] == "subscribe"]
+        await close(kate, pat)
+    run(scenario())
+
+
 async def fetch_roster(client):
     """The whole roster, asked for without a version (so never an empty answer)."""
     iq = client.Iq()
@@ -269,6 +289,7 @@ def test_invalid_roster_set(server):
     """Malformed roster sets get the RFC 6121 errors and change nothing."""
     async def scenario():
         pat = await connect(server, "pat@localhost/a")
+        before = await fetch_roster(pat)
         cases = [
             ("<item jid='a@localhost'/><item jid='b@localhost'/>", "bad-request"),
             ("<item jid='not@@valid'/>", "bad-request"),
@@ -279,7 +300,7 @@ def test_invalid_roster_set(server):
         ]
         for payload, condition in cases:
             assert await roster_set_error(pat, payload) == condition, payload
-        assert list(await fetch_roster(pat)) == []
+        assert await fetch_roster(pat) == before
         await close(pat)
     run(scenario())
 

@@ -9,6 +9,8 @@ from zope.interface.verify import verifyObject
 
 from jabberapp import dispatch
 from jabberapp.c2s.stream import C2SFactory
+from jabberapp.extensions.disco import service_discovery
+from jabberapp.extensions.last import last_activity
 from jabberapp.extensions.register import NS_REGISTER, NS_REGISTER_FEATURE, register
 from jabberapp.interfaces import IExtension, IStreamFeature
 from jabberapp.plugins import jabberapp_builtin
@@ -277,10 +279,11 @@ class AccountTests(RegisterTestCase):
         self.assertTrue(self.password_works("alice", PASSWORD))
 
     def test_remove(self):
-        """<remove/> deletes the account with all its data, answers the requester, fires
-        USER_DELETED, then closes every session of the account with not-authorized."""
+        """<remove/> deletes the account with all its data, answers the requester, closes
+        every session of the account with not-authorized, then fires USER_DELETED."""
         deleted = []
-        self.host.hook(dispatch.USER_DELETED, deleted.append)
+        self.host.hook(dispatch.USER_DELETED, lambda jid: deleted.append(
+            (jid, [s.closed for s in (requester, other)])))
         storage = self.host.storage
         self.successResultOf(storage.keyvalue("roster").set("example.org", "alice", "k", 1))
         self.successResultOf(storage.archive("offline").append("example.org", "alice", "m", 1))
@@ -290,7 +293,8 @@ class AccountTests(RegisterTestCase):
         self.ask("set", registration(extra="<remove/>"))
         self.assertEqual([(s.get("type"), s.get("id")) for s in requester.sent
                           if s.tag == "{jabber:client}iq"], [("result", "q")])
-        self.assertEqual([str(jid) for jid in deleted], ["alice@example.org"])
+        self.assertEqual([(str(jid), closed) for jid, closed in deleted],
+                         [("alice@example.org", [True, True])])
         for session in (requester, other):
             self.assertTrue(session.closed)
             self.assertEqual(session.closed_with.condition, "not-authorized")
@@ -303,6 +307,17 @@ class AccountTests(RegisterTestCase):
         self.assertEqual(self.successResultOf(
             storage.archive("offline").count("example.org", "alice")), 0)
         self.assertTrue(self.exists("bob"))
+
+    def test_remove_sweeps_what_session_ends_store(self):
+        """What extensions store for the user when its sessions end (last activity's
+        logoff record) is removed too: the deleted user leaves no data behind."""
+        self.host.install(service_discovery)
+        self.host.install(last_activity)
+        FakeSession(self.host, "alice@example.org/r")
+        self.host.receive("<presence from='alice@example.org/r'/>")
+        self.ask("set", registration(extra="<remove/>"))
+        self.assertEqual(self.successResultOf(
+            self.host.storage.keyvalue("last").keys("example.org", "alice")), [])
 
     def test_remove_must_be_alone(self):
         """<remove/> with other children is bad-request; the account stays."""

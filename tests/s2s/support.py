@@ -68,13 +68,20 @@ class FakeVerifier:
         return self.certificate
 
 
+class FakeTLSOptions(tuple):
+    """TLS options that twisted.test.iosim can pretend to negotiate with."""
+
+    def iosimVerify(self, other):
+        return True
+
+
 class FakeClientTLS:
     def __init__(self):
         self.requested = []
 
     def options(self, local, remote):
         self.requested.append((local, remote))
-        return ("client-options", local, remote)
+        return FakeTLSOptions(("client-options", local, remote))
 
 
 class TLSStringTransport(StringTransport):
@@ -94,18 +101,19 @@ class FakeDNS:
         return defer.fail(DNSNameError(name))
 
 
-def make_manager(clock=None, connect=None, routes=(), **overrides):
-    """(manager, router, local destination) for LOCAL, TLS optional unless overridden."""
+def make_manager(clock=None, connect=None, routes=(), domain=LOCAL, **overrides):
+    """(manager, router, local destination) for C{domain}, TLS optional unless overridden;
+    C{routes} are (domain, host, port) static routes."""
     router = Router()
     local = Recorder()
-    router.add_domain(LOCAL, local)
+    router.add_domain(domain, local)
     settings = dict(require_encryption=False, routes=tuple(
         S2SRoute(domain, host, port) for domain, host, port in routes))
     settings.update(overrides)
     config = S2SConfig(**settings)
     clock = clock or Clock()
     resolver = S2SResolver(config.routes_for, dns=FakeDNS())
-    manager = S2SManager(config, router, clock, server_tls=object(),
+    manager = S2SManager(config, router, clock, server_tls=FakeTLSOptions(("server",)),
                          client_tls=FakeClientTLS(), verifier=FakeVerifier(),
                          resolver=resolver, connect=connect, secret=SECRET)
     router.remote = manager

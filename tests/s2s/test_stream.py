@@ -9,8 +9,8 @@ from jabberapp import stanza as st
 from jabberapp.s2s import dialback
 from jabberapp.s2s.manager import Route, VerificationFailed
 from jabberapp.s2s.stream import InboundStream, OutboundStream
-from jabberapp.xml import StreamClosed, StreamOpened
-from jabberapp.xml.ns import NS_CLIENT, NS_SASL, NS_SERVER
+from jabberapp.xml import StreamClosed, StreamOpened, parse_element
+from jabberapp.xml.ns import NS_CLIENT, NS_SASL
 from tests.s2s.support import (LOCAL, REMOTE, SECRET, Reader, TLSStringTransport, header,
                                make_manager, self_signed_certificate, stream_error,
                                valid_certificate)
@@ -425,7 +425,7 @@ class OutboundTests(SynchronousTestCase):
         """What we send is in jabber:server on the wire."""
         stream, transport, _ = self.connect()
         transport.clear()
-        stream.send(st.reply(MESSAGE_EL()))
+        stream.send(parse_element(MESSAGE))
         self.assertTrue(transport.value().startswith(b'<message xmlns="jabber:server"'))
 
     def test_peer_stream_error(self):
@@ -437,11 +437,3 @@ class OutboundTests(SynchronousTestCase):
         self.assertEqual(stream.peer_error, "host-unknown")
         self.assertIn("host-unknown", stream.failure)
         self.assertIsInstance(reader.read()[-1], StreamClosed)
-
-
-def MESSAGE_EL():
-    from jabberapp.xml import parse_element
-    return parse_element(MESSAGE)
-
-
-_ = NS_SERVER  # the namespace the tests read the wire in (Reader)

@@ -104,7 +104,7 @@ class StorageContract(_StorageFixture):
         yield self.fill_user(HOST, "bob")
         yield self.fill_user(OTHER_HOST, "alice")
         full = [True, creds(b"1"), ["k", "k2"], ["k", "k2"], 1, 1]
-        self.assertIsNone((yield self.storage.delete_user(HOST, "alice")))
+        self.assertIs((yield self.storage.delete_user(HOST, "alice")), True)
         self.assertEqual((yield self.user_data(HOST, "alice")), [False, None, [], [], 0, 0])
         self.assertEqual((yield self.user_data(HOST, "bob")), full)
         self.assertEqual((yield self.user_data(OTHER_HOST, "alice")), full)
@@ -115,11 +115,15 @@ class StorageContract(_StorageFixture):
 
     @defer.inlineCallbacks
     def test_delete_user_missing(self):
-        """delete_user() of an unknown account fails with NoSuchAccount and deletes nothing."""
+        """delete_user() without an account fires False, and still deletes data stored
+        under that name (left by a writer that raced the deletion, say)."""
         yield self.fill_user(HOST, "ghost", account=False)
-        yield self.assertFailure(self.storage.delete_user(HOST, "ghost"), NoSuchAccount)
-        self.assertEqual((yield self.user_data(HOST, "ghost")),
-                         [False, None, ["k", "k2"], ["k", "k2"], 1, 1])
+        yield self.fill_user(HOST, "bob")
+        self.assertIs((yield self.storage.delete_user(HOST, "ghost")), False)
+        self.assertEqual((yield self.user_data(HOST, "ghost")), [False, None, [], [], 0, 0])
+        self.assertEqual((yield self.user_data(HOST, "bob")),
+                         [True, creds(b"1"), ["k", "k2"], ["k", "k2"], 1, 1])
+        self.assertIs((yield self.storage.delete_user(HOST, "nobody")), False)
 
 
 class AccountStoreContract(_StorageFixture):

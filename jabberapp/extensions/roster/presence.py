@@ -294,7 +294,11 @@ class PresenceHandler:
         for item in items:
             if item.subscription in (subscription.TO, subscription.BOTH):
                 self.host.send_from_user(presence(user, item.jid, "probe"), session)
+        # Stored requests skip the inbound hooks: honour blocking (XEP-0191) here.
+        blocking = self.host.service("blocking") if self.host.has_service("blocking") else None
         for jid, kept in sorted(roster.pending.items(), key=lambda entry: str(entry[0])):
+            if blocking is not None and blocking.is_blocked(user.local, jid) is True:
+                continue
             session.send(_request(kept, jid, user))
         for item in items:
             if item.ask:

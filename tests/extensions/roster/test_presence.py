@@ -155,6 +155,20 @@ class OfflineRequestTests(PresenceTestCase):
         again.send(f"<presence from='{BOB}/b'/>")
         self.assertEqual(len(presences(bob.sent, "subscribe")), 1)
 
+    def test_stored_request_from_a_blocked_contact_is_not_shown(self):
+        """A stored request from a contact the user has since blocked is not redelivered."""
+        from jabberapp.extensions.blocking import blocking
+        from jabberapp.extensions.disco import service_discovery
+        self.host.install(service_discovery)
+        self.host.install(blocking)
+        self.world.send("<presence from='romeo@remote.example' to='bob@example.org' "
+                        "type='subscribe'/>")
+        bob = self.world.login(f"{BOB}/b", presence=False)
+        self.world.send(f"<iq type='set' id='blk' from='{BOB}/b'><block xmlns='urn:xmpp:blocking'>"
+                        "<item jid='romeo@remote.example'/></block></iq>")
+        self.world.send(f"<presence from='{BOB}/b'/>")
+        self.assertEqual(presences(bob.sent, "subscribe"), [])
+
     def test_unanswered_own_request_is_sent_again(self):
         """A user's pending outbound request is sent again when they log in."""
         self.world.set_state("alice", "romeo@remote.example", "None + Pending Out")
