@@ -26,6 +26,7 @@ from jabberapp.interfaces import IExtension
 from jabberapp.router import Router
 from jabberapp.s2s.manager import S2SManager, server_factories
 from jabberapp.sasl.throttle import FailureThrottle
+from jabberapp.status import StatusFile
 from jabberapp.storage import open_storage
 
 log = logger(__name__)
@@ -179,6 +180,9 @@ class ServerService(Service):
                               server_tls=server_options, client_tls=client_options,
                               verifier=verifier)
         self.router.remote = self.s2s
+        self.status = StatusFile(self.settings.data_dir, self.s2s.links)
+        self.s2s.on_change = self.status.write
+        self.status.write()
         plain, direct = server_factories(self.s2s)
         if config.port:
             yield self._listen_on("s2s", config.port, plain, config.interface)
@@ -223,7 +227,9 @@ class ServerService(Service):
         for port in self.ports:
             yield port.stopListening()
         if self.s2s is not None:
+            self.s2s.on_change = None
             self.s2s.close_all()
+            self.status.remove()
         if self.components is not None:
             self.components.shutdown()
         for host in self.hosts.values():

@@ -38,6 +38,7 @@ from jabberapp import __version__
 from jabberapp.admin.check import load_settings, validate
 from jabberapp.auth import InternalAuthProvider
 from jabberapp.config import ConfigError, ServerConfig
+from jabberapp.status import read_status
 from jabberapp.jid import JID, InvalidJID, prep_domain
 from jabberapp.sasl.scram import prep_password
 from jabberapp.server import StartupError
@@ -150,6 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check the configuration and the extension list as the server does "
                     "before it starts, without opening ports or writing anything.")
     check.set_defaults(handler=_check_config, uses_storage=False)
+
+    links = commands.add_parser(
+        "links", parents=[common], help="show the running server's s2s links",
+        description="List the federation links of the server running with this "
+                    "configuration: direction, local and remote domain, state, TLS, "
+                    "authentication method.")
+    links.set_defaults(handler=_links, uses_storage=False)
     return parser
 
 
@@ -318,6 +326,22 @@ def _users(args, settings: ServerConfig) -> Job:
 def _check_config(args, settings: None) -> None:
     checked = validate(args.config)
     _write(sys.stdout, f"configuration OK: {', '.join(checked.settings.hosts)}")
+
+
+def _links(args, settings: None) -> None:
+    settings, _ = load_settings(args.config)
+    status = read_status(settings.data_dir)
+    if status is None:
+        raise CommandError(f"no jabberapp with federation is running on {settings.data_dir}")
+    rows = status["s2s_links"]
+    if not rows:
+        _write(sys.stdout, "no s2s links")
+    for link in rows:
+        arrow = "->" if link["direction"] == "outbound" else "<-"
+        _write(sys.stdout, " ".join(str(part) for part in (
+            link["direction"], link["local"], arrow, link["peer"], link["state"],
+            link["tls"] or "no-TLS", link["auth"] or "-", link["address"] or "-",
+            "bidi" if link["bidi"] else "")).rstrip())
 
 
 # -- running --------------------------------------------------------------------------------

@@ -367,6 +367,7 @@ class S2SManager:
         self.client_tls = client_tls
         self.verifier = verifier
         self.secret = secret or dialback.new_secret()
+        self.on_change = None  # called when a link goes up or down (status file)
         if resolver is None:
             dns = None
             if config.dns_servers:
@@ -518,6 +519,11 @@ class S2SManager:
                 "address": stream.peer_address, "tls": stream.tls_version(),
                 "auth": stream.auth_method, "bidi": stream.bidi})
         return listing
+
+    def links_changed(self):
+        """A link went up or down."""
+        if self.on_change is not None:
+            self.on_change()
 
     def close_all(self):
         """Close every link (the server is stopping)."""

@@ -158,6 +158,7 @@ class S2SStream(XMLStreamProtocol):
         return None
 
     def _log_up(self, peer):
+        self.manager.links_changed()  # before the log line: whoever sees it sees the status
         log.info("s2s link up: {direction} {local} {arrow} {peer} ({address}), "
                  "{tls}, auth {auth}, peer certificate {cert}{bidi}",
                  direction=self.direction, local=self.local_domain,
@@ -173,6 +174,7 @@ class S2SStream(XMLStreamProtocol):
         return status
 
     def _log_down(self, peer, reason):
+        self.manager.links_changed()
         log.info("s2s link down: {direction} {local} {arrow} {peer} ({address}){reason}",
                  direction=self.direction, local=self.local_domain,
                  arrow="->" if self.direction == "outbound" else "<-", peer=peer,
@@ -675,8 +677,8 @@ class OutboundStream(S2SStream):
     def _authenticated(self, method):
         self.authenticated = True
         self.auth_method = method
+        self.route.authenticated(self)  # first: the route is 'up' when the status is written
         self._log_up(self.remote_domain)
-        self.route.authenticated(self)
 
 
 def _version_supported(version):

@@ -12,7 +12,7 @@ import pytest
 from lxml import etree
 
 from jabberapp import tls
-from tests.e2e.harness import TIMEOUT, ServerProcess, close, free_port, login, run
+from tests.e2e.harness import TIMEOUT, ServerProcess, close, ctl, free_port, login, run
 
 PASSWORD = "fed3ration pässword"
 NS_STREAMS = "http://etherx.jabber.org/streams"
@@ -142,6 +142,11 @@ def test_messages_both_ways(pair):
         assert "bidirectional" not in up, up
     for server in (a, b):
         assert PASSWORD not in server.log() and "hello from" not in server.log()
+    # The operator's view of the same link, from the running server's status.
+    listing = ctl(a.config_path, "links")
+    assert listing.returncode == 0, listing.stderr
+    assert re.search(rf"^outbound a\.test -> b\.test up TLSv1\.\d {expected} ", listing.stdout,
+                     re.M), listing.stdout
 
 
 @pytest.fixture(scope="module")
