@@ -32,9 +32,9 @@ from jabberapp import dispatch, stanza as st
 from jabberapp import sasl
 from jabberapp.errors import StanzaError, StreamError
 from jabberapp.interfaces import ISession
-from jabberapp.jid import InvalidJID, JID, prep_domain, prep_resource
+from jabberapp.jid import InvalidJID, JID, prep_resource
 from jabberapp.sessions import presence_without_to, session_ended
-from jabberapp.stream.xmlstream import XMLStreamProtocol
+from jabberapp.stream.xmlstream import XMLStreamProtocol, addressed_domain
 from jabberapp.tls import channel_bindings
 from jabberapp.xml import element
 from jabberapp.xml.ns import (NS_BIND, NS_CLIENT, NS_SASL, NS_SASL_CB, NS_SESSION, NS_STREAMS,
@@ -69,7 +69,6 @@ class C2SStream(XMLStreamProtocol):
         self.priority = 0
         self.presence = None       # the last available broadcast presence (for probes)
         self.state = {}            # per-extension session state, keyed by extension name
-        self.stream_id = None
         self._mechanism = None
         self._sasl_failures = 0
         self._timeout = None
@@ -97,30 +96,19 @@ class C2SStream(XMLStreamProtocol):
     # -- stream header and features -------------------------------------------------------
 
     def default_header(self):
-        attrs = {"version": "1.0", "id": self._new_stream_id()}
+        attrs = {"version": "1.0", "id": self.new_stream_id()}
         if self.host is not None:
             attrs["from"] = self.host.domain
         return attrs
 
-    def _new_stream_id(self):
-        self.stream_id = secrets.token_urlsafe(12)
-        return self.stream_id
-
     def stream_opened(self, event):
         if event.ns != NS_CLIENT:
             raise StreamError("invalid-namespace")
-        to = event.attrs.get("to")
-        if not to:
-            raise StreamError("improper-addressing", "A 'to' attribute is required")
-        try:
-            domain = prep_domain(to)
-        except InvalidJID:
-            raise StreamError("host-unknown") from None
-        host = self.factory.hosts.get(domain)
+        host = self.factory.hosts.get(addressed_domain(event.attrs.get("to")))
         if host is None or (self.host is not None and host is not self.host):
             raise StreamError("host-unknown")
         self.host = host
-        attrs = {"from": host.domain, "id": self._new_stream_id(), "version": "1.0",
+        attrs = {"from": host.domain, "id": self.new_stream_id(), "version": "1.0",
                  "xml:lang": "en"}
         if event.attrs.get("from"):
             attrs["to"] = event.attrs["from"]

@@ -27,7 +27,6 @@ and written back in jabber:component:accept by the serializer (DESIGN.md §1); t
 """
 import hashlib
 import hmac
-import secrets
 
 from twisted.internet.protocol import ServerFactory
 from zope.interface import implementer
@@ -36,9 +35,9 @@ from jabberapp import stanza as st
 from jabberapp.component.route import ComponentRoute, parent_host
 from jabberapp.errors import StreamError
 from jabberapp.interfaces import ISession
-from jabberapp.jid import InvalidJID, JID, prep_domain
+from jabberapp.jid import InvalidJID, JID
 from jabberapp.logging import logger
-from jabberapp.stream.xmlstream import XMLStreamProtocol
+from jabberapp.stream.xmlstream import XMLStreamProtocol, addressed_domain
 from jabberapp.xml import StreamParser, element
 from jabberapp.xml.ns import NS_CLIENT, NS_COMPONENT
 
@@ -108,22 +107,12 @@ class ComponentStream(XMLStreamProtocol):
 
     def default_header(self):
         return {"from": self.route.domain if self.route is not None else None,
-                "id": self.stream_id or self._new_stream_id()}
-
-    def _new_stream_id(self):
-        self.stream_id = secrets.token_hex(16)
-        return self.stream_id
+                "id": self.stream_id or self.new_stream_id()}
 
     def stream_opened(self, event):
         if event.ns != NS_COMPONENT:
             raise StreamError("invalid-namespace")
-        to = event.attrs.get("to")
-        if not to:
-            raise StreamError("improper-addressing", "A 'to' attribute is required")
-        try:
-            domain = prep_domain(to)
-        except InvalidJID:
-            raise StreamError("host-unknown") from None
+        domain = addressed_domain(event.attrs.get("to"))
         route = self.factory.routes.get(domain)
         if route is None:
             log.info("component stream for unknown domain from {address}",
@@ -131,7 +120,7 @@ class ComponentStream(XMLStreamProtocol):
             raise StreamError("host-unknown")
         self.route = route
         # XEP-0114 §3: no 'version', so no stream features; the handshake comes next.
-        self.send_header({"from": domain, "id": self._new_stream_id()})
+        self.send_header({"from": domain, "id": self.new_stream_id()})
 
     def element_received(self, el):
         if el.tag == HANDSHAKE:

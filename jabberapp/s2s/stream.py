@@ -33,7 +33,6 @@ jabber:client (canonical_from), so nothing past this module sees the s2s namespa
 """
 import base64
 import binascii
-import secrets
 
 from lxml import etree
 from twisted.python.failure import Failure
@@ -44,7 +43,7 @@ from jabberapp.jid import InvalidJID, JID, prep_domain
 from jabberapp.logging import logger
 from jabberapp.s2s import dialback
 from jabberapp.s2s.dialback import DB_RESULT, DB_VERIFY
-from jabberapp.stream.xmlstream import XMLStreamProtocol
+from jabberapp.stream.xmlstream import XMLStreamProtocol, addressed_domain
 from jabberapp.tls import PeerCertificate, tls_version
 from jabberapp.xml import StreamParser, element
 from jabberapp.xml.ns import (NS_BIDI, NS_BIDI_FEATURE, NS_DIALBACK, NS_DIALBACK_FEATURE,
@@ -135,16 +134,10 @@ class S2SStream(XMLStreamProtocol):
         sender, recipient, stream_id = el.get("from"), el.get("to"), el.get("id")
         if not (sender and recipient and stream_id):
             raise StreamError("improper-addressing")
-        try:
-            local = prep_domain(recipient)
-        except InvalidJID:
-            raise StreamError("host-unknown") from None
+        local = addressed_domain(recipient)
         if not self.manager.is_authoritative(local):
             raise StreamError("host-unknown")
-        try:
-            receiving = prep_domain(sender)
-        except InvalidJID:
-            raise StreamError("improper-addressing") from None
+        receiving = addressed_domain(sender, invalid="improper-addressing")
         if self.manager.config.require_encryption and not self.secure:
             raise StreamError("policy-violation", "TLS is required")
         expected = dialback.dialback_key(self.manager.secret, receiving, local, stream_id)
@@ -256,11 +249,7 @@ class InboundStream(S2SStream):
     # -- header and features --------------------------------------------------------------
 
     def default_header(self):
-        return {"from": self.local_domain, "id": self._new_stream_id(), "version": "1.0"}
-
-    def _new_stream_id(self):
-        self.stream_id = secrets.token_hex(16)
-        return self.stream_id
+        return {"from": self.local_domain, "id": self.new_stream_id(), "version": "1.0"}
 
     def stream_opened(self, event):
         if event.ns != NS_SERVER:
@@ -283,7 +272,7 @@ class InboundStream(S2SStream):
         self.claimed_from = claimed
         modern = _version_supported(event.attrs.get("version"))
         self.send_header({"from": self.local_domain, "to": claimed,
-                          "id": self._new_stream_id(), "version": "1.0" if modern else None})
+                          "id": self.new_stream_id(), "version": "1.0" if modern else None})
         if modern:
             self.send(self._features())
         # else: a pre-RFC 3920 server: no features, it starts dialback right away.
@@ -392,16 +381,10 @@ class InboundStream(S2SStream):
         sender, recipient = el.get("from"), el.get("to")
         if not sender or not recipient:
             raise StreamError("improper-addressing")
-        try:
-            local = prep_domain(recipient)
-        except InvalidJID:
-            raise StreamError("host-unknown") from None
+        local = addressed_domain(recipient)
         if not self.manager.is_authoritative(local):
             raise StreamError("host-unknown")
-        try:
-            remote = prep_domain(sender)
-        except InvalidJID:
-            raise StreamError("invalid-from") from None
+        remote = addressed_domain(sender, invalid="invalid-from")
         config = self.manager.config
         if config.require_encryption and not self.secure:
             raise StreamError("policy-violation", "TLS is required before dialback")

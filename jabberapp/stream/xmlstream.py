@@ -11,6 +11,7 @@ from the parser or a handler -- ends the stream: the opening header is sent firs
 not been yet (RFC 6120 §4.9.1.2), then <stream:error/> and the closing tag, then the TCP close.
 Subclasses implement stream_opened(event), element_received(element) and stream_closed().
 """
+import secrets
 from collections import deque
 
 from twisted.internet import defer
@@ -19,6 +20,7 @@ from jabberapp.logging import logger
 from twisted.python.failure import Failure
 
 from jabberapp.errors import StreamError
+from jabberapp.jid import InvalidJID, prep_domain
 from jabberapp.xml import StreamClosed, StreamOpened, StreamParser, serialize, stream_header
 from jabberapp.xml.ns import NS_CLIENT
 
@@ -38,6 +40,7 @@ class XMLStreamProtocol(Protocol):
         self._busy = False
         self.header_sent = False
         self.closed = False
+        self.stream_id = None
 
     # -- input ----------------------------------------------------------------------------
 
@@ -96,6 +99,11 @@ class XMLStreamProtocol(Protocol):
         self._events.clear()
         self.parser.reset()
 
+    def new_stream_id(self):
+        """A fresh unguessable stream id (dialback and SCRAM-less handshakes rely on it)."""
+        self.stream_id = secrets.token_hex(16)
+        return self.stream_id
+
     # -- output ---------------------------------------------------------------------------
 
     def send_header(self, attrs):
@@ -136,3 +144,13 @@ class XMLStreamProtocol(Protocol):
         """The peer closed its stream: close ours (RFC 6120 §4.4)."""
         self.close()
 
+
+def addressed_domain(value, invalid="host-unknown", missing="improper-addressing"):
+    """The prepared domain named by a header or dialback attribute; a StreamError with
+    C{missing} when it is absent and C{invalid} when it is no domain."""
+    if not value:
+        raise StreamError(missing, "A 'to' attribute is required")
+    try:
+        return prep_domain(value)
+    except InvalidJID:
+        raise StreamError(invalid) from None
