@@ -271,6 +271,31 @@ class IStorage(Interface):
         """Deferred: release connections and threads."""
 
 
+class IBulkImport(Interface):
+    """
+    An IStorage that can write a large import atomically (jabberappctl import). Optional:
+    a backend without it still serves, it cannot be imported into.
+    """
+
+    def bulk_import(records):
+        """
+        Deferred: apply every record of the iterable C{records} -- AccountRecord,
+        DocumentRecord and ArchiveRecord from jabberapp.storage -- in one transaction: all
+        of them, or none when anything fails. Fires with the number of records applied.
+
+        It fails, writing nothing, with AccountExists when an account exists already or
+        is created twice, with TypeError or ValueError for a malformed record (a
+        DocumentRecord's value must not be None), with whatever the iterable itself
+        raises, or with the database's error.
+
+        The iterable is consumed in the backend's own thread (it may be a generator that
+        parses a file, but must not touch the reactor) and need not fit in memory: a
+        database backend writes it in batches. ArchiveRecords get ids in the order given.
+        A database backend holds its write lock for the whole call, so run it while the
+        server is stopped, or expect the server's writes to wait.
+        """
+
+
 class IStorageBackend(Interface):
     """A plugin that opens an IStorage from the [storage] config section."""
 

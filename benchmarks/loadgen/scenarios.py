@@ -40,6 +40,20 @@ def percentile(values, q):
     return ordered[rank]
 
 
+def complete_part(data):
+    """How many leading bytes of C{data} can be scanned now: all of it when it ends with an
+    end tag or an empty-element tag, else up to the last '<' (the rest -- a partial tag, a
+    start tag whose text has not arrived, or text of an element still open -- is kept and
+    scanned with the next bytes). Neither server writes a raw '>' inside attribute values
+    or text, so a final '>' always ends a tag."""
+    cut = data.rfind(b"<")
+    if cut < 0:
+        return 0
+    if data.endswith(b">") and (data.endswith(b"/>") or data.startswith(b"</", cut)):
+        return len(data)
+    return cut
+
+
 def _ms(value):
     return None if value is None else round(value * 1000, 3)
 
@@ -151,8 +165,8 @@ class MessageRun:
         tail = session.state
         if tail:
             data = tail + data
-        cut = data.rfind(b"<")
-        session.state = data[cut:] if cut >= 0 else b""
+        cut = complete_part(data)
+        session.state = data[cut:]
         if cut <= 0:
             return
         if b"type='error'" in data or b'type="error"' in data:
@@ -357,8 +371,8 @@ class PresenceRun:
         tail = state[0]
         if tail:
             data = tail + data
-        cut = data.rfind(b"<")
-        state[0] = data[cut:] if cut >= 0 else b""
+        cut = complete_part(data)
+        state[0] = data[cut:]
         if cut <= 0:
             return
         total = data.count(b"<status>p", 0, cut)
@@ -471,7 +485,11 @@ async def subscribe_ring(target, users, contacts, concurrency=50, prefix="p", ti
     approved = {}
 
     def on_data(session, data):
-        for tag in _PRESENCE_TAG.finditer(data):
+        if session.state:
+            data = session.state + data
+        cut = complete_part(data)
+        session.state = data[cut:]
+        for tag in _PRESENCE_TAG.finditer(data, 0, cut):
             element = tag.group(0)
             kind = _TYPE.search(element)
             sender = _FROM.search(element)
@@ -483,6 +501,7 @@ async def subscribe_ring(target, users, contacts, concurrency=50, prefix="p", ti
                 approved[session.index] = approved.get(session.index, 0) + 1
 
     for session in online:
+        session.state = b""
         session.on_data = on_data
     deadline = time.monotonic() + timeout_s
     for start in range(0, users, batch):

@@ -5,6 +5,8 @@ jabberappctl: the operator's console script -- accounts and configuration checks
     jabberappctl [--config FILE] passwd JID [PASSWORD]
     jabberappctl [--config FILE] deluser JID
     jabberappctl [--config FILE] users HOST
+    jabberappctl [--config FILE] import [--dry-run] [--jobs N] FILE...
+    jabberappctl [--config FILE] export HOST FILE
     jabberappctl [--config FILE] check-config
 
 Theory of operation. Everything that needs no storage -- the configuration, the JID, the
@@ -16,6 +18,8 @@ InternalAuthProvider.make_credentials, as it does in the server.
 
 The server may be running on the same SQLite file: each storage call is one short
 transaction, and a writer waits on SQLite's busy timeout (jabberapp.storage.sqlite).
+import is the exception: it checks its files first (jabberapp.admin.migrate.importer), but
+then writes them in one transaction, so it is meant to run while the server is stopped.
 
 Every error is one line on stderr, "jabberappctl: <message>", and exit status 1 (130 when
 interrupted); usage errors are argparse's, exit status 2. Passwords are never printed or
@@ -36,6 +40,8 @@ from twisted.internet import defer, task, threads
 
 from jabberapp import __version__
 from jabberapp.admin.check import load_settings, validate
+from jabberapp.admin.migrate import exporter, importer
+from jabberapp.admin.migrate.pie import MigrationError
 from jabberapp.auth import InternalAuthProvider
 from jabberapp.config import ConfigError, ServerConfig
 from jabberapp.status import read_status
@@ -146,6 +152,32 @@ def build_parser() -> argparse.ArgumentParser:
     users.add_argument("host", metavar="HOST", help="a host of [server] hosts")
     users.set_defaults(handler=_users, uses_storage=True)
 
+    import_ = commands.add_parser(
+        "import", parents=[common], help="import XEP-0227 files (from Prosody, ejabberd)",
+        description="Import accounts, rosters, vCards, private XML and offline messages "
+                    "from XEP-0227 files, as Prosody (prosody-migrator) and ejabberd "
+                    "(ejabberdctl export_piefxis) write them. Everything is checked "
+                    "first, then written in one transaction: a bad file imports nothing. "
+                    "Run it while the server is stopped.")
+    import_.add_argument("files", metavar="FILE", nargs="+",
+                         help="a XEP-0227 file (several for Prosody's one file per user)")
+    import_.add_argument("--dry-run", action="store_true",
+                         help="check the files and the storage, write nothing")
+    import_.add_argument("-j", "--jobs", type=_positive, default=None, metavar="N",
+                         help="processes deriving SCRAM keys from plaintext passwords "
+                              "(default: one per CPU)")
+    import_.set_defaults(handler=_import, uses_storage=True)
+
+    export = commands.add_parser(
+        "export", parents=[common], help="export a host's accounts and data (XEP-0227)",
+        description="Write every account of HOST with its SCRAM credentials, roster, "
+                    "vCard, private XML and offline messages to FILE in the XEP-0227 "
+                    "format. FILE is readable by its owner only; - writes to standard "
+                    "output.")
+    export.add_argument("host", metavar="HOST", help="a host of [server] hosts")
+    export.add_argument("file", metavar="FILE", help="the file to write, or -")
+    export.set_defaults(handler=_export, uses_storage=True)
+
     check = commands.add_parser(
         "check-config", parents=[common], help="validate the configuration",
         description="Check the configuration and the extension list as the server does "
@@ -159,6 +191,17 @@ def build_parser() -> argparse.ArgumentParser:
                     "authentication method.")
     links.set_defaults(handler=_links, uses_storage=False)
     return parser
+
+
+def _positive(text: str) -> int:
+    """argparse type: an int >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, not {text!r}")
+    return value
 
 
 def user_jid(text: str, hosts: tuple[str, ...]):
@@ -323,6 +366,40 @@ def _users(args, settings: ServerConfig) -> Job:
     return job
 
 
+def _import(args, settings: ServerConfig) -> Job:
+    # Pass 1, before the storage is opened: a bad file costs nothing, Ctrl-C is plain.
+    plan = importer.prepare(args.files, settings.hosts,
+                            importer.limits_from(settings.extension_options),
+                            settings.auth.scram_iterations, jobs=args.jobs,
+                            derive=not args.dry_run)
+
+    async def job(reactor, storage):
+        return await importer.run(plan, storage, dry_run=args.dry_run)
+
+    return job
+
+
+def _export(args, settings: ServerConfig) -> Job:
+    host = served_host(args.host, settings.hosts)
+
+    async def job(reactor, storage):
+        try:
+            summary = await exporter.export_to(storage, host, args.file, sys.stdout.buffer)
+        except BrokenPipeError:
+            # The reader has gone (export HOST - | head): quietly, as _write does.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+            raise CommandError("standard output was closed before the export was complete")
+        for what, count in sorted(summary.unreadable.items()):
+            _write(sys.stderr, f"{PROG}: warning: left out {count} unreadable stored {what}")
+        if args.file == "-":
+            return None
+        return f"exported {summary.counts['accounts']} accounts of {host} to {args.file}"
+
+    return job
+
+
 def _check_config(args, settings: None) -> None:
     checked = validate(args.config)
     _write(sys.stdout, f"configuration OK: {', '.join(checked.settings.hosts)}")
@@ -349,7 +426,8 @@ def _links(args, settings: None) -> None:
 
 def _describe(failure_value: BaseException) -> str | None:
     """The one-line message for an anticipated exception, or None for one of our bugs."""
-    if isinstance(failure_value, (CommandError, ConfigError, StartupError, StorageError)):
+    if isinstance(failure_value, (CommandError, ConfigError, MigrationError, StartupError,
+                                  StorageError)):
         return str(failure_value)
     if isinstance(failure_value, sqlite3.Error):
         return f"database error: {failure_value}"

@@ -10,9 +10,11 @@ from jabberapp.extensions.contact_addresses import contact_addresses
 from jabberapp.extensions.disco import service_discovery
 from jabberapp.extensions.entity_time import entity_time
 from jabberapp.extensions.last import last_activity
+from jabberapp.extensions.muc import muc
 from jabberapp.extensions.offline import offline_messages
 from jabberapp.extensions.ping import ping
 from jabberapp.extensions.private import private_storage
+from jabberapp.extensions.pubsub.plugin import pep, pubsub_service
 from jabberapp.extensions.register import register
 from jabberapp.extensions.roster import roster
 from jabberapp.extensions.vcard import vcard_temp

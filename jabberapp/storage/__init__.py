@@ -15,6 +15,8 @@ interfaces leave open:
   selects the *last* ``limit`` matches; otherwise the first. Results are in (when, id) order.
 - IKeyValueStore values go through JSON: what get() returns is a fresh copy (tuples come
   back as lists) and a value JSON cannot encode fails with TypeError or ValueError.
+- IBulkImport.bulk_import() takes the records defined here (AccountRecord, DocumentRecord,
+  ArchiveRecord); ``checked_record()`` checks one the way both backends do.
 
 Storage code raises these exceptions and never imports jabberapp.errors: callers map them to
 stanza errors at their protocol edge.
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from twisted.internet import defer
@@ -35,6 +38,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AccountExists",
+    "AccountRecord",
+    "ArchiveRecord",
+    "DocumentRecord",
     "ItemNotFound",
     "NoSuchAccount",
     "SchemaTooNew",
@@ -46,6 +52,7 @@ __all__ = [
     "check_credentials",
     "check_limit",
     "check_name",
+    "checked_record",
     "decode_value",
     "encode_value",
     "open_storage",
@@ -184,3 +191,64 @@ def check_limit(limit: object) -> int | None:
     if limit < 0:
         raise ValueError("limit must not be negative")
     return limit
+
+
+# -- the records of IBulkImport.bulk_import -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccountRecord:
+    """Create the account (host, username) with C{credentials}: hash name -> ScramCredentials
+    (possibly none: the account exists, but nobody can log in until a password is set)."""
+
+    host: str
+    username: str
+    credentials: Mapping
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    """Store C{value} (not None) as the document C{key} of the user in key-value store
+    C{store}, replacing what is there, as IKeyValueStore.set does."""
+
+    store: str
+    host: str
+    username: str
+    key: str
+    value: object
+
+
+@dataclass(frozen=True)
+class ArchiveRecord:
+    """Append C{item} to the user's archive in store C{store}, as IArchiveStore.append does."""
+
+    store: str
+    host: str
+    username: str
+    item: str
+    when: float
+    with_jid: str | None = None
+
+
+def checked_record(record: object) -> tuple:
+    """
+    The bulk_import record C{record} checked, as a plain tuple:
+    ("account", host, username, credentials), ("document", store, host, username, key,
+    JSON text) or ("archive", store, host, username, item, when as float, with_jid).
+    TypeError or ValueError for anything else.
+    """
+    if isinstance(record, AccountRecord):
+        return ("account", check_name("host", record.host),
+                check_name("username", record.username), check_credentials(record.credentials))
+    if isinstance(record, DocumentRecord):
+        if record.value is None:
+            raise ValueError("a DocumentRecord's value must not be None")
+        return ("document", check_name("store name", record.store),
+                check_name("host", record.host), check_name("username", record.username),
+                check_name("key", record.key), encode_value(record.value))
+    if isinstance(record, ArchiveRecord):
+        when = check_archive_args(record.item, record.when, record.with_jid)
+        return ("archive", check_name("store name", record.store),
+                check_name("host", record.host), check_name("username", record.username),
+                record.item, when, record.with_jid)
+    raise TypeError(f"not a bulk_import record: {type(record).__name__}")

@@ -17,6 +17,7 @@ from zope.interface import implementer
 from jabberapp.interfaces import (
     IAccountStore,
     IArchiveStore,
+    IBulkImport,
     IKeyValueStore,
     IStorage,
     IStorageBackend,
@@ -31,6 +32,7 @@ from jabberapp.storage import (
     check_credentials,
     check_limit,
     check_name,
+    checked_record,
     decode_value,
     encode_value,
 )
@@ -209,7 +211,7 @@ def _check_ids(ids: Iterable[str]) -> list[str]:
     return list(ids)
 
 
-@implementer(IStorage)
+@implementer(IStorage, IBulkImport)
 class MemoryStorage:
     """IStorage in memory: one account store plus the named stores, created on first use."""
 
@@ -242,6 +244,38 @@ class MemoryStorage:
         for store in (*self._keyvalue.values(), *self._archive.values()):
             store._users.pop(user, None)
         return defer.succeed(existed)
+
+    def bulk_import(self, records):
+        """See IBulkImport.bulk_import: every record is checked first, then all are applied
+        at once (nothing after the checks can fail), so it is atomic."""
+        if self.closed:
+            return defer.fail(StorageError("the storage is closed"))
+        accounts: dict[tuple[str, str], dict] = {}
+        staged = []
+        try:
+            for record in records:
+                checked = checked_record(record)
+                if checked[0] == "account":
+                    user = checked[1:3]
+                    if user in accounts or user in self.accounts._accounts:
+                        raise AccountExists(f"{user[1]}@{user[0]}")
+                    accounts[user] = checked[3]
+                else:
+                    staged.append(checked)
+        except Exception:
+            return defer.fail()
+        self.accounts._accounts.update(accounts)
+        for checked in staged:
+            if checked[0] == "document":
+                _, store, host, username, key, text = checked
+                self.keyvalue(store)._users.setdefault((host, username), {})[key] = text
+            else:
+                _, store, host, username, item, when, with_jid = checked
+                archive = self.archive(store)
+                archive._last += 1
+                bisect.insort(archive._users.setdefault((host, username), []),
+                              (when, archive_id(archive._last), with_jid, item))
+        return defer.succeed(len(accounts) + len(staged))
 
     def close(self):
         """See IStorage.close. Later calls on the stores fail with StorageError."""

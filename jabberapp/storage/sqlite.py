@@ -27,6 +27,7 @@ from zope.interface import implementer
 from jabberapp.interfaces import (
     IAccountStore,
     IArchiveStore,
+    IBulkImport,
     IKeyValueStore,
     IStorage,
     IStorageBackend,
@@ -43,6 +44,7 @@ from jabberapp.storage import (
     check_credentials,
     check_limit,
     check_name,
+    checked_record,
     decode_value,
     encode_value,
 )
@@ -52,6 +54,9 @@ __all__ = ["MIGRATIONS", "SQLiteBackend", "SQLiteStorage", "open_sqlite", "sqlit
 log = Logger()
 
 BUSY_TIMEOUT_MS = 5000
+
+#: bulk_import() writes its records with one executemany per table every this many records.
+BULK_BATCH = 1000
 
 #: Each migration is a sequence of SQL statements or a callable taking the cursor.
 #: Migration N (1-based) brings the schema from version N-1 to N.
@@ -485,7 +490,85 @@ def _store_names(txn, table):
         names.append(last)
 
 
-@implementer(IStorage)
+class _BulkWriter:
+    """
+    The rows of one bulk_import() transaction, written with executemany every BULK_BATCH
+    records. Accounts are checked against the table before each write, so an existing one
+    is named (AccountExists) rather than reported as a constraint failure.
+    """
+
+    def __init__(self, txn) -> None:
+        self.txn = txn
+        self.count = 0
+        self.seen: set[tuple[str, str]] = set()
+        self.accounts: list[tuple[str, str]] = []
+        self.credentials: list[tuple] = []
+        self.documents: list[tuple] = []
+        self.items: list[tuple] = []
+
+    def add(self, checked: tuple) -> None:
+        kind = checked[0]
+        if kind == "account":
+            _, host, username, credentials = checked
+            if (host, username) in self.seen:
+                raise AccountExists(f"{username}@{host}")
+            self.seen.add((host, username))
+            self.accounts.append((host, username))
+            self.credentials.extend(
+                (host, username, hash_name, c.salt, c.iterations, c.stored_key, c.server_key)
+                for hash_name, c in credentials.items())
+        elif kind == "document":
+            self.documents.append(checked[1:])
+        else:
+            self.items.append(checked[1:])
+        self.count += 1
+        if self.count % BULK_BATCH == 0:
+            self.flush()
+
+    def flush(self) -> None:
+        txn = self.txn
+        if self.accounts:
+            self._check_new(self.accounts)
+            txn.executemany("INSERT INTO accounts (host, username) VALUES (?, ?)",
+                            self.accounts)
+            txn.executemany(
+                "INSERT INTO credentials (host, username, hash_name, salt, iterations, "
+                "stored_key, server_key) VALUES (?, ?, ?, ?, ?, ?, ?)", self.credentials)
+        if self.documents:
+            txn.executemany("INSERT OR REPLACE INTO keyvalue (store, host, username, key, "
+                            "value) VALUES (?, ?, ?, ?, ?)", self.documents)
+        if self.items:
+            txn.executemany('INSERT INTO archive (store, host, username, item, "when", '
+                            "with_jid) VALUES (?, ?, ?, ?, ?, ?)", self.items)
+        self.accounts, self.credentials, self.documents, self.items = [], [], [], []
+
+    def _check_new(self, accounts) -> None:
+        by_host: dict[str, list[str]] = {}
+        for host, username in accounts:
+            by_host.setdefault(host, []).append(username)
+        existing = set()
+        chunk = 500   # well below SQLite's limit on bound parameters
+        for host, usernames in by_host.items():
+            for i in range(0, len(usernames), chunk):
+                part = usernames[i:i + chunk]
+                self.txn.execute(f"SELECT username FROM accounts WHERE host = ? AND username "
+                                 f"IN ({', '.join('?' * len(part))})", (host, *part))
+                existing.update((host, row[0]) for row in self.txn.fetchall())
+        for host, username in accounts:
+            if (host, username) in existing:
+                raise AccountExists(f"{username}@{host}")
+
+
+def _bulk_import(txn, records):
+    _begin_write(txn)
+    writer = _BulkWriter(txn)
+    for record in records:
+        writer.add(checked_record(record))
+    writer.flush()
+    return writer.count
+
+
+@implementer(IStorage, IBulkImport)
 class SQLiteStorage:
     """IStorage over one SQLite database; build it with open_sqlite()."""
 
@@ -522,6 +605,11 @@ class SQLiteStorage:
     def delete_user(self, host, username):
         """See IStorage.delete_user: one transaction over every table."""
         return self._run(_delete_user, host, username)
+
+    def bulk_import(self, records):
+        """See IBulkImport.bulk_import: one BEGIN IMMEDIATE transaction on the pool's thread,
+        rolled back by adbapi when anything raises."""
+        return self._run(_bulk_import, records)
 
     def close(self):
         """

@@ -10,9 +10,23 @@ from __future__ import annotations
 from twisted.internet import defer
 from zope.interface.verify import verifyObject
 
-from jabberapp.interfaces import IAccountStore, IArchiveStore, IKeyValueStore, IStorage
+from jabberapp.interfaces import (
+    IAccountStore,
+    IArchiveStore,
+    IBulkImport,
+    IKeyValueStore,
+    IStorage,
+)
 from jabberapp.sasl.scram import ScramCredentials, derive_all
-from jabberapp.storage import AccountExists, ItemNotFound, NoSuchAccount, StorageError
+from jabberapp.storage import (
+    AccountExists,
+    AccountRecord,
+    ArchiveRecord,
+    DocumentRecord,
+    ItemNotFound,
+    NoSuchAccount,
+    StorageError,
+)
 
 HOST = "example.org"
 OTHER_HOST = "example.net"
@@ -545,3 +559,132 @@ class ArchiveStoreContract(_StorageFixture):
         yield self.assertFailure(self.archive.append(HOST, "alice", "<m/>", float("inf")),
                                  ValueError)
         self.assertEqual((yield self.archive.count(HOST, "alice")), 0)
+
+
+class BulkImportContract(_StorageFixture):
+    """IBulkImport: many records in one transaction, all or nothing."""
+
+    def records(self, users=3, items=2, host=HOST):
+        """An account, a document in two stores and C{items} archive items per user."""
+        for n in range(users):
+            username = f"user{n}"
+            yield AccountRecord(host, username, {"sha1": creds(b"%d" % n)})
+            yield DocumentRecord("roster", host, username, "roster", {"n": n, "l": [1]})
+            yield DocumentRecord("vcard", host, username, "vcard", f"<vCard n='{n}'/>")
+            for i in range(items):
+                yield ArchiveRecord("offline", host, username, f"<m n='{n}.{i}'/>",
+                                    1000.0 - i, f"contact{i}@example.net")
+
+    @defer.inlineCallbacks
+    def assert_untouched(self, host=HOST):
+        """Nothing of records() is stored: no accounts but the test's own, no data."""
+        for username in ("user0", "user1", "user2"):
+            self.assertIs((yield self.storage.accounts.exists(host, username)), False)
+            self.assertEqual((yield self.storage.keyvalue("roster").keys(host, username)), [])
+            self.assertEqual((yield self.storage.archive("offline").count(host, username)), 0)
+
+    def test_interface(self):
+        """The storage provides IBulkImport."""
+        verifyObject(IBulkImport, self.storage)
+
+    @defer.inlineCallbacks
+    def test_import(self):
+        """Accounts, documents and archive items land in the ordinary stores."""
+        count = yield self.storage.bulk_import(self.records())
+        self.assertEqual(count, 3 * 5)
+        self.assertEqual((yield self.storage.accounts.list_users(HOST)),
+                         ["user0", "user1", "user2"])
+        self.assertEqual((yield self.storage.accounts.get_credentials(HOST, "user1", "sha1")),
+                         creds(b"1"))
+        self.assertEqual((yield self.storage.keyvalue("roster").get(HOST, "user2", "roster")),
+                         {"n": 2, "l": [1]})
+        self.assertEqual((yield self.storage.keyvalue("vcard").get(HOST, "user0", "vcard")),
+                         "<vCard n='0'/>")
+        rows = yield self.storage.archive("offline").query(HOST, "user1")
+        self.assertEqual([(when, with_jid, item) for _, when, with_jid, item in rows],
+                         [(999.0, "contact1@example.net", "<m n='1.1'/>"),
+                          (1000.0, "contact0@example.net", "<m n='1.0'/>")])
+
+    @defer.inlineCallbacks
+    def test_archive_ids_in_order(self):
+        """Imported items get ids after the existing ones, in the order given."""
+        existing = yield self.storage.archive("offline").append(HOST, "user0", "<old/>", 5.0)
+        yield self.storage.bulk_import(
+            ArchiveRecord("offline", HOST, "user0", f"<m n='{n}'/>", 5.0) for n in range(3))
+        rows = yield self.storage.archive("offline").query(HOST, "user0")
+        self.assertEqual([item for _, _, _, item in rows],
+                         ["<old/>", "<m n='0'/>", "<m n='1'/>", "<m n='2'/>"])
+        ids = [row_id for row_id, _, _, _ in rows]
+        self.assertEqual(ids[0], existing)
+        self.assertEqual(ids, sorted(ids))
+
+    @defer.inlineCallbacks
+    def test_many_records(self):
+        """An import larger than any batch a backend writes at once is applied whole."""
+        count = yield self.storage.bulk_import(self.records(users=700, items=1))
+        self.assertEqual(count, 700 * 4)
+        self.assertEqual(len((yield self.storage.accounts.list_users(HOST))), 700)
+        self.assertEqual((yield self.storage.archive("offline").count(HOST, "user699")), 1)
+
+    @defer.inlineCallbacks
+    def test_existing_account(self):
+        """An account that exists fails the whole import with AccountExists."""
+        yield self.storage.accounts.create(HOST, "user2", {"sha1": creds(b"x")})
+        yield self.assertFailure(self.storage.bulk_import(self.records()), AccountExists)
+        for username in ("user0", "user1"):
+            self.assertIs((yield self.storage.accounts.exists(HOST, username)), False)
+        self.assertEqual((yield self.storage.keyvalue("vcard").keys(HOST, "user2")), [])
+        self.assertEqual((yield self.storage.accounts.get_credentials(HOST, "user2", "sha1")),
+                         creds(b"x"))
+
+    @defer.inlineCallbacks
+    def test_duplicate_account(self):
+        """The same account twice in the records fails the import, writing nothing."""
+        records = [*self.records(users=1), AccountRecord(HOST, "user0", {})]
+        yield self.assertFailure(self.storage.bulk_import(records), AccountExists)
+        yield self.assert_untouched()
+
+    @defer.inlineCallbacks
+    def test_iterable_fails(self):
+        """What the iterable raises, even after thousands of records, fails the import
+        with that exception, and nothing is written."""
+        class Broken(Exception):
+            pass
+
+        def records():
+            yield from self.records(users=3)
+            yield from self.records(users=1500, items=0, host=OTHER_HOST)
+            raise Broken()
+
+        yield self.assertFailure(self.storage.bulk_import(records()), Broken)
+        yield self.assert_untouched()
+        self.assertEqual((yield self.storage.accounts.list_users(OTHER_HOST)), [])
+
+    @defer.inlineCallbacks
+    def test_bad_records(self):
+        """A record that is not one, or a bad field, fails the import; nothing is written."""
+        bad = [object(),
+               DocumentRecord("roster", HOST, "user0", "k", None),
+               DocumentRecord("roster", HOST, "user0", "k", {1, 2}),
+               DocumentRecord("", HOST, "user0", "k", 1),
+               ArchiveRecord("offline", HOST, "user0", b"<bytes/>", 1.0),
+               ArchiveRecord("offline", HOST, "user0", "<m/>", float("nan")),
+               AccountRecord(HOST, "", {}),
+               AccountRecord(HOST, "user0", {"sha1": "not credentials"})]
+        for record in bad:
+            d = self.storage.bulk_import([*self.records(), record])
+            yield self.assertFailure(d, TypeError, ValueError)
+            yield self.assert_untouched()
+
+    @defer.inlineCallbacks
+    def test_account_without_credentials(self):
+        """An account may be imported without credentials: it exists, nobody can log in."""
+        yield self.storage.bulk_import([AccountRecord(HOST, "user0", {})])
+        self.assertIs((yield self.storage.accounts.exists(HOST, "user0")), True)
+        self.assertIsNone((yield self.storage.accounts.get_credentials(HOST, "user0", "sha1")))
+
+    @defer.inlineCallbacks
+    def test_after_close(self):
+        """bulk_import() after close() fails with StorageError."""
+        yield self.storage.close()
+        yield self.assertFailure(self.storage.bulk_import(self.records()), StorageError)

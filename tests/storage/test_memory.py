@@ -11,6 +11,7 @@ from .contract import (
     HOST,
     AccountStoreContract,
     ArchiveStoreContract,
+    BulkImportContract,
     KeyValueStoreContract,
     StorageContract,
     creds,
@@ -36,6 +37,10 @@ class MemoryKeyValueStoreTests(MemoryMixin, KeyValueStoreContract, TestCase):
 
 class MemoryArchiveStoreTests(MemoryMixin, ArchiveStoreContract, TestCase):
     """IArchiveStore contract for the memory backend."""
+
+
+class MemoryBulkImportTests(MemoryMixin, BulkImportContract, TestCase):
+    """IBulkImport contract for the memory backend."""
 
 
 class MemoryBackendTests(SynchronousTestCase):

@@ -19,6 +19,7 @@ from .contract import (
     HOST,
     AccountStoreContract,
     ArchiveStoreContract,
+    BulkImportContract,
     KeyValueStoreContract,
     StorageContract,
     creds,
@@ -49,6 +50,10 @@ class SQLiteKeyValueStoreTests(SQLiteMixin, KeyValueStoreContract, TestCase):
 
 class SQLiteArchiveStoreTests(SQLiteMixin, ArchiveStoreContract, TestCase):
     """IArchiveStore contract for the sqlite backend."""
+
+
+class SQLiteBulkImportTests(SQLiteMixin, BulkImportContract, TestCase):
+    """IBulkImport contract for the sqlite backend."""
 
 
 def schema_version(path):

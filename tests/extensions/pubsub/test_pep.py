@@ -1,0 +1,202 @@
+"""Unit tests of XEP-0163 PEP through a FakeHost: auto-create, +notify, publish-options."""
+from jabberapp.extensions.caps import SessionCaps, caps
+from tests.extensions.pubsub.helpers import NS_EVENT, NS_PUBSUB, PubSubTestCase
+
+ALICE = "alice@example.org/phone"
+ALICE2 = "alice@example.org/laptop"
+BOB = "bob@example.org/r"
+CAROL = "carol@example.org/r"
+OWN = "alice@example.org"
+AVATAR = "urn:xmpp:avatar:metadata"
+BOOKMARKS = "urn:xmpp:bookmarks:1"
+OMEMO = "eu.siacs.conversations.axolotl.devicelist"
+METADATA = f"<metadata xmlns='{AVATAR}'><info id='abc' bytes='1' type='image/png'/></metadata>"
+BOOKMARK_OPTIONS = {"persist_items": "true", "max_items": "max",
+                    "send_last_published_item": "never", "access_model": "whitelist"}
+
+
+class PEPTests(PubSubTestCase):
+    def setUp(self):
+        super().setUp()
+        self.befriend("alice", "bob@example.org", "both")
+        self.befriend("bob", "alice@example.org", "both")
+        self.befriend("alice", "carol@example.org", "to")
+
+    def pep_publish(self, node, payload, item_id="current", sender=ALICE, options=None,
+                    to=OWN):
+        inner, _, _ = self.publish(node, payload, item_id, options=options)
+        return self.iq(sender, "set", inner, to=to)
+
+    def test_auto_create_and_presence_default(self):
+        """A publish to one's own bare JID creates the node with access model presence."""
+        reply = self.pep_publish(AVATAR, METADATA)
+        self.assertEqual(reply.get("type"), "result")
+        self.assertEqual(reply.get("from"), OWN)
+        conf = self.ok(ALICE, "get", self.pubsub(f"<configure node='{AVATAR}'/>", owner=True),
+                       to=OWN)
+        values = {f.get("var"): f.findtext("{jabber:x:data}value")
+                  for f in conf.iter("{jabber:x:data}field")}
+        self.assertEqual(values["pubsub#access_model"], "presence")
+
+    def test_without_to(self):
+        """An IQ without 'to' from the owner's session addresses its own account."""
+        inner, _, _ = self.publish(AVATAR, METADATA, "x")
+        self.ok(ALICE, "set", inner, to=None)
+        reply = self.ok(ALICE, "get", self.pubsub(f"<items node='{AVATAR}'/>"), to=None)
+        self.assertEqual(reply[0][0][0].get("id"), "x")
+
+    def test_notify_filtered_by_caps_and_subscription(self):
+        """Contacts that see the owner's presence and want +notify get the event."""
+        self.bind(BOB, [f"{AVATAR}+notify"])
+        self.bind("bob@example.org/other", [])
+        self.bind(CAROL, [f"{AVATAR}+notify"])      # alice has 'to' only: no presence
+        self.bind(ALICE2, [f"{AVATAR}+notify"])
+        self.bind(ALICE, [])
+        self.assertEqual(self.pep_publish(AVATAR, METADATA).get("type"), "result")
+        event = self.events(BOB)[-1]
+        self.assertEqual(event.get("from"), OWN)
+        self.assertEqual(event.get("type"), "headline")
+        self.assertEqual(event.find(f".//{{{NS_EVENT}}}item").get("id"), "current")
+        self.assertEqual(self.events("bob@example.org/other"), [])
+        self.assertEqual(self.events(CAROL), [])
+        self.assertEqual(len(self.events(ALICE2)), 1)
+        self.assertEqual(self.events(ALICE), [])
+
+    def test_others_cannot_publish(self):
+        """Only the owner publishes to its PEP nodes."""
+        reply = self.pep_publish(AVATAR, METADATA, sender=BOB, to=OWN)
+        self.assertEqual(reply.get("type"), "error")
+        self.assertIsNotNone(reply.find(".//{urn:ietf:params:xml:ns:xmpp-stanzas}forbidden"))
+
+    def test_contact_reads_presence_node(self):
+        """A contact with presence subscription reads items; others are refused."""
+        self.pep_publish(AVATAR, METADATA)
+        self.ok(BOB, "get", self.pubsub(f"<items node='{AVATAR}'/>"), to=OWN)
+        self.assertEqual(self.error(CAROL, "get", self.pubsub(f"<items node='{AVATAR}'/>"),
+                                    to=OWN),
+                         ("not-authorized", "presence-subscription-required"))
+
+    def test_bookmarks_publish_options(self):
+        """Bookmarks' publish-options create a whitelist node; matching options publish
+        again, differing ones are conflict/precondition-not-met; contacts see nothing."""
+        self.bind(BOB, [f"{BOOKMARKS}+notify"])
+        self.bind(ALICE2, [f"{BOOKMARKS}+notify"])
+        conference = ("<conference xmlns='urn:xmpp:bookmarks:1' name='Room' "
+                      "autojoin='true'><nick>al</nick></conference>")
+        reply = self.pep_publish(BOOKMARKS, conference, "room@conf.example.org",
+                                 options=BOOKMARK_OPTIONS)
+        self.assertEqual(reply.get("type"), "result")
+        reply = self.pep_publish(BOOKMARKS, conference, "other@conf.example.org",
+                                 options=BOOKMARK_OPTIONS)
+        self.assertEqual(reply.get("type"), "result")
+        self.assertEqual(len(self.events(ALICE2)), 2)
+        self.assertEqual(self.events(BOB), [])
+        self.assertEqual(self.error(BOB, "get", self.pubsub(f"<items node='{BOOKMARKS}'/>"),
+                                    to=OWN), ("not-allowed", "closed-node"))
+        reply = self.ok(ALICE, "get", self.pubsub(f"<items node='{BOOKMARKS}'/>"), to=OWN)
+        self.assertEqual(len(reply[0][0]), 2)     # max_items 'max' keeps both
+        reply = self.pep_publish(BOOKMARKS, conference, "x@conf.example.org",
+                                 options=dict(BOOKMARK_OPTIONS, access_model="open"))
+        self.assertEqual(reply.get("type"), "error")
+        self.assertIsNotNone(reply.find(".//{urn:ietf:params:xml:ns:xmpp-stanzas}conflict"))
+        self.assertIsNotNone(reply.find(
+            ".//{http://jabber.org/protocol/pubsub#errors}precondition-not-met"))
+
+    def test_omemo_open_devicelist(self):
+        """An open OMEMO device list is readable by anyone, even without a subscription."""
+        devices = ("<list xmlns='eu.siacs.conversations.axolotl'><device id='1'/></list>")
+        self.pep_publish(OMEMO, devices, options={"access_model": "open"})
+        reply = self.ok(CAROL, "get", self.pubsub(f"<items node='{OMEMO}'/>"), to=OWN)
+        self.assertEqual(len(reply[0][0]), 1)
+
+    def test_last_item_at_login(self):
+        """A contact becoming available gets the last item once its caps are known."""
+        self.pep_publish(AVATAR, METADATA)
+        self.host.receive(f"<presence from='{BOB}'/>")
+        self.assertEqual(self.events(BOB), [])
+        session = self.host.session(BOB)
+        caps.cache.put("bob-ver", frozenset({f"{AVATAR}+notify"}))
+        session.state["caps"] = SessionCaps("sha-1", "urn:test", "bob-ver")
+        self.clock.advance(1)
+        self.assertEqual(len(self.events(BOB)), 1)
+        self.clock.advance(30)
+        self.assertEqual(len(self.events(BOB)), 1)
+
+    def test_last_item_not_sent_for_never(self):
+        """Nodes with send_last_published_item never are not sent at login."""
+        self.pep_publish(BOOKMARKS, "<conference xmlns='urn:xmpp:bookmarks:1'/>", "r@c",
+                         options=BOOKMARK_OPTIONS)
+        self.host.receive(f"<presence from='{ALICE2}'/>")
+        self.bind(ALICE2, [f"{BOOKMARKS}+notify"])      # its caps become known
+        self.clock.advance(20)
+        self.assertEqual(self.events(ALICE2), [])
+
+    def test_instant_node_refused(self):
+        """PEP has no instant nodes: nodeid-required."""
+        self.assertEqual(self.error(ALICE, "set", self.pubsub("<create/>"), to=OWN),
+                         ("not-acceptable", "nodeid-required"))
+
+    def test_explicit_subscription(self):
+        """An explicit subscriber gets notifications without caps."""
+        self.pep_publish(AVATAR, METADATA)
+        self.ok(BOB, "set", self.pubsub(f"<subscribe node='{AVATAR}' jid='{BOB}'/>"), to=OWN)
+        self.clock.advance(0)       # on_sub_and_presence: the last item follows
+        self.assertEqual(len(self.events(BOB)), 1)
+        self.pep_publish(AVATAR, METADATA, "second")
+        self.assertEqual(len(self.events(BOB)), 2)
+
+    def test_account_disco(self):
+        """The owner's disco#info of its account shows pubsub/pep and publish-options."""
+        reply = self.ok(ALICE, "get",
+                        "<query xmlns='http://jabber.org/protocol/disco#info'/>", to=OWN)
+        identities = {(i.get("category"), i.get("type"))
+                      for i in reply[0].iter("{http://jabber.org/protocol/disco#info}identity")}
+        self.assertIn(("pubsub", "pep"), identities)
+        features = {f.get("var") for f in reply[0]}
+        self.assertIn(f"{NS_PUBSUB}#publish-options", features)
+
+    def test_delete_and_retract(self):
+        """The owner retracts and deletes its PEP nodes, notifying interested resources."""
+        self.bind(BOB, [f"{AVATAR}+notify"])
+        self.pep_publish(AVATAR, METADATA)
+        self.ok(ALICE, "set", self.pubsub(
+            f"<retract node='{AVATAR}' notify='1'><item id='current'/></retract>"), to=OWN)
+        self.assertIsNotNone(self.events(BOB)[-1].find(f".//{{{NS_EVENT}}}retract"))
+        self.ok(ALICE, "set", self.pubsub(f"<delete node='{AVATAR}'/>", owner=True), to=OWN)
+        self.assertIsNotNone(self.events(BOB)[-1].find(f".//{{{NS_EVENT}}}delete"))
+
+    def test_account_disco_items(self):
+        """The owner's disco#items of its account list its PEP nodes."""
+        self.pep_publish(AVATAR, METADATA)
+        reply = self.ok(ALICE, "get",
+                        "<query xmlns='http://jabber.org/protocol/disco#items'/>", to=OWN)
+        self.assertEqual([(i.get("jid"), i.get("node")) for i in reply[0]], [(OWN, AVATAR)])
+
+    def test_private_storage_profile(self):
+        """XEP-0223: a whitelist, persistent node keeps private data for its owner only."""
+        options = {"persist_items": "1", "access_model": "whitelist"}
+        storage = "<storage xmlns='storage:bookmarks'><conference jid='r@c'/></storage>"
+        reply = self.pep_publish("storage:bookmarks", storage, "current", options=options)
+        self.assertEqual(reply.get("type"), "result")
+        reply = self.ok(ALICE2, "get", self.pubsub("<items node='storage:bookmarks'/>"),
+                        to=OWN)
+        self.assertEqual(reply[0][0][0][0].tag, "{storage:bookmarks}storage")
+        self.assertEqual(self.error(BOB, "get", self.pubsub(
+            "<items node='storage:bookmarks'/>"), to=OWN), ("not-allowed", "closed-node"))
+
+    def test_last_item_when_caps_change(self):
+        """A session announcing new caps with +notify later gets the last item then."""
+        self.pep_publish(AVATAR, METADATA)
+        self.host.receive(f"<presence from='{BOB}'/>")
+        self.bind(BOB, [])
+        self.clock.advance(1)
+        self.assertEqual(self.events(BOB), [])
+        caps.cache.put("bob-new-ver", frozenset({f"{AVATAR}+notify"}))
+        self.host.receive(f"<presence from='{BOB}'><c xmlns='http://jabber.org/protocol/caps'"
+                          " hash='sha-1' node='urn:test' ver='bob-new-ver'/></presence>")
+        self.clock.advance(0)
+        self.assertEqual(len(self.events(BOB)), 1)
+        self.host.receive(f"<presence from='{BOB}'><c xmlns='http://jabber.org/protocol/caps'"
+                          " hash='sha-1' node='urn:test' ver='bob-new-ver'/></presence>")
+        self.clock.advance(10)
+        self.assertEqual(len(self.events(BOB)), 1)
