@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 
+from benchmarks.loadgen import procstat
 from benchmarks.servers import (DOMAIN, PASSWORD, ROOT, JabberappServer, ProsodyServer,
                                 prosody_modules)
 
@@ -35,9 +36,9 @@ GENERATOR_CPU = "1"
 FULL = dict(
     rounds=3, idle_rounds=1,
     login_users=2000, login_concurrency=50,
-    pairs=100, window=10, warmup=2.0, duration=8.0, rate=1000, rate_duration=8.0,
+    pairs=100, window=10, warmup=2.0, duration=6.0, rate=1000, rate_duration=6.0,
     idle_levels="1000,5000,10000", idle_concurrency=100, idle_settle=3.0, idle_window=5.0,
-    presence_users=200, contacts=100, presence_window=2, presence_duration=8.0,
+    presence_users=200, contacts=100, presence_window=2, presence_duration=6.0,
 )
 QUICK = dict(
     rounds=1, idle_rounds=1,
@@ -82,6 +83,11 @@ def parse_args(argv=None):
     parser.add_argument("--mechanism", choices=("SCRAM-SHA-1", "SCRAM-SHA-256"),
                         default="SCRAM-SHA-1")
     parser.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto")
+    parser.add_argument("--quiet-threshold", type=float, default=0.85,
+                        help="before each scenario, wait while a spinning process gets less "
+                             "than this share of either core (other load on the machine)")
+    parser.add_argument("--quiet-wait", type=float, default=180.0,
+                        help="longest wait for a quiet machine before each scenario (s)")
     parser.add_argument("--sources", type=int, default=1,
                         help="spread the generator's connections over 127.0.0.1..127.0.0.N")
     for name, value in FULL.items():
@@ -206,18 +212,50 @@ def run_generator(args, scenario, server, params):
     return json.loads(lines[-1])
 
 
+def core_busy_seconds(cpu: int) -> float:
+    """Busy (non-idle, non-iowait) seconds of one CPU since boot, from /proc/stat."""
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith(f"cpu{cpu} "):
+                fields = [int(x) for x in line.split()[1:]]
+                busy = sum(fields[:8]) - fields[3] - fields[4]
+                return busy / procstat.CLOCK_TICKS
+    return 0.0
+
+
 def run_one(args, scenario, server):
     if scenario == "muc":
         return {"skipped": "MUC not implemented"}
     params = scenario_params(args, scenario, server.name)
     server.start()
     try:
+        wall, busy = time.perf_counter(), core_busy_seconds(int(SERVER_CPU))
+        own = procstat.cpu_seconds(server.pid)
         result = run_generator(args, scenario, server, params)
         if server.process.poll() is not None:
             result.setdefault("error", f"{server.name} died: {server.log_tail()}")
+        else:
+            # Whatever else ran on the server's core meanwhile (other processes on this
+            # machine): a noise indicator for this run.
+            wall = time.perf_counter() - wall
+            other = (core_busy_seconds(int(SERVER_CPU)) - busy
+                     - (procstat.cpu_seconds(server.pid) - own))
+            result["other_load_core0"] = round(max(0.0, other) / wall, 3) if wall else None
     finally:
         server.stop()
     return result
+
+
+def wait_for_quiet(args):
+    """Probe both cores; while other processes take them (availability below
+    --quiet-threshold), wait, at most --quiet-wait seconds. Returns the last probe."""
+    deadline = time.monotonic() + args.quiet_wait
+    while True:
+        probe = cpu_availability()
+        if min(probe) >= args.quiet_threshold or time.monotonic() >= deadline:
+            return probe
+        log(f"  other processes are using the CPUs (availability {probe}); waiting")
+        time.sleep(5)
 
 
 def prepare_jabberapp_rosters(args, server):
@@ -276,12 +314,12 @@ def main(argv=None):
             order = list(servers)
             if round_number % 2 == 0:
                 order.reverse()
-            availability.append(cpu_availability())
-            log(f"round {round_number}/{args.rounds}: CPU available on cores 0,1: "
-                f"{availability[-1]}")
+            log(f"round {round_number}/{args.rounds}")
             for scenario in args.scenarios:
                 if scenario == "idle" and round_number > args.idle_rounds:
                     continue
+                if scenario != "muc":
+                    availability.append(wait_for_quiet(args))
                 for name in order:
                     log(f"  {scenario} on {name} ...")
                     result = run_one(args, scenario, servers[name])
@@ -332,6 +370,8 @@ def headline(scenario, result):
 
 
 # (key, label, better: 'higher' | 'lower' | '' , format, aggregate)
+OTHER_LOAD = ("other_load_core0", "other processes' load on the server core (max)", "",
+              "{:.2f}", "max")
 METRICS = {
     "login": [
         ("logins_per_s", "logins/s", "higher", "{:.0f}", "median"),
@@ -341,6 +381,7 @@ METRICS = {
         ("failures", "failed logins (sum)", "lower", "{:.0f}", "sum"),
         ("server_cpu_share", "server CPU share of a core", "", "{:.2f}", "median"),
         ("gen_cpu_share", "generator CPU share of a core", "", "{:.2f}", "median"),
+        OTHER_LOAD,
     ],
     "messages": [
         ("sat_msgs_per_s", "delivered msgs/s at saturation", "higher", "{:.0f}", "median"),
@@ -353,6 +394,7 @@ METRICS = {
         ("lost", "messages lost (sum, must be 0)", "lower", "{:.0f}", "sum"),
         ("sat_server_cpu_share", "server CPU share at saturation", "", "{:.2f}", "median"),
         ("sat_gen_cpu_share", "generator CPU share at saturation", "", "{:.2f}", "median"),
+        OTHER_LOAD,
     ],
     "presence": [
         ("deliveries_per_s", "presence deliveries/s", "higher", "{:.0f}", "median"),
@@ -361,6 +403,7 @@ METRICS = {
         ("lost", "deliveries lost (sum, must be 0)", "lower", "{:.0f}", "sum"),
         ("server_cpu_share", "server CPU share", "", "{:.2f}", "median"),
         ("gen_cpu_share", "generator CPU share", "", "{:.2f}", "median"),
+        OTHER_LOAD,
     ],
 }
 
@@ -385,6 +428,8 @@ def _cell(values, fmt, aggregate):
     if aggregate == "sum":
         total = sum(values)
         return fmt.format(total), total
+    if aggregate == "max":
+        return fmt.format(max(values)), max(values)
     median = statistics.median(values)
     if len(values) == 1:
         return fmt.format(median), median
@@ -414,7 +459,8 @@ def render_table(scenario, results, servers, metrics, values_of):
             medians.append(median)
         suffix = ""
         if len(names) == 2:
-            suffix = f" | {_ratio(medians[0], medians[1], better)}"
+            ratio = "—" if aggregate == "max" else _ratio(medians[0], medians[1], better)
+            suffix = f" | {ratio}"
         arrow = {"higher": " (↑)", "lower": " (↓)"}.get(better, "")
         lines.append(f"| {label}{arrow} | " + " | ".join(cells) + suffix + " |")
     return lines
@@ -562,10 +608,10 @@ def render_meta(args, meta):
         f"- machine: {meta['cpu_model']}, {meta['cpus']} cores, {meta['mem_gib']} GiB RAM, "
         f"Linux {meta['kernel']}; server pinned to core {SERVER_CPU}, generator to core "
         f"{GENERATOR_CPU}",
-        "- CPU a spinning process got per core (0, 1) before each round: "
+        "- CPU share a spinning process got on cores 0/1 before each scenario: "
         + ", ".join(f"{a0:.2f}/{a1:.2f}" for a0, a1 in availability)
-        + " (1.00 = a whole core; a VM's steal shows here and makes raw rates noisier than "
-          "per-CPU-second ones)",
+        + " (1.00 = a whole core; less means other processes or the hypervisor took it: raw "
+          "rates are then noisier than per-CPU-second ones)",
         f"- software: Python {meta['python']}, {meta['openssl']}, "
         + "; ".join(meta["versions"].values())
         + f"; generator loop {'uvloop ' + meta['uvloop'] if meta['uvloop'] and a['loop'] != 'asyncio' else 'asyncio'}",

@@ -371,7 +371,7 @@ def _import(args, settings: ServerConfig) -> Job:
     plan = importer.prepare(args.files, settings.hosts,
                             importer.limits_from(settings.extension_options),
                             settings.auth.scram_iterations, jobs=args.jobs,
-                            derive=not args.dry_run)
+                            dry_run=args.dry_run)
 
     async def job(reactor, storage):
         return await importer.run(plan, storage, dry_run=args.dry_run)

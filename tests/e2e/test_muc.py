@@ -2,7 +2,8 @@
 import asyncio
 
 import pytest
-from slixmpp.exceptions import PresenceError
+from slixmpp.exceptions import IqError, PresenceError
+from slixmpp.xmlstream import ET
 
 from tests.e2e.harness import TIMEOUT, Client, ServerProcess, close, run
 
@@ -290,4 +291,149 @@ def test_disconnect_leaves_room(server):
             lambda p: p["type"] == "unavailable" and str(p["from"]) == f"{room}/bob",
             "bob leaving")
         await close(alice)
+    run(scenario())
+
+
+NS_REGISTER = "jabber:iq:register"
+NS_DATA = "jabber:x:data"
+NS_REQUEST = "http://jabber.org/protocol/muc#request"
+
+
+def register_submission(room, client, nick):
+    """The IQ set submitting the muc#register form with C{nick}."""
+    query = ET.fromstring(
+        f"<query xmlns='{NS_REGISTER}'><x xmlns='{NS_DATA}' type='submit'>"
+        "<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#register</value></field>"
+        f"<field var='muc#register_roomnick'><value>{nick}</value></field></x></query>")
+    return client.make_iq_set(query, ito=room)
+
+
+def test_register_nick(server):
+    """bob reserves a nick: carol cannot take it, disco shows it, and bob enters as member."""
+    async def scenario():
+        room = f"names@{MUC}"
+        alice = await connect(server, "alice")
+        bob = await connect(server, "bob")
+        carol = await connect(server, "carol")
+        await create(alice, room, "alice")
+        form = await bob.make_iq_get(NS_REGISTER, ito=room).send(timeout=TIMEOUT)
+        fields = form.xml.find(f"{{{NS_REGISTER}}}query/{{{NS_DATA}}}x")
+        assert "muc#register_roomnick" in [f.get("var") for f in fields]
+        await register_submission(room, bob, "bobby").send(timeout=TIMEOUT)
+        assert await refused(carol, room, "bobby") == "conflict"
+        info = await bob.plugin["xep_0030"].get_info(jid=room, node="x-roomuser-item",
+                                                     timeout=TIMEOUT)
+        assert [i[3] for i in info["disco_info"]["identities"]] == ["bobby"]
+        with pytest.raises(IqError) as error:
+            await register_submission(room, carol, "bobby").send(timeout=TIMEOUT)
+        assert error.value.condition == "conflict"
+        presence, _, _, _ = await muc(bob).join_muc_wait(room, "bobby", maxstanzas=0,
+                                                         timeout=TIMEOUT)
+        assert presence["muc"]["affiliation"] == "member"
+        # Released, the nick is free for carol.
+        remove = bob.make_iq_set(ET.fromstring(f"<query xmlns='{NS_REGISTER}'><remove/></query>"),
+                                 ito=room)
+        await remove.send(timeout=TIMEOUT)
+        muc(bob).leave_muc(room, "bobby")
+        await alice.muc_presence.wait(
+            lambda p: p["type"] == "unavailable" and str(p["from"]) == f"{room}/bobby",
+            "bobby leaving")
+        await muc(carol).join_muc_wait(room, "bobby", maxstanzas=0, timeout=TIMEOUT)
+        await close(alice, bob, carol)
+    run(scenario())
+
+
+def test_voice_request(server):
+    """A visitor asks for voice; the moderator gets the approval form and grants it."""
+    async def scenario():
+        room = f"stage@{MUC}"
+        alice = await connect(server, "alice")
+        bob = await connect(server, "bob")
+        await create(alice, room, "alice", moderatedroom=True)
+        presence, _, _, _ = await muc(bob).join_muc_wait(room, "bob", maxstanzas=0,
+                                                         timeout=TIMEOUT)
+        assert presence["muc"]["role"] == "visitor"
+        forms = Events(alice, "message_xform")
+        muc(bob).request_voice(room, "participant")
+        request = await forms.wait(
+            lambda m: m["form"]["type"] == "form" and str(m["from"]) == room,
+            "the voice request form")
+        values = request["form"].get_values()
+        assert values["muc#roomnick"] == "bob" and values["muc#jid"] == "bob@localhost/muc"
+        answer = alice.make_message(mto=room)
+        form = answer["form"]
+        form["type"] = "submit"
+        form.add_field(var="FORM_TYPE", ftype="hidden", value=NS_REQUEST)
+        form.add_field(var="muc#roomnick", value="bob")
+        form.add_field(var="muc#request_allow", ftype="boolean", value=True)
+        answer.send()
+        await bob.muc_presence.wait(
+            lambda p: str(p["from"]) == f"{room}/bob" and p["muc"]["role"] == "participant",
+            "bob's voice")
+        bob.send_message(mto=room, mbody="thank you", mtype="groupchat")
+        await alice.groupchat.wait(lambda m: m["body"] == "thank you", "bob speaking")
+        await close(alice, bob)
+    run(scenario())
+
+
+def test_private_iq(server):
+    """A version query to an occupant JID is answered by that occupant's client."""
+    async def scenario():
+        room = f"iq@{MUC}"
+        alice = await connect(server, "alice")
+        bob = await connect(server, "bob")
+        bob.register_plugin("xep_0092", {"software_name": "BobClient", "version": "1.0"})
+        alice.register_plugin("xep_0092")
+        await create(alice, room, "alice")
+        await muc(bob).join_muc_wait(room, "bob", maxstanzas=0, timeout=TIMEOUT)
+        version = await alice.plugin["xep_0092"].get_version(f"{room}/bob", timeout=TIMEOUT)
+        assert str(version["from"]) == f"{room}/bob"
+        assert version["software_version"]["name"] == "BobClient"
+        with pytest.raises(IqError) as error:
+            await alice.plugin["xep_0092"].get_version(f"{room}/nobody", timeout=TIMEOUT)
+        assert error.value.condition == "item-not-found"
+        await close(alice, bob)
+    run(scenario())
+
+
+def test_occupant_items_and_leave_status(server):
+    """A non-anonymous room lists its occupants; a leave carries its status text."""
+    async def scenario():
+        room = f"open@{MUC}"
+        alice = await connect(server, "alice")
+        bob = await connect(server, "bob")
+        await create(alice, room, "alice", whois="anyone")
+        await muc(bob).join_muc_wait(room, "bob", maxstanzas=0, timeout=TIMEOUT)
+        items = await bob.plugin["xep_0030"].get_items(jid=room, timeout=TIMEOUT)
+        assert sorted(str(i[0]) for i in items["disco_items"]["items"]) == [
+            f"{room}/alice", f"{room}/bob"]
+        muc(bob).leave_muc(room, "bob", msg="off to lunch")
+        gone = await alice.muc_presence.wait(
+            lambda p: p["type"] == "unavailable" and str(p["from"]) == f"{room}/bob",
+            "bob leaving")
+        assert gone["status"] == "off to lunch"
+        await close(alice, bob)
+    run(scenario())
+
+
+def test_two_sessions_one_nick(server):
+    """bob joins from two resources with one nick: both get the room's messages."""
+    async def scenario():
+        room = f"devices@{MUC}"
+        alice = await connect(server, "alice")
+        desktop = await connect(server, "bob", resource="desktop")
+        phone = await connect(server, "bob", resource="phone")
+        await create(alice, room, "alice")
+        await muc(desktop).join_muc_wait(room, "bob", maxstanzas=0, timeout=TIMEOUT)
+        presence, _, occupants, _ = await muc(phone).join_muc_wait(
+            room, "bob", maxstanzas=0, timeout=TIMEOUT)
+        assert 110 in presence["muc"]["status_codes"]
+        assert [str(p["from"]) for p in occupants] == [f"{room}/alice", f"{room}/bob"]
+        alice.send_message(mto=room, mbody="to every device", mtype="groupchat")
+        for client in (desktop, phone):
+            await client.groupchat.wait(lambda m: m["body"] == "to every device",
+                                        "the message on each session")
+        joined = [p for p in alice.muc_presence.items if str(p["from"]) == f"{room}/bob"]
+        assert len(joined) == 1
+        await close(alice, desktop, phone)
     run(scenario())

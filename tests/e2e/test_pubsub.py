@@ -1,5 +1,5 @@
 """End to end: XEP-0060 pubsub at pubsub.localhost and XEP-0163 PEP, with slixmpp's
-xep_0060, xep_0163, xep_0084 and xep_0115 plugins."""
+xep_0060, xep_0163, xep_0084, xep_0115, xep_0048 and xep_0223 plugins."""
 import asyncio
 
 import pytest
@@ -17,7 +17,8 @@ BOOKMARKS = "urn:xmpp:bookmarks:1"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     server = ServerProcess(tmp_path_factory.mktemp("pubsub"))
-    for user in ("alice", "bob", "carol", "dave", "erin", "frank", "gina"):
+    for user in ("alice", "bob", "carol", "dave", "erin", "frank", "gina", "hank", "ivy",
+                 "judy"):
         server.adduser(f"{user}@localhost", PASSWORD)
     with server:
         yield server
@@ -227,3 +228,146 @@ def test_items_survive_restart(server):
         assert got == [("d1", "kept")]
         await close(alice)
     run(after())
+
+
+def test_service_authorize_access_model(server):
+    """Authorize: a request is pending and reads are refused until the owner approves it
+    with the subscription authorization form; an owner subscriptions set denies."""
+    async def scenario():
+        hank = await connect(server, "hank@localhost/owner")
+        ivy = await connect(server, "ivy@localhost/reader")
+        judy = await connect(server, "judy@localhost/reader")
+        requests = asyncio.Queue()
+        hank.add_event_handler("message_xform", requests.put_nowait)
+        changes = {ivy: asyncio.Queue(), judy: asyncio.Queue()}
+        for client, queue in changes.items():
+            client.add_event_handler("pubsub_subscription", queue.put_nowait)
+        config = hank.plugin["xep_0004"].make_form(ftype="submit")
+        config.add_field(var="FORM_TYPE", ftype="hidden",
+                         value="http://jabber.org/protocol/pubsub#node_config")
+        config.add_field(var="pubsub#access_model", value="authorize")
+        await hank.plugin["xep_0060"].create_node(SERVICE, "club", config=config)
+        result = await ivy.plugin["xep_0060"].subscribe(SERVICE, "club")
+        assert result["pubsub"]["subscription"]["subscription"] == "pending"
+        with pytest.raises(IqError) as exc:
+            await ivy.plugin["xep_0060"].get_items(SERVICE, "club")
+        assert exc.value.condition == "not-authorized"
+        assert exc.value.iq.xml.find(
+            ".//{http://jabber.org/protocol/pubsub#errors}pending-subscription") is not None
+        request = await asyncio.wait_for(requests.get(), TIMEOUT)
+        assert request["from"] == SERVICE
+        form = request["form"]
+        assert form.get_values()["pubsub#subscriber_jid"] == "ivy@localhost"
+        answer = hank.make_message(mto=SERVICE)
+        reply = hank.plugin["xep_0004"].make_form(ftype="submit")
+        values = {var: value[0] if isinstance(value, list) else str(value)
+                  for var, value in form.get_values().items()}
+        for var in ("FORM_TYPE", "pubsub#subid", "pubsub#node", "pubsub#subscriber_jid"):
+            reply.add_field(var=var, value=values[var])
+        reply.add_field(var="pubsub#allow", ftype="boolean", value=True)
+        answer.append(reply)
+        answer.send()
+        approved = await asyncio.wait_for(changes[ivy].get(), TIMEOUT)
+        assert approved["pubsub_event"]["subscription"]["subscription"] == "subscribed"
+        await hank.plugin["xep_0060"].publish(SERVICE, "club", id="c1", payload=entry("in"))
+        assert (await next_event(ivy))["pubsub_event"]["items"]["item"]["id"] == "c1"
+        items = await ivy.plugin["xep_0060"].get_items(SERVICE, "club")
+        assert [i["id"] for i in items["pubsub"]["items"]] == ["c1"]
+        result = await judy.plugin["xep_0060"].subscribe(SERVICE, "club")
+        assert result["pubsub"]["subscription"]["subscription"] == "pending"
+        await asyncio.wait_for(requests.get(), TIMEOUT)
+        await hank.plugin["xep_0060"].modify_subscriptions(
+            SERVICE, "club", [("judy@localhost", "none")])
+        denied = await asyncio.wait_for(changes[judy].get(), TIMEOUT)
+        assert denied["pubsub_event"]["subscription"]["subscription"] == "none"
+        with pytest.raises(IqError) as exc:
+            await judy.plugin["xep_0060"].get_items(SERVICE, "club")
+        assert exc.value.condition == "not-authorized"
+        await close(hank, ivy, judy)
+    run(scenario())
+
+
+def test_legacy_bookmarks_via_pep(server):
+    """XEP-0048 bookmarks stored with slixmpp's XEP-0223 method read back on another
+    resource."""
+    async def scenario():
+        phone = await connect(server, "hank@localhost/phone")
+        laptop = await connect(server, "hank@localhost/laptop")
+        for client in (phone, laptop):
+            client.register_plugin("xep_0048")
+        bookmarks = phone.plugin["xep_0048"].stanza.Bookmarks()
+        bookmarks.add_conference("team@conference.localhost", "hank", name="Team",
+                                 autojoin=True)
+        await phone.plugin["xep_0048"].set_bookmarks(bookmarks, method="xep_0223")
+        result = await laptop.plugin["xep_0048"].get_bookmarks(method="xep_0223")
+        stored = result["pubsub"]["items"]["item"].xml.find(
+            "{storage:bookmarks}storage/{storage:bookmarks}conference")
+        assert stored.get("jid") == "team@conference.localhost"
+        assert stored.get("autojoin") in ("true", "1")
+        await close(phone, laptop)
+    run(scenario())
+
+
+def test_private_xml_bookmarks_are_pep_bookmarks(server):
+    """XEP-0048 bookmarks in private XML (XEP-0049) and XEP-0402 PEP bookmarks are the
+    same data, and the account advertises urn:xmpp:bookmarks:1#compat."""
+    async def scenario():
+        legacy = await connect(server, "judy@localhost/legacy")
+        modern = await connect(server, "judy@localhost/modern")
+        legacy.register_plugin("xep_0048")
+        info = await modern.plugin["xep_0030"].get_info(jid="judy@localhost")
+        assert f"{BOOKMARKS}#compat" in info["disco_info"]["features"]
+        bookmarks = legacy.plugin["xep_0048"].stanza.Bookmarks()
+        bookmarks.add_conference("ops@conference.localhost", "judy", name="Ops",
+                                 autojoin=True)
+        await legacy.plugin["xep_0048"].set_bookmarks(bookmarks, method="xep_0049")
+        items = await modern.plugin["xep_0060"].get_items(None, BOOKMARKS)
+        [item] = items["pubsub"]["items"]
+        assert item["id"] == "ops@conference.localhost"
+        conference = item.xml.find(f"{{{BOOKMARKS}}}conference")
+        assert (conference.get("name"), conference.get("autojoin")) == ("Ops", "true")
+        assert conference.findtext(f"{{{BOOKMARKS}}}nick") == "judy"
+        options = modern.plugin["xep_0004"].make_form(ftype="submit")
+        options.add_field(var="FORM_TYPE", ftype="hidden",
+                          value="http://jabber.org/protocol/pubsub#publish-options")
+        for var, value in (("persist_items", "true"), ("max_items", "max"),
+                           ("send_last_published_item", "never"),
+                           ("access_model", "whitelist")):
+            options.add_field(var=f"pubsub#{var}", value=value)
+        added = ET.Element(f"{{{BOOKMARKS}}}conference", name="Dev", autojoin="false")
+        await modern.plugin["xep_0060"].publish(None, BOOKMARKS, id="dev@conference.localhost",
+                                                payload=added, options=options)
+        result = await legacy.plugin["xep_0048"].get_bookmarks(method="xep_0049")
+        rooms = sorted(c.get("jid") for c in result.xml.iter("{storage:bookmarks}conference"))
+        assert rooms == ["dev@conference.localhost", "ops@conference.localhost"]
+        await close(legacy, modern)
+    run(scenario())
+
+
+def test_subscription_show_values(server):
+    """pubsub#show-values: notifications wait until the subscriber's presence matches."""
+    async def scenario():
+        alice = await connect(server, "alice@localhost/shows")
+        bob = await connect(server, "bob@localhost/shows")
+        await alice.plugin["xep_0060"].create_node(SERVICE, "moods")
+        await bob.plugin["xep_0060"].subscribe(SERVICE, "moods", bare=False)
+        form = bob.plugin["xep_0004"].make_form(ftype="submit")
+        form.add_field(var="FORM_TYPE", ftype="hidden",
+                       value="http://jabber.org/protocol/pubsub#subscribe_options")
+        form.add_field(var="pubsub#show-values", ftype="list-multi", value=["dnd"])
+        # COMPAT: slixmpp's set_subscription_options() sends type 'get'.
+        iq = bob.Iq(sto=SERVICE, stype="set")
+        iq["pubsub"]["options"]["node"] = "moods"
+        iq["pubsub"]["options"]["jid"] = bob.boundjid.full
+        iq["pubsub"]["options"].append(form)
+        await iq.send()
+        await alice.plugin["xep_0060"].publish(SERVICE, "moods", id="m1",
+                                               payload=entry("while online"))
+        bob.send_presence(pshow="dnd")
+        await bob.plugin["xep_0060"].get_items(SERVICE, "moods")   # presence processed
+        await alice.plugin["xep_0060"].publish(SERVICE, "moods", id="m2",
+                                               payload=entry("while busy"))
+        event = await next_event(bob)
+        assert event["pubsub_event"]["items"]["item"]["id"] == "m2"
+        await close(alice, bob)
+    run(scenario())

@@ -1,43 +1,44 @@
 """
 ``jabberappctl import FILE...``: XEP-0227 files into the storage, all or nothing.
 
-Theory of operation: two passes over the files, so that nothing is written before
-everything has been checked, and memory stays bounded however large the files are.
+Theory of operation: check everything, then write everything in one transaction, with
+memory bounded however large the files are.
 
-1. L{prepare} (synchronous, before the storage is opened) reads every file with the
-   checking L{Reader}: hosts, names, JIDs, rosters, credentials, limits, duplicates. It
-   keeps only what pass 2 cannot redo: each account's place in the files and its SCRAM
-   material. Plaintext passwords are turned into SCRAM material (every hash, the
-   configured iteration count) in a pool of processes while the files are still being
-   read; PBKDF2 is what takes the time of a large import.
-2. L{run} refuses accounts that exist in the storage already, then hands a generator over
-   the same files, read again, to IBulkImport.bulk_import: one transaction, written in
-   batches, rolled back if anything fails -- a database error, an interruption, or a
-   file whose bytes differ from what pass 1 checked.
+1. L{prepare} (synchronous, before the storage is opened) reads every file once with the
+   checking L{Reader}: hosts, names, JIDs, rosters, credentials, limits, duplicates. Each
+   user, converted to what the stores hold, is appended to a spool -- an unnamed
+   temporary file (mode 0600, deleted when closed) -- so memory keeps only each
+   account's place in the files and its SCRAM material. Plaintext passwords are turned
+   into SCRAM material (every hash, the configured iteration count) in a pool of
+   processes while the files are still being read, and are never written anywhere:
+   PBKDF2 is what takes the time of a large import.
+2. L{run} refuses accounts that exist in the storage already, then hands the spool, read
+   back as records, to IBulkImport.bulk_import: one transaction, written in batches,
+   rolled back if anything fails -- a database error or an interruption.
 """
 from __future__ import annotations
 
 import os
+import pickle
 import secrets
 import signal
+import tempfile
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 
-from twisted.internet import defer
-
 from jabberapp.admin.migrate.pie import MECHANISM_NAMES, MigrationError
-from jabberapp.admin.migrate.reader import Limits, Reader
+from jabberapp.admin.migrate.reader import Limits, Reader, UserData
 from jabberapp.extensions import offline, private, vcard
 from jabberapp.extensions.roster import items as roster_items
 from jabberapp.interfaces import IBulkImport
 from jabberapp.sasl.scram import HASHES, derive_all
 from jabberapp.storage import AccountExists, AccountRecord, ArchiveRecord, DocumentRecord
 
-__all__ = ["ImportPlan", "limits_from", "prepare", "run"]
+__all__ = ["ImportPlan", "default_jobs", "limits_from", "prepare", "run"]
 
 
 def limits_from(extension_options) -> Limits:
@@ -54,15 +55,43 @@ def limits_from(extension_options) -> Limits:
         max_offline=option("offline", "max_messages", defaults.max_offline))
 
 
+class _Spool:
+    """Pass 1's converted users, pickled one after the other to an unnamed temporary file."""
+
+    def __init__(self, directory: str | None = None) -> None:
+        self._file = tempfile.TemporaryFile(dir=directory)
+        self._pickler = pickle.Pickler(self._file, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def add(self, user: UserData) -> None:
+        """Keep what the stores will hold for C{user} -- never its password."""
+        roster = None
+        if user.roster or user.pending:
+            roster = roster_items.Roster(dict(user.roster), dict(user.pending)).to_json()
+        self._pickler.dump((user.host, user.username, roster, user.vcard, user.private,
+                            user.offline))
+        self._pickler.clear_memo()      # each user stands alone: memory stays flat
+
+    def users(self) -> Iterator[tuple]:
+        """Every user added, in order."""
+        self._file.flush()
+        self._file.seek(0)
+        while True:
+            try:
+                # A fresh unpickler each time: one kept would remember every object loaded.
+                yield pickle.load(self._file)
+            except EOFError:
+                return
+
+    def close(self) -> None:
+        self._file.close()
+
+
 @dataclass
 class ImportPlan:
-    """What pass 1 found: enough to check the storage and to write in pass 2."""
+    """What pass 1 found and kept: enough to check the storage and to write in pass 2."""
 
-    paths: tuple[str, ...]
-    hosts: tuple[str, ...]
     limits: Limits
     now: float
-    digests: dict[str, str] = field(default_factory=dict)
     #: (host, username) -> (file, line), in file order.
     places: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
     #: (host, username) -> {hash name: ScramCredentials}
@@ -70,42 +99,36 @@ class ImportPlan:
     counts: Counter = field(default_factory=Counter)
     #: accounts with SCRAM material for some hashes only: (hash names...) -> how many
     partial: Counter = field(default_factory=Counter)
+    #: what the files hold that jabberapp does not keep -> how often
     notices: Counter = field(default_factory=Counter)
+    spool: _Spool | None = None
 
     def place(self, host: str, username: str) -> tuple[str | None, int | None]:
         """Where the user was read, (None, None) if it was not."""
         return self.places.get((host, username), (None, None))
 
     def records(self, stop: threading.Event | None = None) -> Iterator:
-        """
-        The bulk_import records of pass 2: the files read again (checked against pass 1's
-        digests). Raises MigrationError when C{stop} is set or a file has changed.
-        """
-        reader = Reader(self.hosts, self.limits, self.now, expected_digests=self.digests)
-        for user in reader.read(self.paths):
+        """The bulk_import records of pass 2; MigrationError once C{stop} is set."""
+        for host, username, roster, vcard_text, private_xml, messages in self.spool.users():
             if stop is not None and stop.is_set():
                 raise MigrationError("interrupted")
-            key = (user.host, user.username)
-            credentials = self.credentials.get(key)
-            if credentials is None:
-                raise MigrationError("the file changed while it was being imported",
-                                     user.source)
-            yield AccountRecord(user.host, user.username, credentials)
-            if user.roster or user.pending:
+            yield AccountRecord(host, username, self.credentials[(host, username)])
+            if roster is not None:
                 # A new roster, as RosterStore stores one: a fresh epoch, version 1.
-                roster = roster_items.Roster(dict(user.roster), dict(user.pending),
-                                             epoch=secrets.token_urlsafe(6), version=1)
-                yield DocumentRecord(roster_items.STORE_NAME, user.host, user.username,
-                                     roster_items.ROSTER_KEY, roster.to_json())
-            if user.vcard is not None:
-                yield DocumentRecord(vcard.STORE, user.host, user.username, vcard.KEY,
-                                     user.vcard)
-            if user.private:
-                yield DocumentRecord(private.STORE, user.host, user.username, private.KEY,
-                                     user.private)
-            for item, when, with_jid in user.offline:
-                yield ArchiveRecord(offline.STORE_NAME, user.host, user.username, item, when,
-                                    with_jid)
+                roster.update(epoch=secrets.token_urlsafe(6), version=1)
+                yield DocumentRecord(roster_items.STORE_NAME, host, username,
+                                     roster_items.ROSTER_KEY, roster)
+            if vcard_text is not None:
+                yield DocumentRecord(vcard.STORE, host, username, vcard.KEY, vcard_text)
+            if private_xml:
+                yield DocumentRecord(private.STORE, host, username, private.KEY, private_xml)
+            for item, when, with_jid in messages:
+                yield ArchiveRecord(offline.STORE_NAME, host, username, item, when, with_jid)
+
+    def close(self) -> None:
+        """Delete the spool."""
+        if self.spool is not None:
+            self.spool.close()
 
     def report(self, verb: str = "imported") -> str:
         """The lines telling the operator what was (or would be) imported and skipped."""
@@ -155,21 +178,24 @@ def default_jobs() -> int:
 
 
 def prepare(paths: Sequence[str], hosts: Sequence[str], limits: Limits, iterations: int,
-            jobs: int | None = None, now: float | None = None,
-            derive: bool = True) -> ImportPlan:
+            jobs: int | None = None, now: float | None = None, dry_run: bool = False,
+            executor: Executor | None = None, spool_dir: str | None = None) -> ImportPlan:
     """
-    Pass 1 (see the module docstring): check the files C{paths} for C{hosts} and derive
-    the SCRAM material of plaintext passwords with C{iterations} in C{jobs} processes
-    (unless not C{derive}: a dry run). Raises MigrationError for the first problem found.
+    Pass 1 (see the module docstring): check the files C{paths} for C{hosts}, spool the
+    users (in C{spool_dir}, the system's temporary directory by default) and derive the
+    SCRAM material of plaintext passwords with C{iterations} in C{jobs} processes, or on
+    C{executor}, which the caller shuts down. A C{dry_run} only checks. Raises
+    MigrationError for the first problem found; close() the plan when done with it.
     """
-    plan = ImportPlan(tuple(paths), tuple(hosts), limits,
-                      time.time() if now is None else now)
-    reader = Reader(plan.hosts, limits, plan.now)
+    plan = ImportPlan(limits, time.time() if now is None else now)
+    reader = Reader(hosts, limits, plan.now)
     pool = None
     derived: dict[tuple[str, str], Future] = {}
     counts = plan.counts
     try:
-        for user in reader.read(plan.paths):
+        if not dry_run:
+            plan.spool = _Spool(spool_dir)
+        for user in reader.read(paths):
             key = (user.host, user.username)
             if key in plan.places:
                 source, line = plan.places[key]
@@ -183,27 +209,28 @@ def prepare(paths: Sequence[str], hosts: Sequence[str], limits: Limits, iteratio
             counts["vcards"] += user.vcard is not None
             counts["private"] += bool(user.private)
             counts["offline"] += len(user.offline)
-            if user.password is not None:
-                if not derive:
-                    plan.credentials[key] = {}
-                    continue
-                if pool is None:
-                    pool = ProcessPoolExecutor(jobs or default_jobs(),
-                                               initializer=_quiet_worker)
-                derived[key] = pool.submit(derive_all, user.password, iterations)
-            else:
+            if user.password is None:
                 plan.credentials[key] = user.scram
                 if not user.scram:
                     counts["no_credentials"] += 1
                 elif len(user.scram) < len(HASHES):
                     plan.partial[tuple(name for name in HASHES if name in user.scram)] += 1
+            elif not dry_run:
+                if pool is None:
+                    pool = executor or ProcessPoolExecutor(jobs or default_jobs(),
+                                                           initializer=_quiet_worker)
+                derived[key] = pool.submit(derive_all, user.password, iterations)
+            if plan.spool is not None:
+                plan.spool.add(user)
         for key, future in derived.items():
             plan.credentials[key] = future.result()
+    except BaseException:
+        plan.close()
+        raise
     finally:
-        if pool is not None:
+        if pool is not None and pool is not executor:
             # After an error or Ctrl-C: drop the queued derivations, wait for the running.
             pool.shutdown(wait=True, cancel_futures=True)
-    plan.digests = dict(reader.digests)
     plan.notices = reader.notices
     return plan
 
@@ -211,32 +238,34 @@ def prepare(paths: Sequence[str], hosts: Sequence[str], limits: Limits, iteratio
 async def run(plan: ImportPlan, storage, dry_run: bool = False) -> str:
     """
     Pass 2 (see the module docstring) into C{storage}; the report for the operator.
-    With C{dry_run}, only the check against the accounts already stored is made.
+    With C{dry_run}, only the check against the accounts already stored is made. The
+    plan is closed in any case.
     """
-    if not IBulkImport.providedBy(storage):
-        raise MigrationError(f"the storage backend ({type(storage).__name__}) cannot import "
-                             f"data (it does not provide IBulkImport)")
-    for host in sorted({host for host, _ in plan.places}):
-        existing = set(await storage.accounts.list_users(host))
-        clashes = [username for (h, username) in plan.places
-                   if h == host and username in existing]
-        if clashes:
-            source, line = plan.place(host, clashes[0])
-            more = f" (and {len(clashes) - 1} more)" if len(clashes) > 1 else ""
-            raise MigrationError(f"{clashes[0]}@{host} exists on this server already{more}",
-                                 source, line)
-    if dry_run:
-        return plan.report("checked") + "\nnothing was written (--dry-run)"
     stop = threading.Event()
     try:
+        if not IBulkImport.providedBy(storage):
+            raise MigrationError(f"the storage backend ({type(storage).__name__}) cannot "
+                                 f"import data (it does not provide IBulkImport)")
+        for host in sorted({host for host, _ in plan.places}):
+            existing = set(await storage.accounts.list_users(host))
+            clashes = [username for (h, username) in plan.places
+                       if h == host and username in existing]
+            if clashes:
+                source, line = plan.place(host, clashes[0])
+                more = f" (and {len(clashes) - 1} more)" if len(clashes) > 1 else ""
+                raise MigrationError(f"{clashes[0]}@{host} exists on this server already"
+                                     f"{more}", source, line)
+        if dry_run:
+            return plan.report("checked") + "\nnothing was written (--dry-run)"
         await storage.bulk_import(plan.records(stop))
     except AccountExists as exc:    # created meanwhile by someone else
         username, _, host = str(exc).rpartition("@")
         source, line = plan.place(host, username)
         raise MigrationError(f"{exc} exists on this server already", source, line) from None
-    except defer.CancelledError:
-        # Interrupted: the transaction is still running in the storage's thread; make
-        # it fail (roll back) at the next user. Closing the storage waits for it.
+    finally:
+        # Interrupted (CancelledError), the transaction may still be running in the
+        # storage's thread: the stop flag (or the closed spool) makes it fail, and roll
+        # back, at the next user; closing the storage waits for it.
         stop.set()
-        raise
+        plan.close()
     return plan.report()

@@ -5,7 +5,7 @@ the service (service.py) reads and changes rooms and sends what they build.
 import copy
 import hashlib
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from jabberapp.extensions.muc.config import RoomConfig
 from jabberapp.jid import JID
@@ -26,13 +26,22 @@ RANK = {"owner": 4, "admin": 3, "member": 2, "none": 1, "outcast": 0}
 
 @dataclass(eq=False)
 class Occupant:
-    """One occupant: the nick, the real full JID, the role and the last presence."""
+    """
+    One occupant: the nick, the real full JID, the role and the last presence. Sessions
+    of the same bare JID may share it (multi-session nicks): C{sessions} holds all their
+    full JIDs, C{jid} the first of them still in the room.
+    """
 
     nick: str
     jid: JID
     role: str
     presence: object = None   # the last available presence the client sent, or None
     occupant_id: str = ""
+    sessions: list = field(default_factory=list)
+
+    def __post_init__(self):
+        if not self.sessions:
+            self.sessions = [self.jid]
 
 
 @dataclass
@@ -59,6 +68,8 @@ class Room:
         self.locked = False
         self.history = deque(maxlen=config.history_length or None)
         self.secret = secret          # XEP-0421: occupant ids are hashed with it
+        self.registered = {}          # bare JID str -> reserved nick (XEP-0045 §7.10)
+        self.reserved = {}            # reserved nick -> bare JID str
 
     # -- affiliations and roles ---------------------------------------------------------
 
@@ -84,6 +95,26 @@ class Room:
             return "visitor"
         return "participant"
 
+    # -- reserved nicks (XEP-0045 §7.10) -------------------------------------------------
+
+    def register(self, jid, nick):
+        """Reserve C{nick} for C{jid}'s bare JID, replacing its earlier reservation."""
+        self.unregister(jid)
+        key = str(jid.bare())
+        self.registered[key] = nick
+        self.reserved[nick] = key
+
+    def unregister(self, jid):
+        """Forget C{jid}'s reserved nick, if any."""
+        nick = self.registered.pop(str(jid.bare()), None)
+        if nick is not None:
+            self.reserved.pop(nick, None)
+
+    def nick_taken_from(self, jid, nick):
+        """True when C{nick} is reserved for a bare JID other than C{jid}'s."""
+        owner = self.reserved.get(nick)
+        return owner is not None and owner != str(jid.bare())
+
     def occupant_id(self, jid):
         """XEP-0421: a stable id for the real bare JID, not derivable without the secret."""
         digest = hashlib.sha256(f"{self.secret}\0{self.name}\0{jid.bare()}".encode())
@@ -93,11 +124,24 @@ class Room:
 
     def add(self, occupant):
         self.occupants[occupant.nick] = occupant
-        self.by_jid[occupant.jid] = occupant
+        for jid in occupant.sessions:
+            self.by_jid[jid] = occupant
 
     def remove(self, occupant):
         self.occupants.pop(occupant.nick, None)
-        self.by_jid.pop(occupant.jid, None)
+        for jid in occupant.sessions:
+            self.by_jid.pop(jid, None)
+
+    def add_session(self, occupant, jid):
+        """Another session C{jid} of C{occupant}'s bare JID shares its nick."""
+        occupant.sessions.append(jid)
+        self.by_jid[jid] = occupant
+
+    def remove_session(self, occupant, jid):
+        """Session C{jid} of a multi-session occupant leaves; the occupant stays."""
+        occupant.sessions.remove(jid)
+        self.by_jid.pop(jid, None)
+        occupant.jid = occupant.sessions[0]
 
     def rename(self, occupant, nick):
         self.occupants.pop(occupant.nick, None)
@@ -111,11 +155,12 @@ class Room:
     # -- what is sent -------------------------------------------------------------------
 
     def presence(self, occupant, show_jid, codes=(), type_=None, nick=None, actor=None,
-                 reason=None, destroy=None):
+                 reason=None, destroy=None, status=()):
         """
         A presence of C{occupant} from its occupant JID (no 'to' yet), with the muc#user
-        item (its real JID when C{show_jid}), the status C{codes} and, for a nick change,
-        the new C{nick}.
+        item (its real JID when C{show_jid}), the status C{codes}, for a nick change the
+        new C{nick}, and for a leave the <status/> elements C{status} of its unavailable
+        presence.
         """
         presence = element(NS_CLIENT, "presence", {"from": f"{self.jid}/{occupant.nick}",
                                                    "type": type_})
@@ -126,6 +171,10 @@ class Room:
                     kept = copy.deepcopy(child)
                     kept.tail = None
                     presence.append(kept)
+        for text in status:
+            kept = copy.deepcopy(text)
+            kept.tail = None
+            presence.append(kept)
         x = element(NS_MUC_USER, "x")
         if destroy is not None:
             item = element(NS_MUC_USER, "item", affiliation="none", role="none")
@@ -161,7 +210,8 @@ class Room:
         """The stored document of a persistent room."""
         return {"format": 1, "config": self.config.to_json(),
                 "affiliations": dict(self.affiliations), "subject": self.subject,
-                "subject_nick": self.subject_nick, "secret": self.secret}
+                "subject_nick": self.subject_nick, "secret": self.secret,
+                "registered": dict(self.registered)}
 
     @classmethod
     def from_json(cls, name, jid, document, secret=""):
@@ -171,6 +221,9 @@ class Room:
         room.affiliations = dict(document.get("affiliations", {}))
         room.subject = document.get("subject", "")
         room.subject_nick = document.get("subject_nick", "")
+        for jid, nick in document.get("registered", {}).items():
+            room.registered[jid] = nick
+            room.reserved[nick] = jid
         return room
 
     def resize_history(self):

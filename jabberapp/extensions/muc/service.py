@@ -18,6 +18,7 @@ the option lock_new_rooms is off.
 """
 import copy
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from twisted.internet import defer
@@ -37,11 +38,19 @@ NS_MUC_OWNER = NS_MUC + "#owner"
 NS_ROOMINFO = NS_MUC + "#roominfo"
 NS_DELAY = "urn:xmpp:delay"
 NS_CONFERENCE = "jabber:x:conference"
+NS_REGISTER = "jabber:iq:register"
+NS_MUC_REGISTER = NS_MUC + "#register"
+NS_MUC_REQUEST = NS_MUC + "#request"
+NS_VCARD = "vcard-temp"
+ROOMUSER_NODE = "x-roomuser-item"
+RELAY_TIMEOUT = 60       # seconds a relayed IQ waits for its answer
+MAX_RELAYED = 10000      # IQs relayed to occupants and not answered yet, service-wide
 
 SUBJECT = f"{{{NS_CLIENT}}}subject"
 BODY = f"{{{NS_CLIENT}}}body"
 MUC_USER_X = f"{{{NS_MUC_USER}}}x"
 DATA_X = f"{{{NS_DATA}}}x"
+STATUS = f"{{{NS_CLIENT}}}status"
 
 
 def timestamp(seconds):
@@ -61,6 +70,50 @@ def parse_timestamp(text):
     return moment.timestamp()
 
 
+def form_type(form):
+    """The FORM_TYPE value of a data form, or None."""
+    return (form_values(form).get("FORM_TYPE") or [None])[0]
+
+
+def form_values(form):
+    """A data form's fields as a dict var -> list of values."""
+    values = {}
+    for field in form.iterchildren(f"{{{NS_DATA}}}field"):
+        values[field.get("var")] = [v.text or "" for v in
+                                    field.iterchildren(f"{{{NS_DATA}}}value")]
+    return values
+
+
+def voice_approval_form(occupant):
+    """XEP-0045 §8.6: the form moderators get for a visitor's voice request."""
+    form = element(NS_DATA, "x", type="form")
+    form.append(element(NS_DATA, "title", text="Voice request"))
+    form.append(element(NS_DATA, "instructions", text=(
+        "To approve this request for voice, select the \"Grant voice to this person?\" "
+        "checkbox and submit the form. To skip this request, cancel it.")))
+    for var, kind, label, value in (
+            ("FORM_TYPE", "hidden", None, NS_MUC_REQUEST),
+            ("muc#role", "list-single", "Requested role", "participant"),
+            ("muc#jid", "jid-single", "User ID", str(occupant.jid)),
+            ("muc#roomnick", "text-single", "Room Nickname", occupant.nick),
+            ("muc#request_allow", "boolean", "Grant voice to this person?", "false")):
+        field = element(NS_DATA, "field", var=var, type=kind, label=label)
+        field.append(element(NS_DATA, "value", text=value))
+        form.append(field)
+    return form
+
+
+@dataclass(frozen=True)
+class RelayedIQ:
+    """An IQ relayed to an occupant: where its answer goes and who must send it."""
+
+    room: str
+    request: object      # the IQ as the requester sent it (its real JID and its id)
+    responder: JID       # the JID the request went to
+    nick: str            # the nick it was addressed to
+    timer: object        # the IDelayedCall that forgets it
+
+
 class MUCService:
     """The rooms of one service domain and the handling of every stanza sent to it."""
 
@@ -74,6 +127,7 @@ class MUCService:
         self.secret = secrets.token_hex(16)
         self.ready = defer.succeed(None)
         self.broken = False   # the stored rooms could not be loaded: refuse everything
+        self.relayed = {}     # id of an IQ relayed to an occupant -> RelayedIQ
 
     # -- start ------------------------------------------------------------------------
 
@@ -156,7 +210,9 @@ class MUCService:
         type_ = presence.get("type")
         occupant = room.by_jid.get(sender) if room is not None else None
         if type_ in ("unavailable", "error"):
-            if occupant is not None:
+            if occupant is not None and len(occupant.sessions) > 1:
+                self.leave_session(room, occupant, sender, presence)
+            elif occupant is not None:
                 self.leave(room, occupant, presence if type_ == "unavailable" else None,
                            codes=() if type_ == "unavailable" else (333,))
             return
@@ -187,28 +243,60 @@ class MUCService:
         if room.config.members_only and RANK[affiliation] < RANK["member"]:
             raise StanzaError("registration-required", "This room is members-only")
         taken = room.occupants.get(nick)
-        if taken is not None:
+        if taken is not None and taken.jid.bare() != sender.bare():
             raise StanzaError("conflict", "That nickname is already in use")
-        if (len(room.occupants) >= room.config.max_users
+        if room.nick_taken_from(sender, nick):
+            raise StanzaError("conflict", "That nickname is reserved by another user")
+        if (taken is None and len(room.occupants) >= room.config.max_users
                 and RANK[affiliation] < RANK["admin"]):
             raise StanzaError("service-unavailable", "This room is full")
         if room.config.password and affiliation != "owner":
             given = muc.findtext(f"{{{NS_MUC}}}password") if muc is not None else None
             if given != room.config.password:
                 raise StanzaError("not-authorized", "A password is required")
+        codes = [110]
+        if room.config.whois == "anyone":
+            codes.append(100)
+        if taken is not None:
+            self.join_session(room, taken, sender, codes, muc)
+            return
         occupant = Occupant(nick, sender, room.default_role(affiliation), presence,
                             room.occupant_id(sender))
         for other in room.occupants.values():
             self.send_to(room.presence(other, room.shows_jid_to(occupant)), sender)
         room.add(occupant)
-        codes = [110]
-        if room.config.whois == "anyone":
-            codes.append(100)
         if created:
             codes.append(201)
         self.broadcast_presence(room, occupant, self_codes=codes)
-        self.send_history(room, occupant, muc)
+        self.send_history(room, sender, muc)
         self.send_to(room.subject_message(), sender)
+
+    def join_session(self, room, occupant, sender, codes, muc):
+        """
+        Another session of an occupant's bare JID enters with its nick (multi-session
+        nicks): the others keep seeing one occupant, so only the new session is told the
+        room's presences, its own (110), the history and the subject. From now on what is
+        sent to the occupant goes to every session.
+        """
+        room.add_session(occupant, sender)
+        for other in room.occupants.values():
+            if other is not occupant:
+                self.send_to(room.presence(other, room.shows_jid_to(occupant)), sender)
+        self.send_to(room.presence(occupant, True, codes), sender)
+        self.send_history(room, sender, muc)
+        self.send_to(room.subject_message(), sender)
+
+    def leave_session(self, room, occupant, sender, presence):
+        """One session of a multi-session occupant leaves: only it hears of it."""
+        room.remove_session(occupant, sender)
+        status = list(presence.iterchildren(STATUS))
+        self.send_to(room.presence(occupant, True, (110,), "unavailable", status=status),
+                     sender)
+
+    def deliver(self, stanza, occupant):
+        """Send a copy of C{stanza} to every session of C{occupant}."""
+        for jid in list(occupant.sessions):
+            self.send_to(stanza, jid)
 
     def create_room(self, name, creator):
         """A new room owned by C{creator}; locked when lock_new_rooms is on."""
@@ -225,7 +313,7 @@ class MUCService:
         return room
 
     def broadcast_presence(self, room, occupant, self_codes=(110,), codes=(), type_=None,
-                           nick=None, actor=None, reason=None, destroy=None):
+                           nick=None, actor=None, reason=None, destroy=None, status=()):
         """Send C{occupant}'s presence to every occupant (and to itself even when gone)."""
         built = {}
         recipients = list(room.occupants.values())
@@ -238,16 +326,18 @@ class MUCService:
             if presence is None:
                 all_codes = tuple(codes) + (tuple(self_codes) if is_self else ())
                 presence = built[key] = room.presence(
-                    occupant, key[0], all_codes, type_, nick, actor, reason, destroy)
-            self.send_to(presence, recipient.jid)
+                    occupant, key[0], all_codes, type_, nick, actor, reason, destroy, status)
+            self.deliver(presence, recipient)
 
     def leave(self, room, occupant, presence=None, codes=(), actor=None, reason=None):
         """C{occupant} leaves (or is removed with status C{codes})."""
         room.remove(occupant)
+        status = ()
         if presence is not None:
             occupant.presence = presence
+            status = list(presence.iterchildren(STATUS))   # XEP-0045 §7.14: kept on leave
         self.broadcast_presence(room, occupant, codes=codes, type_="unavailable",
-                                actor=actor, reason=reason)
+                                actor=actor, reason=reason, status=status)
         self.maybe_forget(room)
 
     def maybe_forget(self, room):
@@ -259,12 +349,14 @@ class MUCService:
         """XEP-0045 §7.6: 303 unavailable with the new nick, then available as it."""
         if nick in room.occupants:
             raise StanzaError("conflict", "That nickname is already in use")
+        if room.nick_taken_from(occupant.jid, nick):
+            raise StanzaError("conflict", "That nickname is reserved by another user")
         self.broadcast_presence(room, occupant, codes=(303,), type_="unavailable", nick=nick)
         room.rename(occupant, nick)
         occupant.presence = presence
         self.broadcast_presence(room, occupant)
 
-    def send_history(self, room, occupant, muc):
+    def send_history(self, room, jid, muc):
         """XEP-0045 §7.2.15: the history the occupant asked for, with delay stamps."""
         maxstanzas = maxchars = since = None
         request = muc.find(f"{{{NS_MUC}}}history") if muc is not None else None
@@ -300,7 +392,7 @@ class MUCService:
             message = copy.deepcopy(entry.message)
             message.append(element(NS_DELAY, "delay", {"from": str(room.jid),
                                                        "stamp": timestamp(entry.when)}))
-            message.set("to", str(occupant.jid))
+            message.set("to", str(jid))
             self.host.send(message)
 
     # -- messages ---------------------------------------------------------------------
@@ -324,7 +416,46 @@ class MUCService:
         if x is not None and x.find(f"{{{NS_MUC_USER}}}invite") is not None:
             self.invite(room, occupant, sender, x)
             return
+        form = message.find(DATA_X)
+        if form is not None and form_type(form) == NS_MUC_REQUEST:
+            self.voice_form(room, occupant, form)
+            return
         raise StanzaError("bad-request", "Send groupchat messages to the room")
+
+    # -- voice requests (XEP-0045 §7.13, §8.6) ----------------------------------------
+
+    def voice_form(self, room, occupant, form):
+        """A muc#request form: a visitor's request for voice, or a moderator's answer."""
+        if occupant is None:
+            raise StanzaError("not-acceptable", "Only occupants may request voice")
+        if form.get("type") != "submit":
+            raise StanzaError("bad-request", "Expected a submitted muc#request form")
+        values = form_values(form)
+        if "muc#request_allow" in values:
+            self.voice_decision(room, occupant, values)
+            return
+        if (values.get("muc#role") or ["participant"]) != ["participant"]:
+            raise StanzaError("not-acceptable", "Only the participant role may be requested")
+        if occupant.role != "visitor":
+            return   # it already has voice: nothing to ask the moderators
+        approval = element(NS_CLIENT, "message", {"from": str(room.jid)})
+        approval.append(voice_approval_form(occupant))
+        for moderator in room.occupants.values():
+            if moderator.role == "moderator":
+                self.deliver(approval, moderator)
+
+    def voice_decision(self, room, moderator, values):
+        """A moderator's submitted approval form: voice for the named visitor if allowed."""
+        if moderator.role != "moderator":
+            raise StanzaError("forbidden", "Only moderators may grant voice")
+        allow = (values.get("muc#request_allow") or ["0"])[0]
+        if allow not in ("1", "true"):
+            return   # denied: the visitor stays a visitor
+        target = room.occupants.get((values.get("muc#roomnick") or [""])[0])
+        if target is None:
+            raise StanzaError("item-not-found", "No occupant has that nick")
+        if target.role == "visitor":
+            self.set_role(room, target, "participant", actor=moderator.nick)
 
     def groupchat(self, room, occupant, message):
         """A message to the whole room: a subject change or a broadcast message."""
@@ -347,7 +478,7 @@ class MUCService:
                 out.append(kept)
         out.append(element(NS_OCCUPANT_ID, "occupant-id", id=occupant.occupant_id))
         for recipient in room.occupants.values():
-            self.send_to(out, recipient.jid)
+            self.deliver(out, recipient)
         if message.find(BODY) is not None and room.config.history_length:
             room.history.append(HistoryEntry(self.host.clock.seconds(), out,
                                              len(serialize(out))))
@@ -363,10 +494,9 @@ class MUCService:
             raise StanzaError("item-not-found", "No occupant has that nick")
         out = copy.deepcopy(message)
         out.set("from", f"{room.jid}/{occupant.nick}")
-        out.set("to", str(target.jid))
         if out.find(MUC_USER_X) is None:
             out.append(element(NS_MUC_USER, "x"))
-        self.host.send(out)
+        self.deliver(out, target)
 
     def invite(self, room, occupant, sender, x):
         """XEP-0045 §7.8.2: mediated invitations, sent on from the room."""
@@ -459,28 +589,82 @@ class MUCService:
             if iq.get("type") in ("get", "set"):
                 raise StanzaError("item-not-found", "No such room")
             return
-        if to.resource is not None:
-            self._answer(iq, self._occupant_query, room, sender, to.resource)
-        else:
+        if to.resource is None:
             self._answer(iq, self._room_query, room, sender)
+        elif iq.get("type") in ("result", "error"):
+            self.relay_answer(iq, sender, room)
+        else:
+            self.occupant_iq(iq, room, sender, to.resource)
 
-    def _occupant_query(self, iq, query, room, sender, nick):
-        """XEP-0410: pings to an occupant JID are answered for joined senders."""
-        if room.by_jid.get(sender) is None:
+    def occupant_iq(self, iq, room, sender, nick):
+        """
+        An IQ get or set to an occupant JID (XEP-0045 §7.3 private IQs): a joined sender's
+        self-ping is answered here (XEP-0410); any other request is relayed to the
+        occupant's real JID from the sender's occupant JID, under a fresh id that maps the
+        answer back to the sender and its id.
+        """
+        requester = room.by_jid.get(sender)
+        if requester is None:
             raise StanzaError("not-acceptable", "You are not an occupant of this room")
-        if query.tag == f"{{{NS_PING}}}ping" and iq.get("type") == "get":
-            if nick not in room.occupants:
-                raise StanzaError("item-not-found")
-            return None
-        raise StanzaError("service-unavailable")
+        children = [c for c in iq if isinstance(c.tag, str)]
+        if len(children) != 1:
+            raise StanzaError("bad-request", "An IQ get or set has exactly one child element")
+        target = room.occupants.get(nick)
+        if target is None:
+            raise StanzaError("item-not-found", "No occupant has that nick")
+        query = children[0]
+        if target is requester and query.tag == f"{{{NS_PING}}}ping":
+            self.host.send(st.reply(iq))
+            return
+        if len(self.relayed) >= MAX_RELAYED:
+            raise StanzaError("resource-constraint", "Too many requests are pending",
+                              type="wait")
+        destination = target.jid
+        if query.tag == f"{{{NS_VCARD}}}vCard" and iq.get("type") == "get":
+            # vCards belong to accounts: the occupant's server answers for the bare JID.
+            destination = target.jid.bare()
+        relay_id = "muc-" + secrets.token_hex(8)
+        out = copy.deepcopy(iq)
+        out.set("id", relay_id)
+        out.set("from", f"{room.jid}/{requester.nick}")
+        out.set("to", str(destination))
+        timer = self.host.call_later(RELAY_TIMEOUT, self.relay_expired, relay_id)
+        self.relayed[relay_id] = RelayedIQ(room.name, iq, destination, target.nick, timer)
+        self.host.send(out)
+
+    def relay_answer(self, iq, sender, room):
+        """The answer to a relayed IQ goes back to the requester under its own id, from
+        the answering occupant's JID; anything else of type result or error is dropped."""
+        pending = self.relayed.get(iq.get("id"))
+        if pending is None or pending.room != room.name or pending.responder != sender:
+            return
+        del self.relayed[iq.get("id")]
+        if pending.timer.active():
+            pending.timer.cancel()
+        answerer = room.by_jid.get(sender)
+        nick = answerer.nick if answerer is not None else pending.nick
+        out = copy.deepcopy(iq)
+        if pending.request.get("id") is None:
+            del out.attrib["id"]
+        else:
+            out.set("id", pending.request.get("id"))
+        out.set("from", f"{room.jid}/{nick}")
+        out.set("to", pending.request.get("from"))
+        self.host.send(out)
+
+    def relay_expired(self, relay_id):
+        """No answer came in time: the requester gets remote-server-timeout."""
+        pending = self.relayed.pop(relay_id, None)
+        if pending is not None:
+            self.bounce(pending.request, StanzaError("remote-server-timeout"))
 
     def _room_query(self, iq, query, room, sender):
         type_ = iq.get("type")
         tag = query.tag
         if type_ == "get" and tag == f"{{{NS_DISCO_INFO}}}query":
-            return self.room_info(room, query)
+            return self.room_info(room, query, sender)
         if type_ == "get" and tag == f"{{{NS_DISCO_ITEMS}}}query":
-            return element(NS_DISCO_ITEMS, "query")   # occupants are not listed (privacy)
+            return self.room_items(room, query)
         if type_ == "get" and tag == f"{{{NS_PING}}}ping":
             if room.by_jid.get(sender) is None:
                 raise StanzaError("not-acceptable", "You are not an occupant of this room")
@@ -489,10 +673,103 @@ class MUCService:
             return self.owner_query(room, sender, type_, query)
         if tag == f"{{{NS_MUC_ADMIN}}}query":
             return self.admin_query(room, sender, type_, query)
+        if tag == f"{{{NS_REGISTER}}}query":
+            return self.register_query(room, sender, type_, query)
         raise StanzaError("service-unavailable")
 
-    def room_info(self, room, query):
+    def room_items(self, room, query):
+        """XEP-0045 §6.5: the occupant JIDs of a non-anonymous room; none otherwise, as
+        listing them would reveal who is in a room that hides real JIDs."""
+        if query.get("node") is not None:
+            raise StanzaError("item-not-found")
+        answer = element(NS_DISCO_ITEMS, "query")
+        if room.config.whois == "anyone":
+            for nick in sorted(room.occupants):
+                answer.append(element(NS_DISCO_ITEMS, "item", jid=f"{room.jid}/{nick}"))
+        return answer
+
+    def reserved_nick(self, room, sender):
+        """XEP-0045 §7.12: the sender's reserved nick as an identity; empty when none."""
+        answer = element(NS_DISCO_INFO, "query", node=ROOMUSER_NODE)
+        nick = room.registered.get(str(sender.bare()))
+        if nick is not None:
+            answer.append(element(NS_DISCO_INFO, "identity", {
+                "category": "conference", "type": "text", "name": nick}))
+        return answer
+
+    # -- nickname registration (XEP-0045 §7.10) ---------------------------------------
+
+    def register_query(self, room, sender, type_, query):
+        """The muc#register form (get), its submission, cancel and <remove/> (set)."""
+        affiliation = room.affiliation(sender)
+        if affiliation == "outcast":
+            raise StanzaError("forbidden", "You are banned from this room")
+        if room.config.members_only and RANK[affiliation] < RANK["member"]:
+            # Registering makes a member; in a members-only room only admins may.
+            raise StanzaError("registration-required", "This room is members-only")
+        if type_ == "get":
+            return self.register_form(room, sender)
+        if query.find(f"{{{NS_REGISTER}}}remove") is not None:
+            return self.unregister(room, sender)
+        form = query.find(DATA_X)
+        if form is None:
+            raise StanzaError("bad-request", "Expected the muc#register data form")
+        if form.get("type") == "cancel":
+            return None
+        if form.get("type") != "submit" or form_type(form) != NS_MUC_REGISTER:
+            raise StanzaError("bad-request", "Expected a submitted muc#register form")
+        values = form_values(form).get("muc#register_roomnick") or [""]
+        if len(values) != 1 or not values[0]:
+            raise StanzaError("not-acceptable", "muc#register_roomnick is required")
+        try:
+            nick = room.jid.with_resource(values[0]).resource
+        except InvalidJID:
+            raise StanzaError("not-acceptable", "That is not a valid nickname") from None
+        holder = room.occupants.get(nick)
+        if room.nick_taken_from(sender, nick) or (
+                holder is not None and holder.jid.bare() != sender.bare()):
+            raise StanzaError("conflict", "That nickname is reserved or in use")
+        room.register(sender, nick)
+        if affiliation == "none":
+            return self.set_affiliation(room, sender.bare(), "member")
+        return self.save(room)
+
+    def register_form(self, room, sender):
+        """The reserved nick of the sender (<registered/>), or the form to reserve one."""
+        answer = element(NS_REGISTER, "query")
+        nick = room.registered.get(str(sender.bare()))
+        if nick is not None:
+            answer.append(element(NS_REGISTER, "registered"))
+            answer.append(element(NS_REGISTER, "username", text=nick))
+            return answer
+        answer.append(element(NS_REGISTER, "instructions",
+                              text="Choose the nickname to reserve in this room."))
+        form = element(NS_DATA, "x", type="form")
+        form.append(element(NS_DATA, "title", text=f"Registration with {room.jid}"))
+        hidden = element(NS_DATA, "field", var="FORM_TYPE", type="hidden")
+        hidden.append(element(NS_DATA, "value", text=NS_MUC_REGISTER))
+        form.append(hidden)
+        field = element(NS_DATA, "field", var="muc#register_roomnick", type="text-single",
+                        label="Desired Nickname")
+        field.append(element(NS_DATA, "required"))
+        form.append(field)
+        answer.append(form)
+        return answer
+
+    def unregister(self, room, sender):
+        """Release the sender's reserved nick; the membership registering gave is taken
+        back in a room that is not members-only (there admins manage the member list)."""
+        if str(sender.bare()) not in room.registered:
+            return None
+        room.unregister(sender)
+        if room.affiliation(sender) == "member" and not room.config.members_only:
+            return self.set_affiliation(room, sender.bare(), "none")
+        return self.save(room)
+
+    def room_info(self, room, query, sender):
         """XEP-0045 §6.4: the room's identity, muc_ features and muc#roominfo form."""
+        if query.get("node") == ROOMUSER_NODE:
+            return self.reserved_nick(room, sender)
         if query.get("node") is not None:
             raise StanzaError("item-not-found")
         config = room.config
@@ -500,7 +777,7 @@ class MUCService:
         answer.append(element(NS_DISCO_INFO, "identity", {
             "category": "conference", "type": "text", "name": config.name or room.name}))
         features = [
-            NS_MUC, NS_OCCUPANT_ID,
+            NS_MUC, NS_OCCUPANT_ID, NS_REGISTER, NS_MUC_REQUEST,
             "muc_public" if config.public else "muc_hidden",
             "muc_persistent" if config.persistent else "muc_temporary",
             "muc_membersonly" if config.members_only else "muc_open",
@@ -575,7 +852,7 @@ class MUCService:
             x.append(element(NS_MUC_USER, "status", code=str(code)))
         message.append(x)
         for occupant in room.occupants.values():
-            self.send_to(message, occupant.jid)
+            self.deliver(message, occupant)
 
     def destroy(self, room, destroy):
         """XEP-0045 §10.9: every occupant is told (with the alternate venue), then the
@@ -589,7 +866,7 @@ class MUCService:
                 notice.append(element(NS_MUC_USER, "reason", text=reason))
         for occupant in list(room.occupants.values()):
             presence = room.presence(occupant, False, (), "unavailable", destroy=notice)
-            self.send_to(presence, occupant.jid)
+            self.deliver(presence, occupant)
         room.occupants.clear()
         room.by_jid.clear()
         self.rooms.pop(room.name, None)
@@ -701,6 +978,8 @@ class MUCService:
     def set_affiliation(self, room, jid, affiliation, actor=None, reason=None):
         """Set C{jid}'s affiliation and apply it to its occupants (XEP-0045 §9, §10)."""
         room.set_affiliation(jid, affiliation)
+        if affiliation == "outcast":
+            room.unregister(jid)   # a banned user keeps no nick reserved
         stored = self.save(room)
         for occupant in [o for o in room.occupants.values() if o.jid.bare() == jid]:
             if affiliation == "outcast":

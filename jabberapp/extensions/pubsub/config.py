@@ -14,7 +14,7 @@ NS_PUBSUB_ERRORS = "http://jabber.org/protocol/pubsub#errors"
 NODE_CONFIG = "http://jabber.org/protocol/pubsub#node_config"
 PUBLISH_OPTIONS = "http://jabber.org/protocol/pubsub#publish-options"
 
-ACCESS_MODELS = ("open", "presence", "roster", "whitelist")
+ACCESS_MODELS = ("open", "presence", "roster", "whitelist", "authorize")
 PUBLISH_MODELS = ("publishers", "subscribers", "open")
 SEND_LAST = ("never", "on_sub", "on_sub_and_presence")
 

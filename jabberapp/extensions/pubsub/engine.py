@@ -10,13 +10,26 @@ the event notifications. What it implements (XEP-0060 1.26):
   publish-options preconditions, §7.1.5), retract (notify attribute or pubsub#notify_retract),
   items (all, by id, max_items, XEP-0059 RSM), subscribe and unsubscribe (§6.1.3: the jid
   must be the sender's bare or full JID), subscription options (§6.3, §6.1.6: the
-  pubsub#subscribe_options form with pubsub#deliver only; not delivering silences the
-  subscription), the requester's subscriptions and affiliations.
+  pubsub#subscribe_options form with pubsub#deliver -- false silences the subscription --
+  and pubsub#show-values -- a local subscriber is notified only while an available
+  session of it (the subscribed full JID, or any of a bare JID's) has a presence <show/>
+  among the values, 'online' meaning none; no values: no filtering; subscribers on other
+  domains are not filtered, their presence is not known here), the requester's
+  subscriptions and affiliations (pending ones included).
 - pubsub#owner: configure (get and set, the pubsub#node_config form), default, delete (with
   a <delete/> notification), purge (<purge/> notification), subscriptions and affiliations
   (get and set; a node always keeps an owner).
-- Access models open, presence, roster (with roster groups) and whitelist; outcasts are
-  refused everything. Publish models publishers, subscribers and open.
+- Access models open, presence, roster (with roster groups), whitelist and authorize;
+  outcasts are refused everything. Publish models publishers, subscribers and open.
+- Authorize (§6.1.3.2, §8.6): a subscription by anyone but an owner, publisher or member
+  is answered subscription='pending', and each owner gets a <message/> with the
+  pubsub#subscribe_authorization form. The owner's submitted form (pubsub#allow true or
+  false; a cancelled form leaves it pending), or an owner subscriptions set of
+  'subscribed' or 'none', approves or denies it; the subscriber then gets a
+  <subscription/> event with the new state (and, when approved, the last item if
+  send_last_published_item says so). Until approved, items retrieval is refused with
+  <not-authorized/><pending-subscription/> (<not-subscribed/> without a request) and no
+  notifications are sent; the requester may withdraw with unsubscribe.
 - Notifications: <message type='headline'> with <event xmlns='...#event'/>, payloads
   unless pubsub#deliver_payloads is false; the last published item on subscription when
   pubsub#send_last_published_item is on_sub or on_sub_and_presence.
@@ -25,9 +38,10 @@ A node with pubsub#persist_items false keeps only its last item (for
 send_last_published_item); pubsub#max_items 'max' is the extension's max_items_limit.
 
 Not implemented (answered <feature-not-implemented/> with <unsupported/>): subscription
-options other than pubsub#deliver (refused as <bad-request/><invalid-options/>), the
-authorize access model and pending subscriptions, collection nodes, more than
-one item per publish, item-level notifications of configuration changes.
+options other than pubsub#deliver and pubsub#show-values (refused as
+<bad-request/><invalid-options/>), the
+get-pending ad-hoc command, collection nodes, more than one item per publish,
+notifications of configuration changes.
 
 Storage failures map to stanza errors in one place, L{Engine.handle}: NodeNotFound is
 <item-not-found/>, NodeExists <conflict/>.
@@ -54,12 +68,15 @@ OWNER = f"{{{NS_OWNER}}}pubsub"
 AFFILIATIONS = ("owner", "publisher", "publish-only", "member", "outcast")
 READERS = ("owner", "publisher", "member")     # affiliations past any access model
 SUBSCRIBE_OPTIONS = "http://jabber.org/protocol/pubsub#subscribe_options"
+SHOW_VALUES = ("away", "chat", "dnd", "online", "xa")
+SUBSCRIBE_AUTHORIZATION = "http://jabber.org/protocol/pubsub#subscribe_authorization"
 KNOWN_ACTIONS = frozenset({"options", "create", "publish", "retract", "items", "subscribe",
                            "unsubscribe", "subscriptions", "affiliations", "configure",
                            "default", "delete", "purge"})
 
 FEATURES = tuple(f"{NS_PUBSUB}#{name}" for name in (
-    "access-open", "access-presence", "access-roster", "access-whitelist", "auto-create",
+    "access-authorize", "access-open", "access-presence", "access-roster", "access-whitelist",
+    "auto-create",
     "config-node", "create-and-configure", "create-nodes", "delete-items", "delete-nodes",
     "filtered-notifications", "item-ids", "last-published", "manage-affiliations",
     "manage-subscriptions", "modify-affiliations", "persistent-items", "publish",
@@ -158,6 +175,13 @@ class Engine:
         model = record["config"].get("access_model", "open")
         if model == "open":
             return
+        if model == "authorize":
+            if any(JID.parse(j).bare() == requester.bare() for j in record["subscriptions"]):
+                return
+            if any(JID.parse(j).bare() == requester.bare()
+                   for j in record.get("pending", {})):
+                raise pubsub_error("not-authorized", "pending-subscription")
+            raise pubsub_error("not-authorized", "not-subscribed")
         if model == "whitelist":
             raise pubsub_error("not-allowed", "closed-node")
         groups = record["config"].get("roster_groups_allowed") or []
@@ -218,13 +242,34 @@ class Engine:
         found = {}
         options = record.get("subscription_options", {})
         for jid in record["subscriptions"]:
-            if options.get(jid, {}).get("deliver", True):
+            chosen = options.get(jid, {})
+            if chosen.get("deliver", True) and self._in_shows(
+                    JID.parse(jid), chosen.get("show_values")):
                 found[jid] = JID.parse(jid)
         if self.pep_recipients is not None:
             for jid in await self.pep_recipients(owner, node, record):
                 found.setdefault(str(jid), jid)
         outcasts = {j for j, a in record["affiliations"].items() if a == "outcast"}
         return [jid for jid in found.values() if str(jid.bare()) not in outcasts]
+
+    def _in_shows(self, jid, shows):
+        """True when C{jid} may get notifications under pubsub#show-values C{shows}: no
+        values (no filtering), a subscriber of another domain (whose presence is not
+        known here), or an available session of it whose <show/> ('online' without one)
+        is among them."""
+        if not shows or jid.domain != self.host.domain or jid.local is None:
+            return True
+        if jid.resource is not None:
+            session = self.host.sessions.get(jid)
+            sessions = [session] if session is not None and session.available else []
+        else:
+            sessions = self.host.sessions.available(jid)
+        for session in sessions:
+            presence = session.presence
+            show = None if presence is None else presence.findtext(f"{{{NS_CLIENT}}}show")
+            if (show or "online") in shows:
+                return True
+        return False
 
     def send_event(self, owner, to, child):
         """Send an event notification <message type='headline'/> carrying C{child}."""
@@ -234,6 +279,9 @@ class Engine:
         event = element(NS_EVENT, "event")
         event.append(copy.deepcopy(child))
         message.append(event)
+        self._send(owner, message)
+
+    def _send(self, owner, message):
         if self.pep and JID.parse(owner).domain == self.host.domain:
             self.host.send_from_user(message)
         else:
@@ -434,14 +482,23 @@ class Engine:
         pairs = [(item[0], item) for item in page]
         return page, rsm.result_set(pairs, count=len(stored), first_index=start)
 
+    def needs_approval(self, owner, record, jid):
+        """True when a subscription of C{jid} to the node awaits the owner's approval
+        (access model authorize, §6.1.3.2): it is not subscribed and no reader."""
+        return (record["config"].get("access_model") == "authorize"
+                and self.affiliation(owner, record, jid) not in READERS + ("outcast",)
+                and str(jid) not in record["subscriptions"])
+
     async def _pubsub_set_subscribe(self, owner, requester, verb, payload):
         jid = self._parse_jid(verb, requester)
         node, record = await self._node(owner, verb)
-        await self.check_access(owner, record, requester)
         options = None
         options_element = payload.find(f"{{{NS_PUBSUB}}}options")
         if options_element is not None and cfg.find_form(options_element) is not None:
             options = self._subscribe_options(options_element)
+        if self.needs_approval(owner, record, jid):
+            return await self._request_approval(owner, node, record, jid, options)
+        await self.check_access(owner, record, requester)
         subid = record["subscriptions"].get(str(jid)) or secrets.token_hex(8)
         await self.store.set_subscription(owner, node, str(jid), subid)
         if options is not None:
@@ -455,6 +512,77 @@ class Engine:
                               subid=subid, subscription="subscribed"))
         return answer
 
+    async def _request_approval(self, owner, node, record, jid, options):
+        """Record a pending subscription and ask the node's owners to approve it (§8.6)."""
+        subid = record.get("pending", {}).get(str(jid)) or secrets.token_hex(8)
+        await self.store.set_pending(owner, node, str(jid), subid)
+        if options is not None:
+            await self.store.set_subscription_options(owner, node, str(jid), options)
+        # After the IQ result has gone out.
+        self.host.call_later(0, self.send_authorization_requests, owner, node, record, jid,
+                             subid)
+        answer = element(NS_PUBSUB, "pubsub")
+        answer.append(element(NS_PUBSUB, "subscription", node=node, jid=str(jid),
+                              subid=subid, subscription="pending"))
+        return answer
+
+    def send_authorization_requests(self, owner, node, record, jid, subid):
+        """Send each owner of the node the subscription authorization form (§8.6)."""
+        owners = [owner] if self.pep else sorted(
+            j for j, a in record["affiliations"].items() if a == "owner")
+        for owner_jid in owners:
+            message = element(NS_CLIENT, "message", {
+                "from": owner, "to": owner_jid, "id": f"pubsub-{secrets.token_hex(6)}"})
+            message.append(authorization_form(node, jid, subid))
+            self._send(owner, message)
+
+    async def authorize(self, owner, sender, x):
+        """
+        Apply a submitted subscription authorization form C{x} (§8.6) that C{sender}
+        sent to C{owner}; a form of type 'cancel' leaves the request pending. Raises
+        StanzaError when the form is malformed, the sender is no owner of the node or
+        there is no such pending request.
+        """
+        if x.get("type") == "cancel":
+            return
+        values = {}
+        for field in x.iterchildren(f"{{{cfg.NS_DATA}}}field"):
+            values[field.get("var")] = field.findtext(f"{{{cfg.NS_DATA}}}value") or ""
+        allow = values.get("pubsub#allow")
+        if (x.get("type") != "submit" or allow not in ("1", "true", "0", "false")
+                or not values.get("pubsub#node") or not values.get("pubsub#subscriber_jid")):
+            raise StanzaError("bad-request", "Malformed subscription authorization form")
+        try:
+            jid = JID.parse(values["pubsub#subscriber_jid"])
+        except InvalidJID:
+            raise StanzaError("jid-malformed") from None
+        node = values["pubsub#node"]
+        record = await self.store.get_node(owner, node)
+        if record is None:
+            raise StanzaError("item-not-found")
+        self._require_owner(owner, record, sender)
+        subid = record.get("pending", {}).get(str(jid))
+        if subid is None or values.get("pubsub#subid", subid) != subid:
+            raise pubsub_error("unexpected-request", "not-subscribed",
+                               text="No such pending subscription")
+        await self.resolve(owner, node, record, jid, allow in ("1", "true"))
+
+    async def resolve(self, owner, node, record, jid, allow):
+        """Approve or deny the pending subscription of C{jid}, and tell the subscriber
+        (§8.6: a <subscription/> event with state subscribed or none)."""
+        subid = record["pending"][str(jid)]
+        if allow:
+            await self.store.set_subscription(owner, node, str(jid), subid)
+        else:
+            await self.store.set_pending(owner, node, str(jid), None)
+        self.send_event(owner, jid, element(
+            NS_EVENT, "subscription", node=node, jid=str(jid),
+            subscription="subscribed" if allow else "none",
+            subid=subid if allow else None))
+        if allow and record["config"].get("send_last_published_item") in (
+                "on_sub", "on_sub_and_presence"):
+            await self.send_last(owner, node, record, jid)
+
     def _send_last_later(self, owner, node, record, jid):
         d = defer.ensureDeferred(self.send_last(owner, node, record, jid))
         d.addErrback(lambda failure: self.host.log.failure(
@@ -464,6 +592,12 @@ class Engine:
         jid = self._parse_jid(verb, requester)
         node, record = await self._node(owner, verb)
         subid = record["subscriptions"].get(str(jid))
+        pending = record.get("pending", {}).get(str(jid))
+        if subid is None and pending is not None:
+            if verb.get("subid") and verb.get("subid") != pending:
+                raise pubsub_error("not-acceptable", "invalid-subid")
+            await self.store.set_pending(owner, node, str(jid), None)
+            return None
         if subid is None:
             raise pubsub_error("unexpected-request", "not-subscribed")
         if verb.get("subid") and verb.get("subid") != subid:
@@ -485,6 +619,12 @@ class Engine:
                     raise pubsub_error("bad-request", "invalid-options")
             elif var == "pubsub#deliver" and value in ("1", "true", "0", "false"):
                 options["deliver"] = value in ("1", "true")
+            elif var == "pubsub#show-values":
+                shows = [v.text or "" for v in field.iterchildren(f"{{{cfg.NS_DATA}}}value")]
+                if not set(shows) <= set(SHOW_VALUES):
+                    raise pubsub_error("bad-request", "invalid-options",
+                                       text="Unknown presence state in pubsub#show-values")
+                options["show_values"] = sorted(set(shows))
             else:
                 raise pubsub_error("bad-request", "invalid-options",
                                    text=f"Unsupported option {var!r}")
@@ -521,6 +661,17 @@ class Engine:
                         label="Enable delivery?")
         field.append(element(cfg.NS_DATA, "value", text="1" if deliver else "0"))
         x.append(field)
+        shows = record.get("subscription_options", {}).get(str(jid), {}).get("show_values")
+        field = element(cfg.NS_DATA, "field", var="pubsub#show-values", type="list-multi",
+                        label="Receive notifications only when your presence is one of "
+                              "these (none: always)")
+        for show in SHOW_VALUES:
+            option = element(cfg.NS_DATA, "option")
+            option.append(element(cfg.NS_DATA, "value", text=show))
+            field.append(option)
+        for show in shows or ():
+            field.append(element(cfg.NS_DATA, "value", text=show))
+        x.append(field)
         answer = element(NS_PUBSUB, "pubsub")
         options = element(NS_PUBSUB, "options", node=node, jid=str(jid),
                           subid=record["subscriptions"][str(jid)])
@@ -546,10 +697,10 @@ class Engine:
         listing = element(NS_PUBSUB, "subscriptions")
         answer.append(listing)
         async for name, record in self._each_node(owner, verb):
-            for jid, subid in sorted(record["subscriptions"].items()):
+            for jid, subid, state in _subscriptions(record):
                 if JID.parse(jid).bare() == requester.bare():
                     listing.append(element(NS_PUBSUB, "subscription", node=name, jid=jid,
-                                           subid=subid, subscription="subscribed"))
+                                           subid=subid, subscription=state))
         return answer
 
     async def _pubsub_get_affiliations(self, owner, requester, verb, payload):
@@ -615,9 +766,9 @@ class Engine:
         self._require_owner(owner, record, requester)
         answer = element(NS_OWNER, "pubsub")
         listing = element(NS_OWNER, "subscriptions", node=node)
-        for jid, subid in sorted(record["subscriptions"].items()):
+        for jid, subid, state in _subscriptions(record):
             listing.append(element(NS_OWNER, "subscription", jid=jid, subid=subid,
-                                   subscription="subscribed"))
+                                   subscription=state))
         answer.append(listing)
         return answer
 
@@ -635,6 +786,11 @@ class Engine:
                 raise StanzaError("bad-request", f"Unsupported subscription {state!r}")
             changes.append((jid, state))
         for jid, state in changes:
+            if str(jid) in record.get("pending", {}) and str(jid) not in record[
+                    "subscriptions"]:
+                # Approving or denying a pending request (§8.6 via §8.8.2).
+                await self.resolve(owner, node, record, jid, state == "subscribed")
+                continue
             subid = None
             if state == "subscribed":
                 subid = record["subscriptions"].get(str(jid)) or secrets.token_hex(8)
@@ -683,6 +839,44 @@ class Engine:
                     if str(JID.parse(subscribed).bare()) == jid:
                         await self.store.set_subscription(owner, node, subscribed, None)
         return None
+
+
+def _subscriptions(record):
+    """(jid, subid, state) of the node's subscriptions and pending requests, by JID."""
+    found = [(jid, subid, "subscribed") for jid, subid in record["subscriptions"].items()]
+    found.extend((jid, subid, "pending") for jid, subid in record.get("pending", {}).items()
+                 if jid not in record["subscriptions"])
+    return sorted(found)
+
+
+def authorization_form(node, jid, subid):
+    """The subscription authorization form of XEP-0060 §8.6 for C{jid}'s request."""
+    x = element(cfg.NS_DATA, "x", type="form")
+    x.append(element(cfg.NS_DATA, "title", text="PubSub subscriber request"))
+    x.append(element(cfg.NS_DATA, "instructions",
+                     text="To approve this entity's subscription request, set "
+                          "pubsub#allow to true; to deny it, set it to false."))
+    for var, type_, label, value in (
+            ("FORM_TYPE", "hidden", None, SUBSCRIBE_AUTHORIZATION),
+            ("pubsub#subid", "hidden", None, subid),
+            ("pubsub#node", "text-single", "Node ID", node),
+            ("pubsub#subscriber_jid", "jid-single", "Subscriber Address", str(jid)),
+            ("pubsub#allow", "boolean",
+             "Allow this JID to subscribe to this pubsub node?", "false")):
+        field = element(cfg.NS_DATA, "field", var=var, type=type_, label=label)
+        field.append(element(cfg.NS_DATA, "value", text=value))
+        x.append(field)
+    return x
+
+
+def find_authorization(message):
+    """The subscription authorization form in C{message}, or None."""
+    for x in message.iterchildren(f"{{{cfg.NS_DATA}}}x"):
+        for field in x.iterchildren(f"{{{cfg.NS_DATA}}}field"):
+            if (field.get("var") == "FORM_TYPE" and field.findtext(
+                    f"{{{cfg.NS_DATA}}}value") == SUBSCRIBE_AUTHORIZATION):
+                return x
+    return None
 
 
 def _feature(name):

@@ -29,9 +29,10 @@ class INodeStore(Interface):
         """
         Deferred: the node's record, a dict with 'config' (option name -> value),
         'affiliations' (bare JID str -> affiliation) and 'subscriptions' (JID str ->
-        subscription id) and possibly 'subscription_options' (JID str -> dict), or None
-        when there is no such node. A copy: changing it changes
-        nothing stored.
+        subscription id) and possibly 'subscription_options' (JID str -> dict) and
+        'pending' (JID str -> subscription id of a request awaiting the owner's
+        approval, access model authorize), or None when there is no such node. A copy:
+        changing it changes nothing stored.
         """
 
     def create_node(owner, node, config, affiliations):
@@ -49,7 +50,12 @@ class INodeStore(Interface):
 
     def set_subscription(owner, node, jid, subid):
         """Deferred: subscribe C{jid} (a JID str) with C{subid}; None unsubscribes (and
-        forgets the subscription's options)."""
+        forgets the subscription's options). Either way a pending request of C{jid}
+        is resolved (removed)."""
+
+    def set_pending(owner, node, jid, subid):
+        """Deferred: record a pending subscription request of C{jid} (a JID str) with
+        C{subid}; None removes the request and the options given with it."""
 
     def set_subscription_options(owner, node, jid, options):
         """Deferred: store the subscription options of C{jid} (a dict, JSON values);

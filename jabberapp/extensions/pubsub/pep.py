@@ -12,21 +12,34 @@ IQs with a <pubsub/> or <pubsub xmlns='...#owner'/> child addressed to a user's 
   model open), XEP-0402 bookmarks (whitelist, max_items max, send_last never) and XEP-0084
   avatars work with their publish-options.
 - Others may read items and subscribe as the node's access model allows (open, presence,
-  roster, whitelist; presence is the user's roster: a 'from' or 'both' subscription).
+  roster, whitelist, authorize; presence is the user's roster: a 'from' or 'both'
+  subscription). With authorize a subscription is pending until the owner approves it:
+  the owner's bare JID gets the XEP-0060 §8.6 authorization form from itself, and the
+  submitted form the owner sends back to its own bare JID (or an owner subscriptions set)
+  approves or denies it.
 
 Notifications (§4.3) go to the node's explicit subscribers and to every *available local
 resource* -- of the owner itself and of each contact whose presence subscription lets it
 see the owner's presence (roster service ``can_see_presence``), as the access model
 allows -- whose verified entity capabilities (caps service ``features_of``) include
-``<node>+notify``. Contacts on other servers get no +notify notifications: their caps are
-not known here (federation; they still get notifications when explicitly subscribed).
+``<node>+notify``. Contacts on other servers are notified at the full JIDs from which the
+user received available presence with XEP-0115 caps (§4.3: "the full JIDs of contacts
+whose presence it has received"): each such resource is remembered per local user (at
+most 1000; unavailable or error presence, or presence without caps, forgets it) when its
+bare JID is a roster contact with a 'from' or 'both' subscription -- others, such as MUC
+occupants, are neither kept nor asked. Caps the server has not verified are asked of that
+resource with disco#info node#ver (from the host's JID, once per ver at a time) and kept
+only when the answer hashes to the ver. Remote resources are not persisted: after a
+restart they count again from their next presence (the login probe brings it).
 
 Last published items (§4.3.2): when a local resource becomes available (SESSION_AVAILABLE),
 the last item of each node with send_last_published_item on_sub_and_presence -- the user's
 own nodes and those of local contacts whose presence it may see -- is sent to it, for the
 nodes its caps mark +notify. Caps are verified after the presence, so this waits for them:
 it is retried at 1, 2, 4 and 8 seconds until the caps are known, then done once. A later
-presence with other caps does the same for the nodes the session newly marks +notify.
+presence with other caps does the same for the nodes the session newly marks +notify. A
+remote contact's resource gets the user's last items (on_sub_and_presence, +notify, as
+the access model allows) when its presence brings caps with +notify it did not have.
 
 Service discovery: the account's bare JID answers its owner with identities
 account/registered and pubsub/pep and the pubsub features (XEP-0163 §6.1), which clients
@@ -34,26 +47,41 @@ check before using publish-options, and its disco#items list the owner's nodes.
 
 Node profiles need nothing of their own: XEP-0084 avatars, XEP-0402 bookmarks, OMEMO device
 lists and bundles, and XEP-0223 private storage (persist_items true, access_model
-whitelist) are PEP nodes with their publish-options.
+whitelist) -- including XEP-0048 bookmarks in the node storage:bookmarks -- are PEP nodes
+with their publish-options. XEP-0048 bookmarks in XEP-0049 private XML are bridged to the
+XEP-0402 node (L{jabberapp.extensions.pubsub.bookmarks}; ``urn:xmpp:bookmarks:1#compat``).
 """
+import secrets
+
 from twisted.internet import defer
 from twisted.plugin import IPlugin
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from jabberapp import dispatch
+from jabberapp import stanza as st
 from jabberapp.config import Option, int_range
+from jabberapp.errors import StanzaError
+from jabberapp.extensions.caps import (
+    HASHES, QUERY_TIMEOUT, IllFormed, VerCache, compute_ver, parse_disco_info)
 from jabberapp.extensions.pubsub import config as cfg
-from jabberapp.extensions.pubsub.engine import FEATURES, NS_OWNER, NS_PUBSUB, Engine
+from jabberapp.extensions.pubsub.bookmarks import COMPAT_FEATURE, BookmarksCompat
+from jabberapp.extensions.pubsub.bookmarks import NODE as BOOKMARKS_NODE
+from jabberapp.extensions.pubsub.engine import (
+    FEATURES, NS_OWNER, NS_PUBSUB, Engine, find_authorization)
 from jabberapp.extensions.pubsub.service import LIMIT_OPTIONS
 from jabberapp.extensions.pubsub.store import STORE_NAME, KeyValueNodeStore
 from jabberapp.interfaces import IDiscoProvider, IExtension
-from jabberapp.jid import JID
+from jabberapp.jid import InvalidJID, JID
 from jabberapp.specs import Spec
-from jabberapp.xml.ns import NS_DISCO_INFO, NS_DISCO_ITEMS
+from jabberapp.xml import element
+from jabberapp.xml.ns import NS_CLIENT, NS_DISCO_INFO, NS_DISCO_ITEMS
 
 CAPS = "{http://jabber.org/protocol/caps}c"
 RETRIES = (1, 2, 4, 8)   # seconds between checks for a new session's caps
 STATE_KEY = "pep"
+MAX_REMOTE = 1000        # remote resources remembered per local user
+REMOTE_VERS = 1000       # caps vers verified from remote entities, kept (LRU)
 
 
 @implementer(IPlugin, IExtension)
@@ -63,13 +91,17 @@ class PersonalEventing:
     name = "pep"
     depends = ("disco", "roster", "caps")
     specs = (Spec("XEP-0163", "1.2.2", "Personal Eventing Protocol",
-                  "auto-create, publish-options, +notify filtering for local contacts, "
-                  "last item at login; no +notify notifications to remote contacts"),
+                  "auto-create, publish-options, +notify filtering by verified caps for "
+                  "local and remote contacts, last item at login or on new caps"),
              Spec("XEP-0084", "1.1.4", "User Avatar", "as PEP nodes"),
              Spec("XEP-0223", "1.1.1", "Persistent Storage of Private Data via PubSub",
                   "publish-options persist_items and access_model whitelist"),
              Spec("XEP-0402", "1.1.4", "PEP Native Bookmarks",
-                  "as a PEP node; no XEP-0048 compatibility"))
+                  "as a PEP node; #compat: XEP-0048 bookmarks in private XML are the PEP "
+                  "bookmarks (URL bookmarks are not carried over); not #compat-pep"),
+             Spec("XEP-0048", "1.2", "Bookmarks",
+                  "in private XML (bridged to XEP-0402) or in the PEP node "
+                  "storage:bookmarks (XEP-0223, separate)"))
     options = (
         Option("max_nodes", int_range(1, 100_000), 200,
                "Most PEP nodes one account may have; more are refused with "
@@ -85,10 +117,17 @@ class PersonalEventing:
                         max_nodes=host.config["max_nodes"])
         pep = PEP(host, engine)
         engine.pep_recipients = pep.recipients
+        # XEP-0402 §5.3: private XML bookmarks are the PEP bookmarks.
+        host.hook(dispatch.IQ_BARE, pep.bookmarks.private_iq, priority=100)
         for type_ in ("get", "set"):
             host.iq_handler(type_, NS_PUBSUB, "pubsub", pep.handle, to="user")
             host.iq_handler(type_, NS_OWNER, "pubsub", pep.handle, to="user")
         host.hook(dispatch.SESSION_AVAILABLE, pep.session_available)
+        # Before the roster's presence handling: remote contacts' caps (§4.3).
+        host.hook(dispatch.PRESENCE_BARE, pep.remote_presence, priority=100)
+        host.hook(dispatch.PRESENCE_FULL, pep.remote_presence, priority=100)
+        # Before delivery: the owner's answers to subscription authorization requests.
+        host.hook(dispatch.MESSAGE_BARE, pep.authorization, priority=100)
         # Before the roster's broadcast hook, which may end the chain with HANDLED.
         host.hook(dispatch.PRESENCE_BROADCAST, pep.presence_broadcast, priority=100)
         host.add_disco_provider(AccountDisco(host, engine.store))
@@ -102,12 +141,158 @@ class PEP:
         self.engine = engine
         self.roster = host.service("roster")
         self.caps = host.service("caps")
+        self.bookmarks = BookmarksCompat(host, engine)
+        # Local bare JID -> {remote full JID: (hash, node, ver)} of the available remote
+        # resources that sent it presence with caps.
+        self.remote = {}
+        self._remote_vers = VerCache(REMOTE_VERS)    # vers verified from remote entities
+        self._queries = {}                          # ver -> Deferred of its disco#info
+
+    # -- remote contacts (§4.3) ---------------------------------------------------------
+
+    def remote_presence(self, presence, origin):
+        """PRESENCE_BARE/PRESENCE_FULL: remember the caps of a remote resource's presence
+        to a local user; on new caps, verify them and send it the user's last items."""
+        try:
+            sender = JID.parse(presence.get("from") or "")
+            to = JID.parse(presence.get("to")).bare()
+        except InvalidJID:
+            return None
+        if (sender.resource is None or sender.domain == self.host.domain
+                or to.local is None or to.domain != self.host.domain):
+            return None
+        type_ = presence.get("type")
+        table = self.remote.get(to, {})
+        if type_ in ("unavailable", "error"):
+            table.pop(sender, None)
+            if not table:
+                self.remote.pop(to, None)
+            return None
+        if type_ is not None:
+            return None
+        c = presence.find(CAPS)
+        caps = None
+        if (c is not None and c.get("hash") in HASHES and c.get("node")
+                and c.get("ver")):
+            caps = (c.get("hash"), c.get("node"), c.get("ver"))
+        old = table.get(sender)
+        if caps is None:
+            table.pop(sender, None)
+            if not table:
+                self.remote.pop(to, None)
+            return None
+        if old == caps or (sender not in table and len(table) >= MAX_REMOTE):
+            return None
+        self.remote.setdefault(to, {})[sender] = caps
+        old_features = (self.remote_features(old) if old is not None else None) or frozenset()
+        d = defer.ensureDeferred(self._remote_caps(to, sender, caps, old_features))
+        d.addErrback(lambda failure: self.host.log.failure(
+            "PEP for remote {jid} failed", failure, jid=sender))
+        return None
+
+    def remote_features(self, caps):
+        """The verified features of a remote resource's C{caps}, or None."""
+        ver = caps[2]
+        features = self.caps.features_for_ver(ver)
+        return features if features is not None else self._remote_vers.get(ver)
+
+    async def _remote_caps(self, owner, sender, caps, old_features):
+        item = (await self.roster.get_items(owner.local)).get(sender.bare())
+        if item is None or item.subscription not in ("from", "both"):
+            # No contact of the owner's PEP (a MUC occupant, a stranger): forget it and
+            # ask it nothing.
+            table = self.remote.get(owner, {})
+            if table.get(sender) == caps:
+                del table[sender]
+                if not table:
+                    self.remote.pop(owner, None)
+            return
+        features = self.remote_features(caps)
+        if features is None:
+            features = await self._verify(sender, caps)
+            if features is None or self.remote.get(owner, {}).get(sender) != caps:
+                return
+        new = features - old_features
+        if not new:
+            return
+        for node in await self.engine.store.list_nodes(str(owner)):
+            if f"{node}+notify" not in new:
+                continue
+            record = await self.engine.store.get_node(str(owner), node)
+            if (record is None or record["config"].get("send_last_published_item")
+                    != "on_sub_and_presence"
+                    or not await self.allowed(str(owner), record, sender.bare())):
+                continue
+            await self.engine.send_last(str(owner), node, record, sender)
+
+    async def _verify(self, sender, caps):
+        """Ask C{sender} for the disco#info of its caps node; the features when the
+        answer hashes to the ver (XEP-0115 §5.4), else None. One query per ver."""
+        hash_name, node, ver = caps
+        pending = self._queries.get(ver)
+        if pending is None:
+            iq = element(NS_CLIENT, "iq", type="get", id=f"pep-{secrets.token_hex(8)}",
+                         to=str(sender), from_=self.host.domain)
+            iq.append(element(NS_DISCO_INFO, "query", node=f"{node}#{ver}"))
+            pending = self._queries[ver] = self.host.request(iq, timeout=QUERY_TIMEOUT)
+            pending.addBoth(self._verified, ver, hash_name)
+        waiter = defer.Deferred()
+        pending.addBoth(lambda result: (waiter.callback(result), result)[1])
+        return await waiter
+
+    def _verified(self, result, ver, hash_name):
+        self._queries.pop(ver, None)
+        if isinstance(result, Failure):
+            return None
+        query = result.find(f"{{{NS_DISCO_INFO}}}query")
+        try:
+            if query is None:
+                return None
+            info = parse_disco_info(query)
+            if compute_ver(info, hash_name) != ver:
+                return None
+        except IllFormed:
+            return None
+        features = frozenset(info.features)
+        self._remote_vers.put(ver, features)
+        return features
 
     def handle(self, iq):
         """IQ handler: the engine with the addressed account as owner."""
         to = iq.get("to")
         owner = JID.parse(to).bare() if to else JID.parse(iq.get("from")).bare()
-        return defer.ensureDeferred(self.engine.handle(iq, owner))
+        return defer.ensureDeferred(self._handle(iq, owner))
+
+    async def _handle(self, iq, owner):
+        items = iq[0].find(f"{{{NS_PUBSUB}}}items")
+        if (items is not None and items.get("node") == BOOKMARKS_NODE
+                and JID.parse(iq.get("from")).bare() == owner):
+            await self.bookmarks.migrate(owner)
+        return await self.engine.handle(iq, owner)
+
+    def authorization(self, message, origin):
+        """MESSAGE_BARE: a submitted subscription authorization form (XEP-0060 §8.6)
+        that the account owner sends to its own bare JID approves or denies a pending
+        subscription to one of its nodes (access model authorize)."""
+        form = find_authorization(message)
+        if form is None or form.get("type") not in ("submit", "cancel"):
+            return None
+        try:
+            sender, to = JID.parse(message.get("from") or ""), JID.parse(message.get("to"))
+        except InvalidJID:
+            return None
+        if sender.bare() != to or to.domain != self.host.domain:
+            return None
+        d = defer.ensureDeferred(self.engine.authorize(str(to), sender, form))
+
+        def refused(failure):
+            failure.trap(StanzaError)
+            self.host.send(st.error_reply(message, failure.value))
+
+        d.addErrback(refused)
+        d.addErrback(lambda failure: self.host.log.failure(
+            "subscription authorization failed", failure))
+        return dispatch.HANDLED
 
     def interested(self, session, node):
         """True when C{session}'s verified caps include C{node}+notify."""
@@ -139,6 +324,18 @@ class PEP:
             if model != "open" and not await self.allowed(owner, record, contact):
                 continue
             found.extend(s.jid for s in sessions)
+        remote = {}
+        for jid, caps in self.remote.get(owner_jid, {}).items():
+            features = self.remote_features(caps)
+            if features is not None and f"{node}+notify" in features:
+                remote.setdefault(jid.bare(), []).append(jid)
+        for contact, jids in remote.items():
+            item = items.get(contact)
+            if item is None or item.subscription not in ("from", "both"):
+                continue
+            if model != "open" and not await self.allowed(owner, record, contact):
+                continue
+            found.extend(jids)
         return found
 
     # -- last items at login ----------------------------------------------------------
@@ -239,7 +436,7 @@ class AccountDisco:
         if not self._owner_asks(requester, target, node):
             return None
         return ([("account", "registered", None), ("pubsub", "pep", None)],
-                [NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PUBSUB, *FEATURES])
+                [NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PUBSUB, *FEATURES, COMPAT_FEATURE])
 
     def items(self, requester, target, node):
         """The owner's PEP nodes, for the owner asking its own bare JID, else None."""

@@ -4,7 +4,9 @@ XEP-0060: Publish-Subscribe -- the generic service, served in-process at pubsub.
 The component answers disco#info (identity pubsub/service and the features, or a node's
 pubsub/leaf identity), disco#items (the nodes whose items the requester may read) and the
 pubsub IQs through the shared L{Engine}. Any local user may create nodes and owns what it
-creates. Messages to the service are answered <service-unavailable/>; presence is ignored.
+creates. Messages to the service are answered <service-unavailable/>, except a node
+owner's submitted subscription authorization form (XEP-0060 §8.6, access model authorize),
+which approves or denies the pending request; presence is ignored.
 
 When an account of the host is deleted (USER_DELETED), its affiliations and subscriptions
 are removed from every node, and the nodes it alone owned are deleted (with <delete/>
@@ -21,7 +23,7 @@ from jabberapp.config import Option, int_range
 from jabberapp.errors import StanzaError
 from jabberapp.extensions.pubsub import config as cfg
 from jabberapp.extensions.pubsub.engine import (
-    FEATURES, NS_EVENT, NS_PUBSUB, OWNER, PUBSUB, Engine)
+    FEATURES, NS_EVENT, NS_PUBSUB, OWNER, PUBSUB, Engine, find_authorization)
 from jabberapp.extensions.pubsub.store import STORE_NAME, KeyValueNodeStore
 from jabberapp.interfaces import IExtension
 from jabberapp.jid import JID
@@ -51,8 +53,10 @@ class PubSubService:
     specs = (Spec("XEP-0060", "1.26.0", "Publish-Subscribe",
                   "leaf nodes: create/configure/delete/purge, publish with item ids and "
                   "publish-options, retract, items with max_items and RSM, subscribe, "
-                  "affiliations, subscription options (pubsub#deliver), access models "
-                  "open/presence/roster/whitelist; no authorize model or collections"),)
+                  "affiliations, subscription options (pubsub#deliver, "
+                  "pubsub#show-values), access models "
+                  "open/presence/roster/whitelist/authorize (pending subscriptions, "
+                  "approval by form or owner subscriptions); no collections"),)
     options = (
         Option("domain", str, "",
                "The service's domain; empty: pubsub.<host>. Set it only when the server "
@@ -90,8 +94,18 @@ class ServiceComponent:
         if st.is_error_or_result(stanza) or stanza.get("from") is None:
             return
         if stanza.tag == st.MESSAGE:
-            if stanza.get("type") not in ("headline", "groupchat"):
-                self.host.send(st.error_reply(stanza, StanzaError("service-unavailable")))
+            if stanza.get("type") in ("headline", "groupchat"):
+                return
+            form = find_authorization(stanza)
+            error = StanzaError("service-unavailable")
+            if form is not None and JID.parse(stanza.get("to")) == JID.parse(self.domain):
+                try:
+                    await self.engine.authorize(self.domain, JID.parse(stanza.get("from")),
+                                                form)
+                    return
+                except StanzaError as refused:
+                    error = refused
+            self.host.send(st.error_reply(stanza, error))
             return
         if stanza.tag != st.IQ:
             return
@@ -150,6 +164,9 @@ class ServiceComponent:
             for jid in record["subscriptions"]:
                 if JID.parse(jid).bare() == bare:
                     await store.set_subscription(owner, node, jid, None)
+            for jid in record.get("pending", {}):
+                if JID.parse(jid).bare() == bare and jid not in record["subscriptions"]:
+                    await store.set_pending(owner, node, jid, None)
 
     async def _info(self, iq, node):
         query = element(NS_DISCO_INFO, "query", node=node)

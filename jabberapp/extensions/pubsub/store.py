@@ -114,11 +114,23 @@ class KeyValueNodeStore:
     def set_subscription(self, owner, node, jid, subid):
         """See INodeStore.set_subscription."""
         def change(record):
+            record.get("pending", {}).pop(jid, None)
             if subid is None:
                 record["subscriptions"].pop(jid, None)
                 record.get("subscription_options", {}).pop(jid, None)
             else:
                 record["subscriptions"][jid] = subid
+        return self._update(owner, node, change)
+
+    def set_pending(self, owner, node, jid, subid):
+        """See INodeStore.set_pending."""
+        def change(record):
+            if subid is None:
+                record.get("pending", {}).pop(jid, None)
+                if jid not in record["subscriptions"]:
+                    record.get("subscription_options", {}).pop(jid, None)
+            else:
+                record.setdefault("pending", {})[jid] = subid
         return self._update(owner, node, change)
 
     def set_subscription_options(self, owner, node, jid, options):

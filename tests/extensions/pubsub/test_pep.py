@@ -1,6 +1,6 @@
 """Unit tests of XEP-0163 PEP through a FakeHost: auto-create, +notify, publish-options."""
 from jabberapp.extensions.caps import SessionCaps, caps
-from tests.extensions.pubsub.helpers import NS_EVENT, NS_PUBSUB, PubSubTestCase
+from tests.extensions.pubsub.helpers import NS_EVENT, NS_PUBSUB, PubSubTestCase, form, parse
 
 ALICE = "alice@example.org/phone"
 ALICE2 = "alice@example.org/laptop"
@@ -200,3 +200,166 @@ class PEPTests(PubSubTestCase):
                           " hash='sha-1' node='urn:test' ver='bob-new-ver'/></presence>")
         self.clock.advance(10)
         self.assertEqual(len(self.events(BOB)), 1)
+
+    def test_legacy_bookmarks_node(self):
+        """XEP-0048 bookmarks via XEP-0223 (node storage:bookmarks, private publish-options)
+        are stored, read back by another resource and refused to contacts."""
+        storage = ("<storage xmlns='storage:bookmarks'><conference jid='team@conference."
+                   "example.org' autojoin='true' name='Team'><nick>al</nick></conference>"
+                   "</storage>")
+        options = {"persist_items": "true", "access_model": "whitelist"}
+        reply = self.pep_publish("storage:bookmarks", storage, options=options)
+        self.assertEqual(reply.get("type"), "result")
+        reply = self.ok(ALICE2, "get", self.pubsub("<items node='storage:bookmarks'/>"),
+                        to=OWN)
+        conference = reply.find(".//{storage:bookmarks}conference")
+        self.assertEqual(conference.get("jid"), "team@conference.example.org")
+        self.assertEqual(self.error(BOB, "get", self.pubsub(
+            "<items node='storage:bookmarks'/>"), to=OWN), ("not-allowed", "closed-node"))
+
+    def test_authorize_approved_by_owner_form(self):
+        """With access model authorize, a contact's subscription waits for the owner, who
+        approves it by sending the §8.6 form back to its own bare JID."""
+        self.bind(ALICE)
+        self.ok(ALICE, "set", self.pubsub("<create node='diary'/><configure>" + form(
+            {"access_model": "authorize"}, "node_config") + "</configure>"), to=OWN)
+        reply = self.ok(BOB, "set", self.pubsub(f"<subscribe node='diary' jid='{BOB}'/>"),
+                        to=OWN)
+        self.assertEqual(reply[0][0].get("subscription"), "pending")
+        self.clock.advance(0)
+        [request] = [s for s in self.host.sent if s.get("to") == OWN
+                     and s.find("{jabber:x:data}x") is not None]
+        self.assertEqual(request.get("from"), OWN)
+        x = request.find("{jabber:x:data}x")
+        x.set("type", "submit")
+        for field in x.iterchildren("{jabber:x:data}field"):
+            if field.get("var") == "pubsub#allow":
+                field[0].text = "true"
+        x.remove(x.find("{jabber:x:data}title"))
+        x.remove(x.find("{jabber:x:data}instructions"))
+        message = parse(f"<message from='{ALICE}' to='{OWN}' id='ok'/>")
+        message.append(x)
+        self.host.receive(message)
+        events = [e.find(f".//{{{NS_EVENT}}}subscription") for e in self.events(BOB)]
+        self.assertEqual([e.get("subscription") for e in events if e is not None],
+                         ["subscribed"])
+        self.pep_publish("diary", "<entry xmlns='urn:test'>day 1</entry>")
+        self.assertEqual(self.events(BOB)[-1].find(f".//{{{NS_EVENT}}}item").get("id"),
+                         "current")
+
+
+    def test_authorization_form_from_others_delivered(self):
+        """A subscription authorization form someone else sends to the owner is an
+        ordinary message: delivered, not applied."""
+        self.bind(ALICE)
+        self.ok(ALICE, "set", self.pubsub("<create node='diary'/><configure>" + form(
+            {"access_model": "authorize"}, "node_config") + "</configure>"), to=OWN)
+        self.ok(BOB, "set", self.pubsub(f"<subscribe node='diary' jid='{BOB}'/>"), to=OWN)
+        fields = {"FORM_TYPE": "http://jabber.org/protocol/pubsub#subscribe_authorization",
+                  "pubsub#node": "diary", "pubsub#subscriber_jid": BOB,
+                  "pubsub#allow": "true"}
+        x = "".join(f"<field var='{k}'><value>{v}</value></field>" for k, v in fields.items())
+        self.host.receive(f"<message id='fake' from='{BOB}' to='{OWN}'>"
+                          f"<x xmlns='jabber:x:data' type='submit'>{x}</x></message>")
+        self.assertIn("fake", [s.get("id") for s in self.host.session(ALICE).sent])
+        self.assertEqual(self.error(BOB, "get", self.pubsub("<items node='diary'/>"),
+                                    to=OWN), ("not-authorized", "pending-subscription"))
+
+DAN = "dan@remote.example/phone"
+NS_CAPS = "http://jabber.org/protocol/caps"
+
+
+class RemoteContactTests(PubSubTestCase):
+    """XEP-0163 §4.3 for contacts on other servers: their presence's caps decide."""
+
+    def setUp(self):
+        super().setUp()
+        self.befriend("alice", "dan@remote.example", "both")
+        self.befriend("alice", "erin@remote.example", "to")
+
+    def presence(self, sender, ver=None, type_=None, to=OWN):
+        c = f"<c xmlns='{NS_CAPS}' hash='sha-1' node='urn:test' ver='{ver}'/>" if ver else ""
+        t = f" type='{type_}'" if type_ else ""
+        self.host.receive(f"<presence from='{sender}' to='{to}'{t}>{c}</presence>")
+
+    def remote_events(self, jid=DAN):
+        return [s for s in self.host.remote.received if s.get("to") == jid
+                and s.find(f"{{{NS_EVENT}}}event") is not None]
+
+    def publish_avatar(self, item_id="current"):
+        inner, _, _ = self.publish(AVATAR, METADATA, item_id)
+        self.ok(ALICE, "set", inner, to=OWN)
+
+    def test_notified_when_caps_say_notify(self):
+        """A remote contact's resource whose presence caps include +notify gets events."""
+        caps.cache.put("remote-ver-1", frozenset({f"{AVATAR}+notify"}))
+        self.presence(DAN, "remote-ver-1")
+        self.presence("dan@remote.example/desk", None)     # no caps: no notifications
+        self.publish_avatar()
+        [event] = self.remote_events()
+        self.assertEqual((event.get("from"), event.get("type")), (OWN, "headline"))
+        self.assertEqual(event.find(f".//{{{NS_EVENT}}}item").get("id"), "current")
+        self.assertEqual(self.remote_events("dan@remote.example/desk"), [])
+
+    def test_filters(self):
+        """No events without +notify, without a from/both subscription, or once the
+        resource is unavailable."""
+        caps.cache.put("remote-ver-2", frozenset({"urn:other+notify"}))
+        caps.cache.put("remote-ver-1", frozenset({f"{AVATAR}+notify"}))
+        self.presence(DAN, "remote-ver-2")
+        self.presence("erin@remote.example/r", "remote-ver-1")     # alice has 'to' only
+        self.publish_avatar("a")
+        self.assertEqual(self.remote_events() + self.remote_events("erin@remote.example/r"),
+                         [])
+        self.presence(DAN, "remote-ver-1")      # now +notify: the last item, "a"
+        self.assertEqual([e.find(f".//{{{NS_EVENT}}}item").get("id")
+                          for e in self.remote_events()], ["a"])
+        self.presence(DAN, type_="unavailable")
+        self.publish_avatar("b")
+        self.assertEqual(len(self.remote_events()), 1)
+
+    def test_unknown_caps_verified_then_last_item(self):
+        """Unknown caps are asked of the remote resource and, when the answer hashes to
+        the ver, the last item of the +notify nodes is sent to it."""
+        from jabberapp.extensions.caps import compute_ver, parse_disco_info
+        self.publish_avatar("before")
+        query = ("<query xmlns='http://jabber.org/protocol/disco#info'>"
+                 "<identity category='client' type='phone' name='x'/>"
+                 f"<feature var='{AVATAR}+notify'/><feature var='urn:remote:only'/></query>")
+        ver = compute_ver(parse_disco_info(parse(query)))
+        self.presence(DAN, ver)
+        self.presence(DAN, ver, to=OWN + "/phone")      # one query per ver
+        [request] = [s for s in self.host.remote.received if s.get("to") == DAN
+                     and s.tag == "{jabber:client}iq"]
+        self.assertEqual(request[0].get("node"), f"urn:test#{ver}")
+        self.assertEqual(self.remote_events(), [])
+        self.host.receive(f"<iq type='result' id='{request.get('id')}' from='{DAN}' "
+                          f"to='example.org'>{query}</iq>")
+        [event] = self.remote_events()
+        self.assertEqual(event.find(f".//{{{NS_EVENT}}}item").get("id"), "before")
+        self.publish_avatar("after")
+        self.assertEqual(self.remote_events()[-1].find(f".//{{{NS_EVENT}}}item").get("id"),
+                         "after")
+
+    def test_wrong_answer_not_trusted(self):
+        """An answer that does not hash to the ver is not used."""
+        self.publish_avatar("before")
+        self.presence(DAN, "bogusver")
+        [request] = [s for s in self.host.remote.received if s.tag == "{jabber:client}iq"]
+        self.host.receive(f"<iq type='result' id='{request.get('id')}' from='{DAN}' "
+                          "to='example.org'><query xmlns='http://jabber.org/protocol/"
+                          f"disco#info'><feature var='{AVATAR}+notify'/></query></iq>")
+        self.publish_avatar("after")
+        self.assertEqual(self.remote_events(), [])
+
+    def test_strangers_not_asked(self):
+        """Presence from a remote non-contact (a MUC occupant) is not queried or kept:
+        it counts again only with its next presence."""
+        self.presence("room@conference.remote.example/nick", "unknownver")
+        self.presence("erin@remote.example/r", "unknownver")
+        self.assertEqual([s for s in self.host.remote.received
+                          if s.tag == "{jabber:client}iq"], [])
+        caps.cache.put("unknownver", frozenset({f"{AVATAR}+notify"}))
+        self.befriend("alice", "erin@remote.example", "both")
+        self.publish_avatar()
+        self.assertEqual(self.remote_events("erin@remote.example/r"), [])

@@ -6,7 +6,7 @@ from jabberapp.extensions.pubsub.plugin import pep, pubsub_service
 from jabberapp.interfaces import IExtension
 from jabberapp.jid import JID
 from tests.extensions.pubsub.helpers import (
-    NS_DATA, NS_EVENT, NS_PUBSUB, SERVICE, PubSubTestCase, form)
+    NS_DATA, NS_EVENT, NS_PUBSUB, NS_STANZAS, SERVICE, PubSubTestCase, form, parse)
 
 ALICE = "alice@example.org/r"
 BOB = "bob@example.org/r"
@@ -441,4 +441,241 @@ class UserDeletedTests(PubSubTestCase):
         reply = self.ok(BOB, "get", self.pubsub("<affiliations node='shared'/>", owner=True))
         self.assertEqual([a.get("jid") for a in reply[0][0]], ["bob@example.org"])
         reply = self.ok(BOB, "get", self.pubsub("<subscriptions node='shared'/>", owner=True))
+        self.assertEqual(len(reply[0][0]), 0)
+
+
+class AuthorizeTests(PubSubTestCase):
+    """The authorize access model (XEP-0060 §6.1.3.2, §8.6)."""
+
+    def setUp(self):
+        super().setUp()
+        self.bind(ALICE)
+        self.create("club", config={"access_model": "authorize",
+                                    "send_last_published_item": "on_sub"})
+        self.do_publish("club", item_id="old")
+
+    def request(self, jid=BOB):
+        reply = self.ok(jid, "set", self.pubsub(f"<subscribe node='club' jid='{jid}'/>"))
+        subscription = reply[0][0]
+        self.assertEqual(subscription.get("subscription"), "pending")
+        self.clock.advance(0)
+        return subscription.get("subid")
+
+    def approval_requests(self, to="alice@example.org"):
+        return [s for s in self.host.sent if s.tag == "{jabber:client}message"
+                and s.get("to", "").startswith(to) and s.find(f"{{{NS_DATA}}}x") is not None]
+
+    def answer(self, allow, sender=ALICE, subid=None, jid=BOB, form_type="submit"):
+        fields = {"FORM_TYPE": "http://jabber.org/protocol/pubsub#subscribe_authorization",
+                  "pubsub#node": "club", "pubsub#subscriber_jid": jid,
+                  "pubsub#allow": "true" if allow else "false"}
+        if subid:
+            fields["pubsub#subid"] = subid
+        x = "".join(f"<field var='{k}'><value>{v}</value></field>" for k, v in fields.items())
+        self.host.receive(f"<message id='m1' from='{sender}' to='{SERVICE}'>"
+                          f"<x xmlns='{NS_DATA}' type='{form_type}'>{x}</x></message>")
+
+    def subscription_events(self, jid=BOB):
+        return [e.find(f"{{{NS_EVENT}}}event")[0] for e in self.events(jid)
+                if e.find(f"{{{NS_EVENT}}}event/{{{NS_EVENT}}}subscription") is not None]
+
+    def test_feature(self):
+        """The service advertises pubsub#access-authorize."""
+        reply = self.ok(ALICE, "get", "<query xmlns='http://jabber.org/protocol/disco#info'/>")
+        self.assertIn(f"{NS_PUBSUB}#access-authorize", {f.get("var") for f in reply[0]})
+
+    def test_request_goes_to_owner(self):
+        """A subscription request is pending and the owner gets the §8.6 form."""
+        subid = self.request()
+        [message] = self.approval_requests()
+        self.assertEqual(message.get("from"), SERVICE)
+        values = {f.get("var"): f.findtext(f"{{{NS_DATA}}}value")
+                  for f in message.iter(f"{{{NS_DATA}}}field")}
+        self.assertEqual(values, {
+            "FORM_TYPE": "http://jabber.org/protocol/pubsub#subscribe_authorization",
+            "pubsub#subid": subid, "pubsub#node": "club", "pubsub#subscriber_jid": BOB,
+            "pubsub#allow": "false"})
+
+    def test_pending_gets_nothing(self):
+        """A pending subscriber may not read items and receives no notifications."""
+        self.assertEqual(self.error(BOB, "get", self.pubsub("<items node='club'/>")),
+                         ("not-authorized", "not-subscribed"))
+        self.request()
+        self.assertEqual(self.error(BOB, "get", self.pubsub("<items node='club'/>")),
+                         ("not-authorized", "pending-subscription"))
+        self.do_publish("club", item_id="new")
+        self.assertEqual(self.events(BOB), [])
+        reply = self.ok(BOB, "get", self.pubsub("<subscriptions/>"))
+        self.assertEqual([s.get("subscription") for s in reply[0][0]], ["pending"])
+        reply = self.ok(ALICE, "get", self.pubsub("<subscriptions node='club'/>", owner=True))
+        self.assertEqual([(s.get("jid"), s.get("subscription")) for s in reply[0][0]],
+                         [(BOB, "pending")])
+
+    def test_approve_by_form(self):
+        """Approving by form subscribes, tells the subscriber and sends the last item."""
+        subid = self.request()
+        self.answer(True, subid=subid)
+        [event] = self.subscription_events()
+        self.assertEqual((event.get("node"), event.get("jid"), event.get("subscription"),
+                          event.get("subid")), ("club", BOB, "subscribed", subid))
+        items = [e for e in self.events(BOB)
+                 if e.find(f".//{{{NS_EVENT}}}item") is not None]
+        self.assertEqual(items[0].find(f".//{{{NS_EVENT}}}item").get("id"), "old")
+        self.ok(BOB, "get", self.pubsub("<items node='club'/>"))
+        self.do_publish("club", item_id="new")
+        self.assertEqual(self.events(BOB)[-1].find(f".//{{{NS_EVENT}}}item").get("id"), "new")
+        reply = self.ok(BOB, "set", self.pubsub(f"<subscribe node='club' jid='{BOB}'/>"))
+        self.assertEqual(reply[0][0].get("subscription"), "subscribed")
+
+    def test_deny_by_form(self):
+        """Denying by form removes the request and tells the subscriber 'none'."""
+        self.request()
+        self.answer(False)
+        [event] = self.subscription_events()
+        self.assertEqual(event.get("subscription"), "none")
+        self.assertEqual(self.error(BOB, "get", self.pubsub("<items node='club'/>")),
+                         ("not-authorized", "not-subscribed"))
+        reply = self.ok(ALICE, "get", self.pubsub("<subscriptions node='club'/>", owner=True))
+        self.assertEqual(len(reply[0][0]), 0)
+
+    def test_cancelled_form_keeps_request(self):
+        """A cancelled form leaves the request pending."""
+        self.request()
+        self.answer(True, form_type="cancel")
+        self.assertEqual(self.subscription_events(), [])
+        self.assertEqual(self.error(BOB, "get", self.pubsub("<items node='club'/>")),
+                         ("not-authorized", "pending-subscription"))
+
+    def test_form_errors(self):
+        """Only an owner may answer, and only for a pending request with its subid."""
+        self.request()
+        self.answer(True, sender="carol@example.org/r")
+        self.assertEqual(self.host.sent[-1].get("type"), "error")
+        self.assertIsNotNone(self.host.sent[-1].find(f".//{{{NS_STANZAS}}}forbidden"))
+        self.answer(True, subid="wrong")
+        self.assertIsNotNone(self.host.sent[-1].find(f".//{{{NS_STANZAS}}}unexpected-request"))
+        self.answer(True, jid="carol@example.org")
+        self.assertIsNotNone(self.host.sent[-1].find(f".//{{{NS_STANZAS}}}unexpected-request"))
+        self.assertEqual(self.subscription_events(), [])
+
+    def test_approve_and_deny_by_owner_subscriptions(self):
+        """An owner subscriptions set approves or denies pending requests."""
+        self.request()
+        self.request("carol@example.org/r")
+        self.ok(ALICE, "set", self.pubsub(
+            "<subscriptions node='club'>"
+            f"<subscription jid='{BOB}' subscription='subscribed'/>"
+            "<subscription jid='carol@example.org/r' subscription='none'/>"
+            "</subscriptions>", owner=True))
+        self.assertEqual(self.subscription_events()[0].get("subscription"), "subscribed")
+        self.assertEqual(self.subscription_events("carol@example.org/r")[0].get(
+            "subscription"), "none")
+        reply = self.ok(ALICE, "get", self.pubsub("<subscriptions node='club'/>", owner=True))
+        self.assertEqual([(s.get("jid"), s.get("subscription")) for s in reply[0][0]],
+                         [(BOB, "subscribed")])
+
+    def test_members_and_unsubscribe(self):
+        """Members subscribe at once; a pending request may be withdrawn."""
+        self.ok(ALICE, "set", self.pubsub(
+            "<affiliations node='club'><affiliation jid='carol@example.org' "
+            "affiliation='member'/></affiliations>", owner=True))
+        reply = self.ok("carol@example.org/r", "set", self.pubsub(
+            "<subscribe node='club' jid='carol@example.org/r'/>"))
+        self.assertEqual(reply[0][0].get("subscription"), "subscribed")
+        self.request()
+        self.ok(BOB, "set", self.pubsub(f"<unsubscribe node='club' jid='{BOB}'/>"))
+        self.assertEqual(self.error(BOB, "get", self.pubsub("<items node='club'/>")),
+                         ("not-authorized", "not-subscribed"))
+
+
+SHOWS = ("<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'>"
+         "<value>http://jabber.org/protocol/pubsub#subscribe_options</value></field>"
+         "<field var='pubsub#show-values'>{}</field></x>")
+
+
+class ShowValuesTests(PubSubTestCase):
+    """The pubsub#show-values subscription option (XEP-0060 §6.3)."""
+
+    def setUp(self):
+        super().setUp()
+        self.create("s")
+
+    def shows(self, jid, *values):
+        inner = "".join(f"<value>{v}</value>" for v in values)
+        return self.pubsub(f"<options node='s' jid='{jid}'>" + SHOWS.format(inner) +
+                           "</options>")
+
+    def notified(self, jid):
+        """How many notifications went to C{jid} (to each session of a bare JID)."""
+        return len({e.get("id") for e in self.events(jid)})
+
+    def set_show(self, jid, show):
+        session = self.host.session(jid)
+        session.presence = parse(f"<presence xmlns='jabber:client'><show>{show}</show>"
+                                 "</presence>") if show else None
+
+    def test_full_jid_filtered_by_show(self):
+        """A full-JID subscriber is notified only while its <show/> is among the values."""
+        self.bind(BOB)
+        self.ok(BOB, "set", self.pubsub(f"<subscribe node='s' jid='{BOB}'/>"))
+        self.ok(BOB, "set", self.shows(BOB, "chat", "online"))
+        self.do_publish("s", item_id="1")
+        self.assertEqual(len(self.events(BOB)), 1)
+        self.set_show(BOB, "dnd")
+        self.do_publish("s", item_id="2")
+        self.assertEqual(len(self.events(BOB)), 1)
+        self.set_show(BOB, "chat")
+        self.do_publish("s", item_id="3")
+        self.assertEqual(len(self.events(BOB)), 2)
+        self.host.session(BOB).available = False
+        self.do_publish("s", item_id="4")
+        self.assertEqual(len(self.events(BOB)), 2)
+        reply = self.ok(BOB, "get", self.pubsub(f"<options node='s' jid='{BOB}'/>"))
+        field = [f for f in reply.iter(f"{{{NS_DATA}}}field")
+                 if f.get("var") == "pubsub#show-values"][0]
+        self.assertEqual(field.get("type"), "list-multi")
+        self.assertEqual([v.text for v in field.iterchildren(f"{{{NS_DATA}}}value")],
+                         ["chat", "online"])
+
+    def test_bare_jid_any_session(self):
+        """A bare-JID subscriber is notified when any available session's show matches,
+        and no values means no filtering."""
+        self.bind(BOB)
+        self.bind("bob@example.org/two")
+        self.set_show(BOB, "dnd")
+        self.set_show("bob@example.org/two", "away")
+        self.ok(BOB, "set", self.pubsub("<subscribe node='s' jid='bob@example.org'/>"))
+        self.ok(BOB, "set", self.shows("bob@example.org", "away"))
+        self.do_publish("s", item_id="1")
+        self.assertEqual(self.notified("bob@example.org"), 1)
+        self.set_show("bob@example.org/two", "xa")
+        self.do_publish("s", item_id="2")
+        self.assertEqual(self.notified("bob@example.org"), 1)
+        self.ok(BOB, "set", self.shows("bob@example.org"))
+        self.do_publish("s", item_id="3")
+        self.assertEqual(self.notified("bob@example.org"), 2)
+
+    def test_remote_not_filtered_and_bad_value(self):
+        """A remote subscriber's presence is unknown: not filtered; an unknown state is
+        invalid-options."""
+        remote = "eve@remote.example/r"
+        self.host.receive(f"<iq type='set' id='r1' from='{remote}' to='{SERVICE}'>" +
+                          self.pubsub(f"<subscribe node='s' jid='{remote}'/>") + "</iq>")
+        self.host.receive(f"<iq type='set' id='r2' from='{remote}' to='{SERVICE}'>" +
+                          self.shows(remote, "dnd") + "</iq>")
+        self.assertEqual(self.host.sent[-1].get("type"), "result")
+        self.do_publish("s")
+        self.assertEqual(len(self.events(remote)), 1)
+        self.ok(BOB, "set", self.pubsub(f"<subscribe node='s' jid='{BOB}'/>"))
+        self.assertEqual(self.error(BOB, "set", self.shows(BOB, "busy")),
+                         ("bad-request", "invalid-options"))
+
+
+class PendingUserDeletedTests(PubSubTestCase):
+    def test_deleted_account_request_dropped(self):
+        """Deleting an account drops its pending subscription requests."""
+        self.create("club", config={"access_model": "authorize"})
+        self.ok(BOB, "set", self.pubsub(f"<subscribe node='club' jid='{BOB}'/>"))
+        self.host.user_deleted(JID.parse("bob@example.org"))
+        reply = self.ok(ALICE, "get", self.pubsub("<subscriptions node='club'/>", owner=True))
         self.assertEqual(len(reply[0][0]), 0)

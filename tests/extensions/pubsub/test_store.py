@@ -60,3 +60,21 @@ class StoreTests(SynchronousTestCase):
         record = self.successResultOf(self.store.get_node(SERVICE, "n"))
         self.assertEqual((record["affiliations"], record["subscriptions"]),
                          ({USER: "owner"}, {}))
+
+    def test_pending_requests(self):
+        """A pending request is recorded, resolved by subscribing, and removed with None."""
+        self.successResultOf(self.store.create_node(SERVICE, "n", {}, {USER: "owner"}))
+        self.successResultOf(self.store.set_pending(SERVICE, "n", "b@x", "s1"))
+        self.successResultOf(self.store.set_subscription_options(
+            SERVICE, "n", "b@x", {"deliver": False}))
+        self.successResultOf(self.store.set_pending(SERVICE, "n", "c@x", "s2"))
+        record = self.successResultOf(self.store.get_node(SERVICE, "n"))
+        self.assertEqual(record["pending"], {"b@x": "s1", "c@x": "s2"})
+        self.successResultOf(self.store.set_subscription(SERVICE, "n", "b@x", "s1"))
+        self.successResultOf(self.store.set_pending(SERVICE, "n", "c@x", None))
+        record = self.successResultOf(self.store.get_node(SERVICE, "n"))
+        self.assertEqual((record["pending"], record["subscriptions"]),
+                         ({}, {"b@x": "s1"}))
+        self.assertEqual(record["subscription_options"], {"b@x": {"deliver": False}})
+        self.failureResultOf(self.store.set_pending(SERVICE, "gone", "b@x", "s"),
+                             NodeNotFound)

@@ -1,0 +1,61 @@
+"""
+A tiny run of the benchmark load generator (benchmarks/loadgen) against a real jabberapp
+server, so the generator cannot rot: a few sessions log in the whole way, a few messages
+travel, none is lost. Nothing about speed is measured or asserted here (benchmarks/run does
+that, outside the test suite).
+"""
+import asyncio
+import os
+import subprocess
+import sys
+
+import pytest
+
+from benchmarks.loadgen import scenarios
+from benchmarks.loadgen.client import Target
+from tests.e2e.harness import ROOT, ServerProcess, subprocess_env
+
+PASSWORD = "bench-password"
+USERS = 4
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    server = ServerProcess(tmp_path_factory.mktemp("bench"))
+    # The benchmark's own bulk account creation (one process, one PBKDF2 per hash).
+    created = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "provision_jabberapp.py"),
+         "--config", server.config_path, "--host", "localhost", "--password", PASSWORD,
+         "--iterations", "4096", "--salt", os.urandom(16).hex(), f"u:{USERS}"],
+        capture_output=True, text=True, env=subprocess_env(), cwd=ROOT, timeout=60)
+    assert created.returncode == 0, created.stderr
+    with server:
+        yield server
+
+
+def _target(server):
+    return Target(port=server.port, cafile=server.certificate, password=PASSWORD,
+                  server_pid=server.process.pid, timeout=20)
+
+
+def _run(coroutine):
+    return asyncio.run(asyncio.wait_for(coroutine, 60))
+
+
+def test_generator_sessions_log_in(server):
+    """Generator sessions log in like real clients: STARTTLS, SCRAM, bind, roster, presence."""
+    result = _run(scenarios.login_storm(_target(server), users=USERS, concurrency=2))
+    assert (result["logins"], result["failures"]) == (USERS, 0), result["errors"]
+    assert result["login_p99_ms"] > 0 and result["server_cpu_s"] >= 0
+
+
+def test_generator_messages_arrive_once_each(server):
+    """Messages between two online pairs all reach their addressee once, none bounces."""
+    result = _run(scenarios.messages(_target(server), pairs=2, window=3, warmup_s=0.1,
+                                     duration_s=0.3, rate=100, rate_duration_s=0.3,
+                                     drain_s=5.0))
+    assert result["total_sent"] > 0
+    assert result["total_delivered"] == result["total_sent"]
+    assert (result["lost"], result["duplicates"], result["misdirected"],
+            result["error_stanzas"]) == (0, 0, 0, 0)
+    assert result["rate_p99_ms"] is not None
