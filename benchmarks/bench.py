@@ -39,6 +39,7 @@ FULL = dict(
     pairs=100, window=10, warmup=2.0, duration=6.0, rate=1000, rate_duration=6.0,
     idle_levels="1000,5000,10000", idle_concurrency=100, idle_settle=3.0, idle_window=5.0,
     presence_users=200, contacts=100, presence_window=2, presence_duration=6.0,
+    muc_rooms=1, occupants=100, muc_window=2, muc_duration=6.0,
 )
 QUICK = dict(
     rounds=1, idle_rounds=1,
@@ -46,6 +47,7 @@ QUICK = dict(
     pairs=20, window=10, warmup=1.0, duration=3.0, rate=500, rate_duration=3.0,
     idle_levels="200,500", idle_concurrency=50, idle_settle=1.0, idle_window=2.0,
     presence_users=60, contacts=20, presence_window=2, presence_duration=3.0,
+    muc_rooms=1, occupants=20, muc_window=2, muc_duration=3.0,
 )
 
 
@@ -121,6 +123,10 @@ def scenario_params(args, scenario, server_name):
                 "window": args.presence_window, "warmup_s": args.warmup,
                 "duration_s": args.presence_duration, "prefix": presence_prefix(args),
                 "provision": "none"}
+    if scenario == "muc":
+        return {"rooms": args.muc_rooms, "occupants": args.occupants,
+                "window": args.muc_window, "warmup_s": args.warmup,
+                "duration_s": args.muc_duration}
     return {}
 
 
@@ -142,6 +148,8 @@ def scenario_timeout(args, scenario):
         return 300 + args.presence_users
     if scenario == "subscribe":
         return 1200 + args.presence_users * args.contacts / 10
+    if scenario == "muc":
+        return 300 + args.muc_rooms * args.occupants
     return 60
 
 
@@ -224,8 +232,6 @@ def core_busy_seconds(cpu: int) -> float:
 
 
 def run_one(args, scenario, server):
-    if scenario == "muc":
-        return {"skipped": "MUC not implemented"}
     params = scenario_params(args, scenario, server.name)
     server.start()
     try:
@@ -296,8 +302,10 @@ def main(argv=None):
     modules, unmatched = prosody_modules(extensions)
     if "prosody" in args.servers:
         servers["prosody"] = ProsodyServer(args.workdir, args.iterations, args.mechanism,
-                                           cpu=SERVER_CPU, modules=modules)
-    users = max([args.login_users, 2 * args.pairs] + args.idle_levels)
+                                           cpu=SERVER_CPU, modules=modules,
+                                           muc="muc" in extensions)
+    users = max([args.login_users, 2 * args.pairs, args.muc_rooms * args.occupants]
+                + args.idle_levels)
     groups = {"u": users, presence_prefix(args): args.presence_users}
     for name, server in servers.items():
         log(f"accounts for {name}: {server.provision(groups)}")
@@ -318,8 +326,7 @@ def main(argv=None):
             for scenario in args.scenarios:
                 if scenario == "idle" and round_number > args.idle_rounds:
                     continue
-                if scenario != "muc":
-                    availability.append(wait_for_quiet(args))
+                availability.append(wait_for_quiet(args))
                 for name in order:
                     log(f"  {scenario} on {name} ...")
                     result = run_one(args, scenario, servers[name])
@@ -362,6 +369,9 @@ def headline(scenario, result):
                          for lv in result["levels"] if lv["rss_per_session_kb"] is not None)
     if scenario == "presence":
         return f"{result['deliveries_per_s']:.0f} deliveries/s, lost {result['lost']}"
+    if scenario == "muc":
+        return (f"{result['deliveries_per_s']:.0f} deliveries/s, lost {result['lost']} "
+                f"({result['occupants']} occupants joined in {result['join_s']} s)")
     if scenario == "subscribe":
         if "done" in result:
             return "made by an earlier run"
@@ -399,6 +409,15 @@ METRICS = {
     "presence": [
         ("deliveries_per_s", "presence deliveries/s", "higher", "{:.0f}", "median"),
         ("deliveries_per_cpu_s", "presence deliveries per server CPU-s", "higher", "{:.0f}",
+         "median"),
+        ("lost", "deliveries lost (sum, must be 0)", "lower", "{:.0f}", "sum"),
+        ("server_cpu_share", "server CPU share", "", "{:.2f}", "median"),
+        ("gen_cpu_share", "generator CPU share", "", "{:.2f}", "median"),
+        OTHER_LOAD,
+    ],
+    "muc": [
+        ("deliveries_per_s", "groupchat deliveries/s", "higher", "{:.0f}", "median"),
+        ("deliveries_per_cpu_s", "groupchat deliveries per server CPU-s", "higher", "{:.0f}",
          "median"),
         ("lost", "deliveries lost (sum, must be 0)", "lower", "{:.0f}", "sum"),
         ("server_cpu_share", "server CPU share", "", "{:.2f}", "median"),
@@ -632,7 +651,9 @@ def render_meta(args, meta):
         f"for {a['rate_duration']} s; idle {', '.join(map(str, a['idle_levels']))} sessions "
         f"({a['idle_settle']} s settle, {a['idle_window']} s CPU window); presence "
         f"{a['presence_users']} users with {a['contacts']} contacts each, window "
-        f"{a['presence_window']} per user, {a['presence_duration']} s",
+        f"{a['presence_window']} per user, {a['presence_duration']} s; MUC {a['muc_rooms']} "
+        f"room(s) of {a['occupants']} occupants, window {a['muc_window']} per occupant, "
+        f"{a['muc_duration']} s",
         "",
     ]
     return "\n".join(lines)

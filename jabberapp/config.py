@@ -152,6 +152,17 @@ def one_of(*choices: str) -> Callable[[str], str]:
     return parse
 
 
+def sasl_mechanisms(raw: str) -> tuple[str, ...]:
+    """A comma-separated list of SASL mechanism names this server implements."""
+    from jabberapp.sasl import MECHANISM_NAMES  # the one list of what is implemented
+    names = tuple(name.upper() for name in comma_list(raw))
+    unknown = [name for name in names if name not in MECHANISM_NAMES]
+    if unknown:
+        raise ValueError(f"unknown mechanism {', '.join(unknown)} "
+                         f"(known: {', '.join(MECHANISM_NAMES)})")
+    return names
+
+
 def int_range(low: int, high: int) -> Callable[[str], int]:
     """An Option type accepting an integer from C{low} to C{high} inclusive."""
 
@@ -343,6 +354,7 @@ class AuthConfig:
     """Authentication settings ([auth])."""
 
     scram_iterations: int = 10000
+    mechanisms: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -541,6 +553,11 @@ CORE_SCHEMA: Mapping[str, tuple[Option, ...]] = MappingProxyType({
         Option("scram_iterations", int_range(4096, 10_000_000), 10000,
                "PBKDF2 iteration count for SCRAM credentials stored when a password is "
                "set; existing credentials keep theirs. At least 4096 (RFC 7677)."),
+        Option("mechanisms", sasl_mechanisms, (),
+               "SASL mechanisms offered to clients, comma-separated. Empty: all of them. "
+               "Accounts imported with SCRAM-SHA-1 credentials only (as Prosody exports "
+               "them) can use SCRAM-SHA-1(-PLUS) and PLAIN only: offer just those until "
+               "their users have set new passwords."),
     ),
     "tls": (
         Option("certificate", str, "",

@@ -156,7 +156,8 @@ class ServerService(Service):
         throttle = FailureThrottle(self.reactor)
         common = dict(hosts=self.hosts, clock=self.reactor, throttle=throttle,
                       require_encryption=c2s.require_encryption,
-                      max_stanza_size=c2s.max_stanza_size)
+                      max_stanza_size=c2s.max_stanza_size,
+                      mechanisms=frozenset(self.settings.auth.mechanisms) or None)
         plain = C2SFactory(tls_options=self.tls_options, **common)
         yield self._listen_on("c2s", c2s.port, plain)
         if c2s.direct_tls_port:

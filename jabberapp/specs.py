@@ -28,6 +28,8 @@ CORE_SPECS = (
     Spec("RFC 5929", "", "Channel Bindings for TLS", "tls-server-end-point"),
     Spec("XEP-0114", "1.6", "Jabber Component Protocol",
          "accept side: external components, and the same routing for in-process ones"),
+    Spec("XEP-0227", "1.1", "Portable Import/Export Format for XMPP-IM Servers",
+         "jabberappctl import and export"),
     Spec("XEP-0368", "1.1.0", "SRV records for XMPP over TLS",
          "direct TLS listeners (c2s, s2s); _xmpps-server._tcp SRV for outgoing s2s"),
     Spec("RFC 6125", "", "Representation and Verification of Domain-Based Application "

@@ -441,3 +441,20 @@ class PreauthIQTests(SynchronousTestCase):
     def test_one_owner_per_namespace(self):
         """A second handler for the same namespace is refused."""
         self.assertRaises(ValueError, self.api.add_preauth_iq_handler, self.NS, self.handler)
+
+    def test_configured_mechanisms_only(self):
+        """With [auth] mechanisms set, only those are offered and others are refused."""
+        self.factory.mechanisms = frozenset({"SCRAM-SHA-1", "PLAIN"})
+        proto, transport = self.connect()
+        proto.dataReceived(HEADER)
+        proto.dataReceived(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        self.take(transport)
+        proto.dataReceived(HEADER)
+        out = self.take(transport)
+        self.assertEqual(etree.fromstring(out + b"</stream:stream>").xpath(
+            "//s:mechanism/text()", namespaces={"s": "urn:ietf:params:xml:ns:xmpp-sasl"}),
+            ["SCRAM-SHA-1", "PLAIN"])
+        proto.dataReceived(b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
+                           b"mechanism='SCRAM-SHA-256'>biwsbj1hbGljZSxyPWFiYw==</auth>")
+        self.assertIn(b"<invalid-mechanism/>", self.take(transport))
+

@@ -397,3 +397,21 @@ class ExampleTests(ConfigTestCase):
             [f.name for f in dataclasses.fields(ServerConfig)],
             ["path", "hosts", "data_dir", "log_level", "extensions", "c2s", "auth", "tls",
              "storage", "extension_options", "s2s", "components"])
+
+
+def test_auth_mechanisms_are_checked(tmp_path):
+    """[auth] mechanisms accepts implemented names (any case) and refuses others in one line."""
+    from jabberapp.config import ConfigError, load_config
+    good = tmp_path / "good.ini"
+    good.write_text("[auth]\nmechanisms = scram-sha-1, PLAIN\n")
+    assert load_config(str(good)).auth.mechanisms == ("SCRAM-SHA-1", "PLAIN")
+    bad = tmp_path / "bad.ini"
+    bad.write_text("[auth]\nmechanisms = SCRAM-SHA-1, DIGEST-MD5\n")
+    try:
+        load_config(str(bad))
+    except ConfigError as e:
+        assert "[auth] mechanisms" in str(e) and "DIGEST-MD5" in str(e)
+        assert "\n" not in str(e)
+    else:
+        raise AssertionError("DIGEST-MD5 was accepted")
+

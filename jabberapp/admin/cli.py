@@ -371,7 +371,9 @@ def _import(args, settings: ServerConfig) -> Job:
     plan = importer.prepare(args.files, settings.hosts,
                             importer.limits_from(settings.extension_options),
                             settings.auth.scram_iterations, jobs=args.jobs,
-                            dry_run=args.dry_run)
+                            dry_run=args.dry_run,
+                            spool_dir=settings.data_dir if os.path.isdir(settings.data_dir)
+                            else None)
 
     async def job(reactor, storage):
         return await importer.run(plan, storage, dry_run=args.dry_run)
@@ -386,7 +388,8 @@ def _export(args, settings: ServerConfig) -> Job:
         try:
             summary = await exporter.export_to(storage, host, args.file, sys.stdout.buffer)
         except BrokenPipeError:
-            # The reader has gone (export HOST - | head): quietly, as _write does.
+            # The reader has gone (export HOST - | head): say so once, and keep Python from
+            # reporting the pipe again when it flushes standard output at exit.
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             os.close(devnull)
@@ -395,7 +398,8 @@ def _export(args, settings: ServerConfig) -> Job:
             _write(sys.stderr, f"{PROG}: warning: left out {count} unreadable stored {what}")
         if args.file == "-":
             return None
-        return f"exported {summary.counts['accounts']} accounts of {host} to {args.file}"
+        count = summary.counts["accounts"]
+        return f"exported {count} account{'' if count == 1 else 's'} of {host} to {args.file}"
 
     return job
 

@@ -197,7 +197,8 @@ class C2SStream(XMLStreamProtocol):
     def _sasl_context(self):
         bindings = channel_bindings(self.transport) if self.secure else {}
         return sasl.SASLContext(host=self.host.domain, auth=self.host.auth,
-                                secure=self.secure, channel_bindings=bindings)
+                                secure=self.secure, channel_bindings=bindings,
+                                allowed=self.factory.mechanisms)
 
     def _sasl_auth(self, el):
         if self.username is not None:
@@ -392,7 +393,8 @@ class C2SFactory(ServerFactory):
     noisy = False  # no log line per listener start/stop
 
     def __init__(self, hosts, tls_options, clock, throttle, require_encryption=True,
-                 max_stanza_size=262144, negotiation_timeout=60.0, secure=False):
+                 max_stanza_size=262144, negotiation_timeout=60.0, secure=False,
+                 mechanisms=None):
         self.hosts = hosts                  # domain -> VirtualHost
         self.tls_options = tls_options      # for STARTTLS (None: no TLS offered)
         self.clock = clock
@@ -401,6 +403,7 @@ class C2SFactory(ServerFactory):
         self.max_stanza_size = max_stanza_size
         self.negotiation_timeout = negotiation_timeout
         self.secure = secure                # direct TLS listener (XEP-0368)
+        self.mechanisms = mechanisms        # frozenset of SASL names to offer; None: all
 
     def buildProtocol(self, addr):
         protocol = C2SStream(self, secure=self.secure)

@@ -64,6 +64,9 @@ class SASLFailure(Exception):
     def __repr__(self):
         return f"SASLFailure({self.condition!r}, {self.text!r})"
 
+# Every mechanism name the server implements, most preferred first.
+MECHANISM_NAMES = tuple(name for name, _, _ in _SCRAM_MECHANISMS) + ("PLAIN",)
+
 
 @dataclass(frozen=True)
 class SASLContext:
@@ -73,6 +76,7 @@ class SASLContext:
     auth: IAuthProvider
     secure: bool                           # TLS is active on the stream
     channel_bindings: Mapping[str, bytes]  # cb-name -> data; empty without TLS
+    allowed: frozenset | None = None       # [auth] mechanisms; None: all of them
 
 
 def authzid_matches(authzid: str, username: str, host: str) -> bool:
@@ -99,6 +103,8 @@ def available_mechanisms(ctx: SASLContext) -> list[str]:
              if not plus or ctx.channel_bindings]
     if ctx.secure:
         names.append("PLAIN")
+    if ctx.allowed is not None:
+        names = [name for name in names if name in ctx.allowed]
     return names
 
 

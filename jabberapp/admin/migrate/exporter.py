@@ -26,7 +26,6 @@ from lxml import etree
 from jabberapp.admin.migrate.pie import MECHANISM_NAMES, NS_PIE, NS_SCRAM, MigrationError
 from jabberapp.extensions import offline, private, vcard
 from jabberapp.extensions.roster import items as roster_items
-from jabberapp.jid import JID
 from jabberapp.sasl.scram import HASHES
 from jabberapp.xml import parse_element
 from jabberapp.xml.ns import NS_CLIENT
@@ -100,18 +99,21 @@ async def _user(storage, host, username, summary) -> etree._Element:
         credentials = await storage.accounts.get_credentials(host, username, hash_name)
         if credentials is not None:
             user.append(_scram(hash_name, credentials))
-    user_jid = JID(username, host)
+    user_jid = f"{username}@{host}"
 
+    # The stored document as it is (items.py describes it): its JIDs were prepared when
+    # stored, and parsing a million of them again would be most of an export's time.
     document = await storage.keyvalue(roster_items.STORE_NAME).get(
-        host, username, roster_items.ROSTER_KEY)
-    roster = roster_items.Roster.from_json(document)
-    if roster.items:
+        host, username, roster_items.ROSTER_KEY) or {}
+    items = document.get("items") or {}
+    if items:
         counts["rosters"] += 1
         query = etree.SubElement(user, f"{{{NS_ROSTER}}}query", nsmap={None: NS_ROSTER})
-        for item in roster.items.values():
-            _roster_item(query, item)
-            counts["contacts"] += 1
-    for contact, kept in roster.pending.items():
+        for jid, item in items.items():
+            if isinstance(item, dict):
+                _roster_item(query, jid, item)
+                counts["contacts"] += 1
+    for contact, kept in (document.get("pending") or {}).items():
         user.append(_request(kept, contact, user_jid))
         counts["pending"] += 1
 
@@ -159,17 +161,17 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _roster_item(query, item) -> None:
-    """An RFC 6121 roster item, as a roster result carries it."""
-    el = etree.SubElement(query, f"{{{NS_ROSTER}}}item", jid=str(item.jid))
-    if item.name:
-        el.set("name", item.name)
-    el.set("subscription", item.subscription)
-    if item.ask:
+def _roster_item(query, jid, item) -> None:
+    """An RFC 6121 roster item, as a roster result carries it, from its stored form."""
+    el = etree.SubElement(query, f"{{{NS_ROSTER}}}item", jid=jid)
+    if item.get("name"):
+        el.set("name", item["name"])
+    el.set("subscription", item.get("subscription") or "none")
+    if item.get("ask"):
         el.set("ask", "subscribe")
-    if item.approved:
+    if item.get("approved"):
         el.set("approved", "true")
-    for group in item.groups:
+    for group in item.get("groups") or ():
         etree.SubElement(el, f"{{{NS_ROSTER}}}group").text = group
 
 
@@ -184,8 +186,8 @@ def _request(kept, contact, user_jid) -> etree._Element:
     if request is None or request.tag != f"{{{NS_CLIENT}}}presence":
         request = etree.Element(f"{{{NS_CLIENT}}}presence", nsmap={None: NS_CLIENT})
     request.set("type", "subscribe")
-    request.set("from", str(contact))
-    request.set("to", str(user_jid))
+    request.set("from", contact)
+    request.set("to", user_jid)
     return request
 
 

@@ -7,7 +7,8 @@ memory bounded however large the files are.
 1. L{prepare} (synchronous, before the storage is opened) reads every file once with the
    checking L{Reader}: hosts, names, JIDs, rosters, credentials, limits, duplicates. Each
    user, converted to what the stores hold, is appended to a spool -- an unnamed
-   temporary file (mode 0600, deleted when closed) -- so memory keeps only each
+   temporary file (mode 0600, deleted when closed; jabberappctl puts it in the data
+   directory, on disk, rather than a /tmp that may be memory) -- so memory keeps only each
    account's place in the files and its SCRAM material. Plaintext passwords are turned
    into SCRAM material (every hash, the configured iteration count) in a pool of
    processes while the files are still being read, and are never written anywhere:
@@ -59,7 +60,12 @@ class _Spool:
     """Pass 1's converted users, pickled one after the other to an unnamed temporary file."""
 
     def __init__(self, directory: str | None = None) -> None:
-        self._file = tempfile.TemporaryFile(dir=directory)
+        try:
+            self._file = tempfile.TemporaryFile(dir=directory)
+        except OSError as exc:
+            raise MigrationError(f"cannot create a temporary file in "
+                                 f"{directory or tempfile.gettempdir()}: "
+                                 f"{exc.strerror or exc}") from None
         self._pickler = pickle.Pickler(self._file, protocol=pickle.HIGHEST_PROTOCOL)
 
     def add(self, user: UserData) -> None:

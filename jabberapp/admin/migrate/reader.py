@@ -4,7 +4,8 @@ per <user/>, in file order.
 
 Theory of operation. lxml's iterparse builds each <user/> element and hands it over at its
 end tag; the user is checked and converted into the values the stores hold, then its
-element is dropped, so memory holds one user at a time whatever the size of the file.
+element is dropped, so memory holds the few users of the chunk lxml has parsed ahead,
+whatever the size of the file.
 Anything wrong raises L{MigrationError} naming the file, the line (lxml's sourceline) and
 the reason. What the format allows but jabberapp does not keep (privacy lists, PEP nodes,
 message archives, unknown namespaces) is skipped and counted in C{notices}, which XEP-0227
@@ -46,7 +47,8 @@ from jabberapp.admin.migrate.pie import (
     parse_stamp,
 )
 from jabberapp.extensions import private, vcard
-from jabberapp.extensions.offline import timestamp
+from jabberapp.extensions.offline import offline_messages, timestamp
+from jabberapp.extensions.roster import roster as roster_extension
 from jabberapp.extensions.roster.items import NS_ROSTER, RosterItem
 from jabberapp.extensions.roster.iq import MAX_GROUPS, MAX_TEXT
 from jabberapp.extensions.roster.presence import MAX_KEPT_REQUEST
@@ -82,14 +84,19 @@ _PARSER_OPTIONS = dict(events=("start", "end"), resolve_entities=False, no_netwo
                        huge_tree=False)
 
 
+def _default(extension, name):
+    return next(option.default for option in extension.options if option.name == name)
+
+
 @dataclass(frozen=True)
 class Limits:
-    """The limits the extensions enforce, applied to imported data as well."""
+    """The limits the extensions enforce, applied to imported data as well (by default,
+    the defaults of their options)."""
 
-    max_roster_items: int = 1000     # [extension:roster] max_items
-    max_vcard_size: int = 65536      # [extension:vcard] max_size
-    max_private_size: int = 262144   # [extension:private] max_size
-    max_offline: int = 500           # [extension:offline] max_messages
+    max_roster_items: int = _default(roster_extension, "max_items")
+    max_vcard_size: int = _default(vcard.vcard_temp, "max_size")
+    max_private_size: int = _default(private.private_storage, "max_size")
+    max_offline: int = _default(offline_messages, "max_messages")
 
 
 @dataclass
@@ -199,8 +206,6 @@ class Reader:
                 if kind == "inner":
                     continue
                 if kind == "user":
-                    if host is None:
-                        raise MigrationError("<user/> outside a <host/>", source, el.sourceline)
                     yield self._user(el, host, source)
                 elif kind == "include":
                     yield from self._include(el, kinds[-1], host, source, base)
@@ -290,7 +295,8 @@ class Reader:
         user = UserData(host, username, source, line)
         password = el.get("password")
         if password is not None and password.startswith("scram:"):
-            # COMPAT: ejabberd before 21.x exported SCRAM accounts this way.
+            # COMPAT: older ejabberd exports carry SCRAM material in the password this
+            # way; ejabberd_piefxis still reads it.
             hash_name, credentials = _ejabberd_scram(password[6:], user, line)
             user.scram[hash_name] = credentials
         elif password:
