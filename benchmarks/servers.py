@@ -12,7 +12,9 @@ logging at warning level, TCP_NODELAY on client sockets, and core 0 (``taskset -
   writes them), which takes well under a second for 10 000 accounts. ``nagle = false`` in
   network_settings gives TCP_NODELAY (Prosody's default keeps Nagle on).
 - jabberapp (this checkout, on PYTHONPATH): accounts through its own storage API
-  (benchmarks/provision_jabberapp.py). jabberapp does not set TCP_NODELAY itself, so the
+  (benchmarks/provision_jabberapp.py); the presence ring's accounts and rosters through
+  `jabberappctl import` (XEP-0227) where the revision has it, else over XMPP by the
+  generator (scenarios.subscribe_ring). jabberapp does not set TCP_NODELAY itself, so the
   benchmark starts twistd through benchmarks/jabberapp_launch.py, which turns it on for
   accepted sockets (``--jabberapp-nodelay off`` measures it as shipped).
 
@@ -279,8 +281,34 @@ private_key = {self.key}
             raise RuntimeError(f"jabberapp provisioning failed:\n{result.stdout}{result.stderr}")
         return json.loads(result.stdout.strip().splitlines()[-1])
 
+    def can_import(self) -> bool:
+        """Whether this revision has `jabberappctl import` (XEP-0227)."""
+        return os.path.exists(os.path.join(self.src, "jabberapp", "admin", "migrate",
+                                           "importer.py"))
+
     def provision_rosters(self, prefix, users, contacts):
-        return "protocol"
+        """Create the ring's accounts with their rosters through `jabberappctl import`
+        (XEP-0227, one transaction) when this revision has it and the accounts do not exist
+        yet: 'import'. Otherwise 'protocol': the generator subscribes them over XMPP."""
+        marker = os.path.join(self.dir, f"rosters-{prefix}{contacts}.done")
+        if os.path.exists(marker):
+            return "done"
+        if not self.can_import():
+            return "protocol"
+        self.write_config()
+        path = os.path.join(self.dir, f"rosters-{prefix}{contacts}.xml")
+        write_pie(path, self.iterations, prefix, users, contacts)
+        result = subprocess.run(
+            [sys.executable, "-m", "jabberapp.admin.cli", "--config", self.config_path,
+             "import", path], cwd=self.src, env=self.env(), capture_output=True, text=True,
+            timeout=900)
+        if result.returncode != 0:
+            if "exists on this server already" in result.stderr:
+                return "protocol"     # made by an older run without the marker
+            raise RuntimeError(f"jabberappctl import failed:\n{result.stderr[-2000:]}")
+        with open(marker, "w") as f:
+            f.write(result.stdout)
+        return "import"
 
     def version(self):
         import twisted
@@ -452,6 +480,34 @@ Component "conference.{DOMAIN}" "muc"
         except (OSError, subprocess.TimeoutExpired):
             lua = "?"
         return f"Prosody {out} (Debian package, {lua}, epoll backend)"
+
+
+def write_pie(path: str, iterations: int, prefix: str, users: int, contacts: int) -> None:
+    """A XEP-0227 file: the ring's accounts (SCRAM-SHA-1 and -SHA-256 credentials of
+    PASSWORD with SALT, no password) and their rosters (subscription both)."""
+    import base64
+
+    def b64(data):
+        return base64.b64encode(data).decode("ascii")
+
+    credentials = []
+    for mechanism in ("SCRAM-SHA-1", "SCRAM-SHA-256"):
+        stored, server = scram_material(mechanism, iterations)
+        credentials.append(
+            f"<scram-credentials xmlns='urn:xmpp:pie:0#scram' mechanism='{mechanism}'>"
+            f"<iter-count>{iterations}</iter-count><salt>{b64(SALT)}</salt>"
+            f"<server-key>{b64(server)}</server-key><stored-key>{b64(stored)}</stored-key>"
+            "</scram-credentials>")
+    credentials = "".join(credentials)
+    with open(path, "w") as f:
+        f.write(f"<?xml version='1.0' encoding='UTF-8'?>\n<server-data xmlns='urn:xmpp:pie:0'>"
+                f"<host jid='{DOMAIN}'>\n")
+        for i in range(users):
+            items = "".join(f"<item jid='{prefix}{j}@{DOMAIN}' subscription='both'/>"
+                            for j in sorted(ring_contacts(i, users, contacts)))
+            f.write(f"<user name='{prefix}{i}'>{credentials}"
+                    f"<query xmlns='jabber:iq:roster'>{items}</query></user>\n")
+        f.write("</host></server-data>\n")
 
 
 def _encode(name: str) -> str:
