@@ -205,6 +205,33 @@ class Client(slixmpp.ClientXMPP):
         self.add_event_handler("stream_error", self.stream_errors.append)
 
 
+class Events:
+    """Everything a client received of one slixmpp event, kept for waiting on."""
+
+    def __init__(self, client, event):
+        self.items = []
+        self._changed = asyncio.Event()
+        client.add_event_handler(event, self._add)
+
+    def _add(self, item):
+        self.items.append(item)
+        self._changed.set()
+
+    async def wait(self, predicate, what="the expected stanza"):
+        """The first item (received so far or later) for which C{predicate} is true."""
+        async def search():
+            while True:
+                for item in self.items:
+                    if predicate(item):
+                        return item
+                self._changed.clear()
+                await self._changed.wait()
+        try:
+            return await asyncio.wait_for(search(), TIMEOUT)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"timed out waiting for {what}") from None
+
+
 def _settle(future, value):
     if not future.done():
         future.set_result(value)

@@ -8,7 +8,7 @@ import pytest
 from slixmpp.xmlstream import ET
 
 from jabberapp import tls
-from tests.e2e.harness import TIMEOUT, Client, ServerProcess, close, free_port, run
+from tests.e2e.harness import Client, Events, ServerProcess, TIMEOUT, close, free_port, run
 
 PASSWORD = "fed services pw"
 MUC = "conference.a.test"
@@ -38,32 +38,6 @@ def pair(tmp_path_factory):
     with a, b:
         yield a, b
 
-
-class Events:
-    """Everything a client received of one event, for waiting on."""
-
-    def __init__(self, client, event):
-        self.items = []
-        self._changed = asyncio.Event()
-        client.add_event_handler(event, self._add)
-
-    def _add(self, item):
-        self.items.append(item)
-        self._changed.set()
-
-    async def wait(self, predicate, what):
-        """The first item (received so far or later) for which C{predicate} is true."""
-        async def search():
-            while True:
-                for item in self.items:
-                    if predicate(item):
-                        return item
-                self._changed.clear()
-                await self._changed.wait()
-        try:
-            return await asyncio.wait_for(search(), TIMEOUT)
-        except asyncio.TimeoutError:
-            raise AssertionError(f"timed out waiting for {what}") from None
 
 
 async def connect(server, jid, interests=(), presence=True):

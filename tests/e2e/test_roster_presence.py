@@ -5,7 +5,7 @@ import pytest
 from slixmpp.exceptions import IqError
 from slixmpp.xmlstream import ET
 
-from tests.e2e.harness import TIMEOUT, Client, ServerProcess, close, run
+from tests.e2e.harness import Client, Events, ServerProcess, TIMEOUT, close, run
 
 PASSWORD = "roster pw"
 NS_ROSTER = "jabber:iq:roster"
@@ -23,40 +23,14 @@ def server(tmp_path_factory):
         yield server
 
 
-class Watch:
-    """Everything a client received of one event, kept for waiting on."""
-
-    def __init__(self, client, event):
-        self.items = []
-        self._changed = asyncio.Event()
-        client.add_event_handler(event, self._add)
-
-    def _add(self, item):
-        self.items.append(item)
-        self._changed.set()
-
-    async def wait(self, predicate, what="the expected stanza"):
-        """The first item (received so far or later) for which C{predicate} is true."""
-        async def search():
-            while True:
-                for item in self.items:
-                    if predicate(item):
-                        return item
-                self._changed.clear()
-                await self._changed.wait()
-        try:
-            return await asyncio.wait_for(search(), TIMEOUT)
-        except asyncio.TimeoutError:
-            raise AssertionError(f"timed out waiting for {what}") from None
-
 
 async def connect(server, jid, presence=True, roster=True, status=None):
     """Log in with automatic subscription handling off; watch presence and roster pushes."""
     client = Client(jid, PASSWORD, server.certificate)
     client.auto_authorize = None
     client.auto_subscribe = False
-    client.presences = Watch(client, "presence")
-    client.pushes = Watch(client, "roster_update")
+    client.presences = Events(client, "presence")
+    client.pushes = Events(client, "roster_update")
     client.connect("127.0.0.1", server.port)
     done, _ = await asyncio.wait([client.started, client.failed], timeout=TIMEOUT,
                                  return_when=asyncio.FIRST_COMPLETED)
