@@ -458,3 +458,11 @@ class PreauthIQTests(SynchronousTestCase):
                            b"mechanism='SCRAM-SHA-256'>biwsbj1hbGljZSxyPWFiYw==</auth>")
         self.assertIn(b"<invalid-mechanism/>", self.take(transport))
 
+    def test_nagle_is_off(self):
+        """Client connections are set to TCP_NODELAY so stanzas are not delayed."""
+        calls = []
+        transport = TLSStringTransport()
+        transport.setTcpNoDelay = calls.append
+        self.factory.buildProtocol(None).makeConnection(transport)
+        self.assertEqual(calls, [True])
+

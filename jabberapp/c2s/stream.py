@@ -77,6 +77,10 @@ class C2SStream(XMLStreamProtocol):
 
     def connectionMade(self):
         self.peer_address = getattr(self.transport.getPeer(), "host", "?")
+        # Stanzas are small and interactive: do not let Nagle hold them back.
+        set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if set_no_delay is not None:
+            set_no_delay(True)
         self._timeout = self.factory.clock.callLater(
             self.factory.negotiation_timeout, self._negotiation_timed_out)
 
