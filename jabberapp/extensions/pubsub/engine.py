@@ -157,6 +157,12 @@ class Engine:
         if self.affiliation(owner, record, requester) != "owner":
             raise StanzaError("forbidden", "Only the node's owner may do that")
 
+    async def _owned_node(self, owner, requester, verb):
+        """The (name, record) of the node C{verb} names, when C{requester} owns it."""
+        node, record = await self._node(owner, verb)
+        self._require_owner(owner, record, requester)
+        return node, record
+
     def max_items(self, config):
         """The number of items a node with C{config} keeps."""
         if not config.get("persist_items", True):
@@ -717,8 +723,7 @@ class Engine:
     # -- pubsub#owner ------------------------------------------------------------------
 
     async def _owner_get_configure(self, owner, requester, verb, payload):
-        node, record = await self._node(owner, verb)
-        self._require_owner(owner, record, requester)
+        node, record = await self._owned_node(owner, requester, verb)
         answer = element(NS_OWNER, "pubsub")
         configure = element(NS_OWNER, "configure", node=node)
         configure.append(cfg.config_form(record["config"]))
@@ -726,8 +731,7 @@ class Engine:
         return answer
 
     async def _owner_set_configure(self, owner, requester, verb, payload):
-        node, record = await self._node(owner, verb)
-        self._require_owner(owner, record, requester)
+        node, record = await self._owned_node(owner, requester, verb)
         form = cfg.find_form(verb)
         if form is None:
             raise StanzaError("bad-request", "A configuration form is required")
@@ -745,8 +749,7 @@ class Engine:
         return answer
 
     async def _owner_set_delete(self, owner, requester, verb, payload):
-        node, record = await self._node(owner, verb)
-        self._require_owner(owner, record, requester)
+        node, record = await self._owned_node(owner, requester, verb)
         recipients = await self.recipients(owner, node, record)
         await self.store.delete_node(owner, node)
         if record["config"].get("notify_delete", True):
@@ -755,15 +758,13 @@ class Engine:
         return None
 
     async def _owner_set_purge(self, owner, requester, verb, payload):
-        node, record = await self._node(owner, verb)
-        self._require_owner(owner, record, requester)
+        node, record = await self._owned_node(owner, requester, verb)
         await self.store.purge(owner, node)
         await self.notify(owner, node, record, element(NS_EVENT, "purge", node=node))
         return None
 
     async def _owner_get_subscriptions(self, owner, requester, verb, payload):
-        node, record = await self._node(owner, verb)
-        self._require_owner(owner, record, requester)
+        node, record = await self._owned_node(owner, requester, verb)
         answer = element(NS_OWNER, "pubsub")
         listing = element(NS_OWNER, "subscriptions", node=node)
         for jid, subid, state in _subscriptions(record):
@@ -773,8 +774,7 @@ class Engine:
         return answer
 
     async def _owner_set_subscriptions(self, owner, requester, verb, payload):
-        node, record = await self._node(owner, verb)
-        self._require_owner(owner, record, requester)
+        node, record = await self._owned_node(owner, requester, verb)
         changes = []
         for entry in verb.iterchildren(f"{{{NS_OWNER}}}subscription"):
             try:
@@ -798,8 +798,7 @@ class Engine:
         return None
 
     async def _owner_get_affiliations(self, owner, requester, verb, payload):
-        node, record = await self._node(owner, verb)
-        self._require_owner(owner, record, requester)
+        node, record = await self._owned_node(owner, requester, verb)
         answer = element(NS_OWNER, "pubsub")
         listing = element(NS_OWNER, "affiliations", node=node)
         affiliations = dict(record["affiliations"])
@@ -812,8 +811,7 @@ class Engine:
         return answer
 
     async def _owner_set_affiliations(self, owner, requester, verb, payload):
-        node, record = await self._node(owner, verb)
-        self._require_owner(owner, record, requester)
+        node, record = await self._owned_node(owner, requester, verb)
         affiliations = dict(record["affiliations"])
         changes = []
         for entry in verb.iterchildren(f"{{{NS_OWNER}}}affiliation"):
