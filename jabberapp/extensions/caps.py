@@ -37,6 +37,21 @@ Service "caps" (for PEP)
   presence, or None (no session, no caps, legacy caps, not verified yet). The cache is an
   LRU of ``cache_size`` vers shared by every host of the process; it is not persisted:
   clients are asked again after a restart.
+  ``when_known(session)``: a Deferred for the features of the session's current caps,
+  fired by the event that settles them, never by polling: at once when they are known or
+  cannot become known (no caps, legacy caps, verification failed with nobody else left to
+  ask, session gone, extension stopped), else when the query that settles them ends --
+  the session's own, another client's for the same ver, or the next client's asked after
+  a failure (§5.4 3.9) -- with the features or None. It fires None too when the session's
+  caps change or it ends first. Waiters are kept by ver and session, and dropped when they
+  fire, are cancelled, or their session ends or changes caps: a waiter is kept only while a
+  query that may settle it is in flight, and every query times out (QUERY_TIMEOUT).
+
+  The verifier reads broadcast presence at priority 200, before the hooks of other
+  extensions (PEP at 100), so in the rest of the PRESENCE_BROADCAST chain, and at
+  SESSION_AVAILABLE, the service already answers for the new presence's caps. A session
+  that ends has its query in flight cancelled: another client advertising the ver is asked
+  at once instead of after the timeout.
 """
 import base64
 import hashlib
@@ -242,9 +257,11 @@ class EntityCapabilities:
         host.add_stream_feature(server)
         host.hook(dispatch.IQ_HOST, server.caps_node_query, priority=100)
         verifier = CapsVerifier(host, self.cache)
-        host.hook(dispatch.PRESENCE_BROADCAST, verifier.presence)
+        # Before other extensions' hooks, which may ask the service about the new caps.
+        host.hook(dispatch.PRESENCE_BROADCAST, verifier.presence, priority=200)
+        host.hook(dispatch.SESSION_CLOSED, verifier.session_closed)
         host.on_unload(verifier.stop)
-        host.provide("caps", CapsService(host, self.cache))
+        host.provide("caps", CapsService(host, self.cache, verifier))
 
 
 @implementer(IStreamFeature)
@@ -344,6 +361,9 @@ class CapsVerifier:
         self.cache = cache
         self._queries = {}      # ver -> (session, Deferred) of the query in flight for it
         self._busy = {}         # session -> Deferred of the query in flight to it
+        # ver -> {session: [Deferred]}: when_known() waiters for the session's caps of that
+        # ver, settled when a query for the ver (or the session's own) ends.
+        self._waiters = {}
         self._stopped = False
 
     def presence(self, presence, session):
@@ -353,13 +373,104 @@ class CapsVerifier:
         c = presence.find(CAPS)
         previous = session.state.pop("caps", None)
         if c is None or not c.get("ver") or not c.get("node") or c.get("hash") is None:
-            return None     # no caps, or legacy caps (§5.4 step 1): nothing to keep
-        caps = SessionCaps(c.get("hash"), c.get("node"), c.get("ver"))
-        if previous is not None and (previous.hash, previous.ver) == (caps.hash, caps.ver):
-            caps.failed, caps.features = previous.failed, previous.features
-        session.state["caps"] = caps
+            # No caps, or legacy caps (§5.4 step 1): nothing to keep, nothing to wait for.
+            self._release(session, previous)
+            return None
+        if previous is not None and (previous.hash, previous.ver) == (c.get("hash"),
+                                                                      c.get("ver")):
+            # The same caps: keep the object a query in flight will fill in.
+            session.state["caps"] = previous
+        else:
+            self._release(session, previous)
+            session.state["caps"] = SessionCaps(c.get("hash"), c.get("node"), c.get("ver"))
         self._consider(session)
         return None
+
+    def session_closed(self, session):
+        """SESSION_CLOSED hook: stop waiting for the session's answer (another client with
+        the same ver is asked now, §5.4 3.9) and fire its waiters with None."""
+        busy = self._busy.get(session)
+        if busy is not None:
+            busy.cancel()   # _done runs, and settles the waiters of that ver
+        self._release(session, session.state.get("caps"))
+
+    # -- waiting for a session's features (the service's when_known) -------------------
+
+    def when_known(self, session):
+        """See L{CapsService.when_known}."""
+        caps = session.state.get("caps")
+        if (caps is None or self._stopped
+                or self.host.sessions.get(session.jid) is not session):
+            return defer.succeed(None)
+        self._consider(session)     # a ver dropped from the cache since: ask again
+        features, pending = self._status(session)
+        if not pending:
+            return defer.succeed(features)
+        ver = caps.ver
+        d = defer.Deferred(canceller=lambda d: self._forget(d, ver, session))
+        self._waiters.setdefault(ver, {}).setdefault(session, []).append(d)
+        return d
+
+    def _status(self, session):
+        """(features, pending) of C{session}'s current caps: the features when known, else
+        None and whether a query in flight may still settle them."""
+        caps = session.state.get("caps")
+        if (caps is None or self._stopped
+                or self.host.sessions.get(session.jid) is not session):
+            return None, False
+        if caps.hash in HASHES:
+            features = self.cache.get(caps.ver)
+            if features is not None:
+                return features, False
+            # Another client's query for the ver, or the session's own, which _done starts
+            # after the one in flight to it (for its previous caps).
+            return None, (caps.ver in self._queries
+                          or (session in self._busy and not caps.failed))
+        if caps.features is not None:
+            return caps.features, False
+        return None, session in self._busy and not caps.failed
+
+    def _settle(self, ver):
+        """Fire the waiters of C{ver} whose features are now known or cannot be."""
+        by_session = self._waiters.get(ver)
+        if not by_session:
+            return
+        for session in list(by_session):
+            caps = session.state.get("caps")
+            if caps is None or caps.ver != ver:
+                self._fire(ver, session, None)
+                continue
+            features, pending = self._status(session)
+            if not pending:
+                self._fire(ver, session, features)
+
+    def _release(self, session, caps):
+        """The session's C{caps} are replaced or it ended: their waiters get None."""
+        if caps is not None:
+            self._fire(caps.ver, session, None)
+
+    def _fire(self, ver, session, features):
+        by_session = self._waiters.get(ver)
+        if by_session is None:
+            return
+        waiters = by_session.pop(session, ())
+        if not by_session:
+            del self._waiters[ver]
+        for d in waiters:
+            d.callback(features)
+
+    def _forget(self, d, ver, session):
+        """Canceller of a waiter: drop it."""
+        by_session = self._waiters.get(ver, {})
+        waiters = by_session.get(session, [])
+        if d in waiters:
+            waiters.remove(d)
+            if not waiters:
+                del by_session[session]
+                if not by_session:
+                    del self._waiters[ver]
+
+    # -- queries -----------------------------------------------------------------------
 
     def _consider(self, session):
         """Query C{session} when its caps need it and nothing is in flight for them."""
@@ -434,22 +545,33 @@ class CapsVerifier:
                     self._consider(other)
                     if caps.ver in self._queries:
                         break
+        self._settle(caps.ver)
+        current = session.state.get("caps")
+        if current is not None and current.ver != caps.ver:
+            self._settle(current.ver)   # it waited for this query to end (_status)
 
     def stop(self):
-        """Forget the queries in flight (the extension unloads)."""
+        """Forget the queries in flight and fire every waiter with None (the extension
+        unloads)."""
         self._stopped = True
         busy, self._busy = self._busy, {}
         self._queries = {}
         for d in busy.values():
             d.cancel()
+        waiters, self._waiters = self._waiters, {}
+        for by_session in waiters.values():
+            for session_waiters in by_session.values():
+                for d in session_waiters:
+                    d.callback(None)
 
 
 class CapsService:
     """The service "caps": verified features by ver, or of a session's current caps."""
 
-    def __init__(self, host, cache):
+    def __init__(self, host, cache, verifier):
         self._host = host
         self._cache = cache
+        self._verifier = verifier
 
     def features_for_ver(self, ver):
         """The verified features (a frozenset of namespaces) of C{ver}, or None."""
@@ -466,6 +588,22 @@ class CapsService:
         if caps.hash not in HASHES:
             return caps.features
         return self._cache.get(caps.ver)
+
+    def when_known(self, session):
+        """
+        A Deferred firing with the verified features (a frozenset) of the caps in
+        C{session}'s current presence, or with None when they will not become known.
+
+        It fires at once when they are known, or when they cannot be: no session, no caps,
+        legacy caps, a failed verification with no query left in flight for the ver, or
+        the extension stopped. Otherwise it fires when the query that settles them ends --
+        the session's own, another client's for the same ver (a ver is asked of one client
+        at a time), or the next client's after a failure (§5.4 3.9) -- and with None when
+        the session's caps change or the session ends first. No timer is armed for it;
+        the query's own timeout (QUERY_TIMEOUT) bounds the wait. Cancelling the Deferred
+        drops the waiter.
+        """
+        return self._verifier.when_known(session)
 
 
 caps = EntityCapabilities()   # re-exported by jabberapp/plugins/jabberapp_builtin.py

@@ -4,6 +4,7 @@ import hashlib
 from unittest import mock
 
 from lxml import etree
+from twisted.internet.defer import CancelledError
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.plugin import IPlugin
@@ -17,6 +18,7 @@ from jabberapp.extensions.caps import (
     HASHES,
     NODE,
     NS_CAPS,
+    QUERY_TIMEOUT,
     EntityCapabilities,
     IllFormed,
     VerCache,
@@ -178,6 +180,22 @@ class CapsTestCase(SynchronousTestCase):
                      if f.namespace == NS_CAPS]
         return feature
 
+    def present(self, jid, ver=SIMPLE_VER, hash="sha-1", node=CLIENT_NODE, c=True):
+        attrs = f" hash='{hash}'" if hash else ""
+        caps_element = (f"<c xmlns='{NS_CAPS}'{attrs} node='{node}' ver='{ver}'/>" if c
+                        else "")
+        self.host.receive(f"<presence from='{jid}'>{caps_element}</presence>")
+
+    def queries(self):
+        """The caps disco#info queries the server sent, in order."""
+        return [s for s in self.host.sent if s.tag == "{jabber:client}iq"
+                and s.get("type") == "get" and s.get("from") == "example.org"
+                and s.find(DISCO_INFO) is not None]
+
+    def answer(self, query, xml=SIMPLE):
+        self.host.receive(f"<iq type='result' id='{query.get('id')}' from='{query.get('to')}' "
+                          f"to='example.org'>{xml}</iq>")
+
     def disco(self, node=None, sender="alice@example.org/r"):
         node_attr = f" node='{node}'" if node else ""
         self.host.receive(f"<iq type='get' id='d' from='{sender}' to='example.org'>"
@@ -270,22 +288,6 @@ class ServerCapsTests(CapsTestCase):
 
 class ClientCapsTests(CapsTestCase):
     """Clients' caps: verified with disco#info (§5.4) and cached."""
-
-    def present(self, jid, ver=SIMPLE_VER, hash="sha-1", node=CLIENT_NODE, c=True):
-        attrs = f" hash='{hash}'" if hash else ""
-        caps_element = (f"<c xmlns='{NS_CAPS}'{attrs} node='{node}' ver='{ver}'/>" if c
-                        else "")
-        self.host.receive(f"<presence from='{jid}'>{caps_element}</presence>")
-
-    def queries(self):
-        """The caps disco#info queries the server sent, in order."""
-        return [s for s in self.host.sent if s.tag == "{jabber:client}iq"
-                and s.get("type") == "get" and s.get("from") == "example.org"
-                and s.find(DISCO_INFO) is not None]
-
-    def answer(self, query, xml=SIMPLE):
-        self.host.receive(f"<iq type='result' id='{query.get('id')}' from='{query.get('to')}' "
-                          f"to='example.org'>{xml}</iq>")
 
     def test_verified_and_cached(self):
         """An unknown ver is asked of the client at node#ver; a matching answer is cached
@@ -423,3 +425,188 @@ class ClientCapsTests(CapsTestCase):
         self.host.unload("caps")
         self.answer(query)
         self.assertIsNone(self.caps.cache.get(SIMPLE_VER))
+
+
+class WhenKnownTests(CapsTestCase):
+    """The service's when_known(session): fired by the query that settles the caps, with
+    no timer of its own, and no waiter left behind."""
+
+    ALICE = "alice@example.org/r"
+    BOB = "bob@example.org/r"
+
+    def when_known(self, jid):
+        return self.service.when_known(self.host.session(jid))
+
+    def waiters(self):
+        return self.service._verifier._waiters
+
+    def error(self, query):
+        self.host.receive(f"<iq type='error' id='{query.get('id')}' from='{query.get('to')}' "
+                          f"to='example.org'><error type='cancel'><item-not-found "
+                          f"xmlns='{NS_STANZAS}'/></error></iq>")
+
+    def test_known_at_once(self):
+        """Verified caps: the Deferred has the features already."""
+        self.present(self.ALICE)
+        self.answer(self.queries()[0])
+        self.present(self.BOB)
+        self.assertEqual(self.successResultOf(self.when_known(self.BOB)), SIMPLE_FEATURES)
+        self.assertEqual(self.waiters(), {})
+
+    def test_impossible_at_once(self):
+        """No caps, legacy caps, or no such session: None at once, and no timer at all."""
+        self.present(self.ALICE, c=False)
+        self.present(self.BOB, ver="0.9", hash=None)
+        self.assertIsNone(self.successResultOf(self.when_known(self.ALICE)))
+        self.assertIsNone(self.successResultOf(self.when_known(self.BOB)))
+        self.assertIsNone(self.successResultOf(self.service.when_known(
+            FakeSession(FakeHost("example.net"), "carol@example.net/r"))))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(self.waiters(), {})
+
+    def test_fires_with_the_answer(self):
+        """Caps being verified: the only timer is the query's timeout; the verifying
+        answer fires the Deferred with the features, no clock advance needed."""
+        self.present(self.ALICE)
+        d = self.when_known(self.ALICE)
+        self.assertNoResult(d)
+        [call] = self.clock.getDelayedCalls()
+        self.assertEqual(call.getTime(), QUERY_TIMEOUT)
+        self.answer(self.queries()[0])
+        self.assertEqual(self.successResultOf(d), SIMPLE_FEATURES)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(self.waiters(), {})
+
+    def test_another_sessions_query(self):
+        """A session with a ver another client is asked about waits for that answer."""
+        self.present(self.ALICE)
+        self.present(self.BOB)
+        d = self.when_known(self.BOB)
+        self.assertNoResult(d)
+        self.assertEqual([q.get("to") for q in self.queries()], [self.ALICE])
+        self.answer(self.queries()[0])
+        self.assertEqual(self.successResultOf(d), SIMPLE_FEATURES)
+
+    def test_next_client_after_failure(self):
+        """A wrong answer does not settle the waiters while another client is asked
+        (§5.4 3.9): its right answer does, for the client that answered wrongly too."""
+        self.present(self.ALICE)
+        self.present(self.BOB)
+        alice, bob = self.when_known(self.ALICE), self.when_known(self.BOB)
+        self.answer(self.queries()[0], SIMPLE.replace(
+            "<feature var='http://jabber.org/protocol/muc'/>", ""))
+        self.assertNoResult(alice)
+        self.assertNoResult(bob)
+        self.assertEqual(self.queries()[1].get("to"), self.BOB)
+        self.answer(self.queries()[1])
+        self.assertEqual(self.successResultOf(alice), SIMPLE_FEATURES)
+        self.assertEqual(self.successResultOf(bob), SIMPLE_FEATURES)
+        self.assertEqual(self.waiters(), {})
+
+    def test_failure_with_nobody_left(self):
+        """An error answer with no other client to ask fires None; so does a failed ver
+        asked about later, at once."""
+        self.present(self.ALICE)
+        d = self.when_known(self.ALICE)
+        self.error(self.queries()[0])
+        self.assertIsNone(self.successResultOf(d))
+        self.assertIsNone(self.successResultOf(self.when_known(self.ALICE)))
+        self.assertEqual(self.waiters(), {})
+
+    def test_timeout(self):
+        """A client that never answers: None when the query times out."""
+        self.present(self.ALICE)
+        d = self.when_known(self.ALICE)
+        self.clock.advance(QUERY_TIMEOUT)
+        self.assertIsNone(self.successResultOf(d))
+        self.assertEqual(self.waiters(), {})
+
+    def test_session_ends(self):
+        """A session ending while asked: its waiter fires None and is dropped, its query is
+        cancelled, and the next client with the ver is asked at once."""
+        self.present(self.ALICE)
+        self.present(self.BOB)
+        alice, bob = self.when_known(self.ALICE), self.when_known(self.BOB)
+        self.host.session(self.ALICE).close()
+        self.assertIsNone(self.successResultOf(alice))
+        self.assertNoResult(bob)
+        self.assertEqual([q.get("to") for q in self.queries()], [self.ALICE, self.BOB])
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)     # Bob's query only
+        self.answer(self.queries()[1])
+        self.assertEqual(self.successResultOf(bob), SIMPLE_FEATURES)
+        self.host.session(self.BOB).close()
+        self.assertEqual(self.waiters(), {})
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_waiting_session_ends(self):
+        """A session waiting on another client's query that ends leaves nothing behind."""
+        self.present(self.ALICE)
+        self.present(self.BOB)
+        bob = self.when_known(self.BOB)
+        self.host.session(self.BOB).close()
+        self.assertIsNone(self.successResultOf(bob))
+        self.assertEqual(self.waiters(), {})
+
+    def test_caps_change(self):
+        """New caps before the old ones are known: the old waiter fires None."""
+        self.present(self.ALICE)
+        d = self.when_known(self.ALICE)
+        self.present(self.ALICE, ver=COMPLEX_VER, node="http://psi-im.org")
+        self.assertIsNone(self.successResultOf(d))
+        self.present(self.ALICE, c=False)
+        self.assertEqual(self.waiters(), {})
+
+    def test_same_caps_again(self):
+        """Presence repeating the caps (a status change) keeps the waiter, and the one
+        query answers it."""
+        self.present(self.ALICE)
+        d = self.when_known(self.ALICE)
+        self.present(self.ALICE)
+        self.assertNoResult(d)
+        self.answer(self.queries()[0])
+        self.assertEqual(self.successResultOf(d), SIMPLE_FEATURES)
+        self.assertEqual(len(self.queries()), 1)
+
+    def test_new_caps_while_asked_about_old(self):
+        """A client asked about its old caps is asked about its new ones afterwards; the
+        waiter for the new ones fires with that second answer."""
+        self.present(self.ALICE)
+        self.present(self.ALICE, ver=COMPLEX_VER, node="http://psi-im.org")
+        d = self.when_known(self.ALICE)
+        self.answer(self.queries()[0])
+        self.assertNoResult(d)
+        self.answer(self.queries()[1], COMPLEX)
+        self.assertEqual(self.successResultOf(d), SIMPLE_FEATURES)   # §5.3's are the same
+
+    def test_unsupported_hash(self):
+        """With a hash we do not implement, the session's own answer fires it."""
+        self.present(self.ALICE, hash="md5", ver="abc")
+        d = self.when_known(self.ALICE)
+        self.answer(self.queries()[0])
+        self.assertEqual(self.successResultOf(d), SIMPLE_FEATURES)
+
+    def test_cancel(self):
+        """A cancelled waiter is dropped; the others still fire."""
+        self.present(self.ALICE)
+        cancelled, kept = self.when_known(self.ALICE), self.when_known(self.ALICE)
+        cancelled.cancel()
+        self.failureResultOf(cancelled, CancelledError)
+        self.answer(self.queries()[0])
+        self.assertEqual(self.successResultOf(kept), SIMPLE_FEATURES)
+        self.assertEqual(self.waiters(), {})
+        self.present(self.BOB, ver=COMPLEX_VER, node="http://psi-im.org")
+        d = self.when_known(self.BOB)
+        d.cancel()
+        self.failureResultOf(d, CancelledError)
+        self.assertEqual(self.waiters(), {})
+
+    def test_unload(self):
+        """Unloading fires the remaining waiters with None; later calls get None."""
+        self.present(self.ALICE)
+        d = self.when_known(self.ALICE)
+        service = self.service
+        self.host.unload("caps")
+        self.assertIsNone(self.successResultOf(d))
+        self.assertEqual(service._verifier._waiters, {})
+        self.assertIsNone(self.successResultOf(
+            service.when_known(self.host.session(self.ALICE))))

@@ -35,11 +35,14 @@ restart they count again from their next presence (the login probe brings it).
 Last published items (§4.3.2): when a local resource becomes available (SESSION_AVAILABLE),
 the last item of each node with send_last_published_item on_sub_and_presence -- the user's
 own nodes and those of local contacts whose presence it may see -- is sent to it, for the
-nodes its caps mark +notify. Caps are verified after the presence, so this waits for them:
-it is retried at 1, 2, 4 and 8 seconds until the caps are known, then done once. A later
-presence with other caps does the same for the nodes the session newly marks +notify. A
-remote contact's resource gets the user's last items (on_sub_and_presence, +notify, as
-the access model allows) when its presence brings caps with +notify it did not have.
+nodes its caps mark +notify. Caps may still be being verified then, so this waits for
+them through the caps service's ``when_known``, which fires when the query that settles
+them ends -- no timer, no polling; a session whose presence has no caps (or legacy caps)
+waits for nothing. A later presence with other caps does the same for the nodes the
+session newly marks +notify: last items are sent once per new feature set. A session that
+is gone or unavailable by then gets nothing, and its wait is dropped. A remote contact's
+resource gets the user's last items (on_sub_and_presence, +notify, as the access model
+allows) when its presence brings caps with +notify it did not have.
 
 Service discovery: the account's bare JID answers its owner with identities
 account/registered and pubsub/pep and the pubsub features (XEP-0163 §6.1), which clients
@@ -78,7 +81,6 @@ from jabberapp.xml import element
 from jabberapp.xml.ns import NS_CLIENT, NS_DISCO_INFO, NS_DISCO_ITEMS
 
 CAPS = "{http://jabber.org/protocol/caps}c"
-RETRIES = (1, 2, 4, 8)   # seconds between checks for a new session's caps
 STATE_KEY = "pep"
 MAX_REMOTE = 1000        # remote resources remembered per local user
 REMOTE_VERS = 1000       # caps vers verified from remote entities, kept (LRU)
@@ -342,41 +344,54 @@ class PEP:
 
     def session_available(self, session):
         """SESSION_AVAILABLE: send last items once the session's caps are known."""
-        session.state[STATE_KEY] = LastItems(_caps_ver(session.presence))
-        self._try_last_items(session, 0)
+        old = session.state.get(STATE_KEY)
+        if old is not None:
+            old.stop_waiting()      # available again after unavailable: start afresh
+        state = session.state[STATE_KEY] = LastItems()
+        self._wait_for_caps(session, state, _caps_ver(session.presence))
 
     def presence_broadcast(self, presence, session):
         """PRESENCE_BROADCAST: an available session announcing other caps gets the last
-        items of the nodes it newly wants (+notify) once they are verified."""
+        items of the nodes it newly wants (+notify) once they are verified; an unavailable
+        one stops waiting."""
         state = session.state.get(STATE_KEY)
-        ver = _caps_ver(presence)
-        if (presence.get("type") is not None or state is None or state.waiting
-                or ver is None or ver == state.ver):
+        if state is None:
             return None
-        state.ver = ver
-        state.waiting = True
-        # After the caps extension has read the new caps (later in this chain).
-        self.host.call_later(0, self._try_last_items, session, 0)
+        if presence.get("type") is not None:
+            if presence.get("type") == "unavailable":
+                state.stop_waiting()
+                del session.state[STATE_KEY]    # available again: SESSION_AVAILABLE
+            return None
+        ver = _caps_ver(presence)
+        if ver is None or ver == state.ver:
+            return None
+        # The caps extension has read the new caps already (its hook runs first).
+        self._wait_for_caps(session, state, ver)
         return None
 
-    def _try_last_items(self, session, attempt):
-        state = session.state.get(STATE_KEY)
-        if (self.host.sessions.get(session.jid) is not session or not session.available
-                or state is None or not state.waiting):
-            return
-        features = self.caps.features_of(session.jid)
-        if features is None:
-            if attempt < len(RETRIES):
-                self.host.call_later(RETRIES[attempt], self._try_last_items, session,
-                                     attempt + 1)
-            else:
-                state.waiting = False
-            return
-        state.waiting = False
-        new, state.features = features - state.features, features
-        d = defer.ensureDeferred(self.send_last_items(session, new))
+    def _wait_for_caps(self, session, state, ver):
+        """Wait for the features of C{session}'s current caps (advertising C{ver}), then
+        send the last items of the nodes they newly mark +notify."""
+        state.stop_waiting()        # its caps changed: the old wait is moot
+        state.ver = ver
+        if ver is None:
+            return                  # no caps: they can never become known
+        d = state.waiting = self.caps.when_known(session)
+        d.addCallback(self._caps_known, session, state, d)
+        d.addErrback(lambda failure: failure.trap(defer.CancelledError))
         d.addErrback(lambda failure: self.host.log.failure(
             "sending last PEP items to {jid} failed", failure, jid=session.jid))
+
+    def _caps_known(self, features, session, state, d):
+        if state.waiting is not d:
+            return None             # superseded by a later presence's caps
+        state.waiting = None
+        if (features is None or session.state.get(STATE_KEY) is not state
+                or self.host.sessions.get(session.jid) is not session
+                or not session.available):
+            return None
+        new, state.features = features - state.features, features
+        return defer.ensureDeferred(self.send_last_items(session, new))
 
     async def send_last_items(self, session, features):
         """Send C{session} the last item of every node it is interested in and may see."""
@@ -404,12 +419,18 @@ class PEP:
 
 
 class LastItems:
-    """Per-session state: waiting for caps, and the features last items were sent for."""
+    """Per-session state: the wait for caps, and the features last items were sent for."""
 
-    def __init__(self, ver):
-        self.ver = ver      # the caps ver of the session's presence
-        self.waiting = True
+    def __init__(self):
+        self.ver = None         # the caps ver of the presence last waited for
+        self.waiting = None     # the caps service's when_known Deferred, while it waits
         self.features = frozenset()
+
+    def stop_waiting(self):
+        """Drop the wait in progress, if any (the caps service forgets the waiter)."""
+        waiting, self.waiting = self.waiting, None
+        if waiting is not None:
+            waiting.cancel()
 
 
 def _caps_ver(presence):

@@ -1,5 +1,5 @@
 """Unit tests of XEP-0163 PEP through a FakeHost: auto-create, +notify, publish-options."""
-from jabberapp.extensions.caps import SessionCaps, caps
+from jabberapp.extensions.caps import QUERY_TIMEOUT, caps, compute_ver, parse_disco_info
 from tests.extensions.pubsub.helpers import NS_EVENT, NS_PUBSUB, PubSubTestCase, form, parse
 
 ALICE = "alice@example.org/phone"
@@ -9,6 +9,8 @@ CAROL = "carol@example.org/r"
 OWN = "alice@example.org"
 AVATAR = "urn:xmpp:avatar:metadata"
 BOOKMARKS = "urn:xmpp:bookmarks:1"
+NICK = "http://jabber.org/protocol/nick"
+NS_CAPS = "http://jabber.org/protocol/caps"
 OMEMO = "eu.siacs.conversations.axolotl.devicelist"
 METADATA = f"<metadata xmlns='{AVATAR}'><info id='abc' bytes='1' type='image/png'/></metadata>"
 BOOKMARK_OPTIONS = {"persist_items": "true", "max_items": "max",
@@ -26,6 +28,35 @@ class PEPTests(PubSubTestCase):
                     to=OWN):
         inner, _, _ = self.publish(node, payload, item_id, options=options)
         return self.iq(sender, "set", inner, to=to)
+
+    def client_caps(self, features, name="client"):
+        """(disco#info answer, ver) of a client with C{features}; the test's id in the
+        identity makes the ver new to the process-wide cache."""
+        query = ("<query xmlns='http://jabber.org/protocol/disco#info'>"
+                 f"<identity category='client' type='pc' name='{name} {self.id()}'/>"
+                 + "".join(f"<feature var='{f}'/>" for f in features) + "</query>")
+        return query, compute_ver(parse_disco_info(parse(query)))
+
+    def present(self, jid, ver, type_=None, hash_="sha-1"):
+        """Broadcast presence from C{jid} with caps C{ver} (none when None)."""
+        hash_attr = f" hash='{hash_}'" if hash_ else ""
+        c = (f"<c xmlns='{NS_CAPS}'{hash_attr} node='urn:test' ver='{ver}'/>"
+             if ver else "")
+        t = f" type='{type_}'" if type_ else ""
+        self.host.receive(f"<presence from='{jid}'{t}>{c}</presence>")
+
+    def caps_queries(self, jid):
+        """The caps disco#info queries the server sent to C{jid}."""
+        return [s for s in self.host.sent if s.get("to") == jid and s.get("type") == "get"
+                and s.find("{http://jabber.org/protocol/disco#info}query") is not None]
+
+    def answer(self, query, xml):
+        self.host.receive(f"<iq type='result' id='{query.get('id')}' "
+                          f"from='{query.get('to')}' to='example.org'>{xml}</iq>")
+
+    def waiters(self):
+        """The caps service's when_known waiters still held."""
+        return self.host.service("caps")._verifier._waiters
 
     def test_auto_create_and_presence_default(self):
         """A publish to one's own bare JID creates the node with access model presence."""
@@ -112,22 +143,125 @@ class PEPTests(PubSubTestCase):
     def test_last_item_at_login(self):
         """A contact becoming available gets the last item once its caps are known."""
         self.pep_publish(AVATAR, METADATA)
-        self.host.receive(f"<presence from='{BOB}'/>")
+        query, ver = self.client_caps([f"{AVATAR}+notify"])
+        self.present(BOB, ver)
         self.assertEqual(self.events(BOB), [])
-        session = self.host.session(BOB)
-        caps.cache.put("bob-ver", frozenset({f"{AVATAR}+notify"}))
-        session.state["caps"] = SessionCaps("sha-1", "urn:test", "bob-ver")
-        self.clock.advance(1)
+        [request] = self.caps_queries(BOB)
+        self.answer(request, query)
         self.assertEqual(len(self.events(BOB)), 1)
         self.clock.advance(30)
         self.assertEqual(len(self.events(BOB)), 1)
+
+    def test_last_item_at_login_known_caps(self):
+        """A contact whose caps are verified already gets the last item with its initial
+        presence, and nothing is scheduled for it."""
+        self.pep_publish(AVATAR, METADATA)
+        caps.cache.put("bob-ver", frozenset({f"{AVATAR}+notify"}))
+        self.present(BOB, "bob-ver")
+        self.assertEqual(len(self.events(BOB)), 1)
+        self.assertEqual(self.caps_queries(BOB), [])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(self.waiters(), {})
+
+    def test_no_caps_no_timer(self):
+        """A session whose presence has no caps, or legacy caps, waits for nothing: no
+        delayed call and no waiter is left after its login, and it gets no last item."""
+        self.pep_publish(AVATAR, METADATA)
+        self.present(BOB, None)
+        self.present(CAROL, "0.9", hash_=None)      # legacy caps (XEP-0115 §10)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(self.waiters(), {})
+        self.assertEqual(self.events(BOB) + self.events(CAROL), [])
+
+    def test_last_item_as_soon_as_verified(self):
+        """While caps are verified the only timer is the caps query's timeout; the last
+        item goes out with the verifying answer, without the clock moving."""
+        self.pep_publish(AVATAR, METADATA)
+        query, ver = self.client_caps([f"{AVATAR}+notify"])
+        self.present(BOB, ver)
+        [call] = self.clock.getDelayedCalls()
+        self.assertEqual(call.getTime(), self.clock.seconds() + QUERY_TIMEOUT)
+        self.assertEqual(self.events(BOB), [])
+        self.answer(self.caps_queries(BOB)[0], query)
+        self.assertEqual(len(self.events(BOB)), 1)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(self.waiters(), {})
+
+    def test_last_item_when_another_client_verifies(self):
+        """Sessions with the same caps get their last items from the one query for the
+        ver, as soon as it is answered."""
+        self.pep_publish(AVATAR, METADATA)
+        query, ver = self.client_caps([f"{AVATAR}+notify"])
+        self.present(ALICE2, ver)
+        self.present(BOB, ver)
+        self.assertEqual(self.caps_queries(BOB), [])
+        self.answer(self.caps_queries(ALICE2)[0], query)
+        self.assertEqual((len(self.events(ALICE2)), len(self.events(BOB))), (1, 1))
+        self.assertEqual(self.waiters(), {})
+
+    def test_last_item_when_next_client_verifies(self):
+        """When the first client's answer does not verify, the next one with the ver is
+        asked (XEP-0115 §5.4 3.9) and its answer brings both their last items."""
+        self.pep_publish(AVATAR, METADATA)
+        query, ver = self.client_caps([f"{AVATAR}+notify"])
+        self.present(BOB, ver)
+        self.present(ALICE2, ver)
+        wrong = query.replace("</query>", "<feature var='urn:not:hashed'/></query>")
+        self.answer(self.caps_queries(BOB)[0], wrong)
+        self.assertEqual(self.events(BOB), [])
+        [second] = self.caps_queries(ALICE2)
+        self.answer(second, query)
+        self.assertEqual((len(self.events(ALICE2)), len(self.events(BOB))), (1, 1))
+        self.assertEqual(self.waiters(), {})
+
+    def test_session_gone_while_waiting(self):
+        """A session that ends while its caps are verified leaves no waiter and no timer
+        behind, and a late answer sends it nothing."""
+        self.pep_publish(AVATAR, METADATA)
+        query, ver = self.client_caps([f"{AVATAR}+notify"])
+        self.present(BOB, ver)
+        [request] = self.caps_queries(BOB)
+        self.host.session(BOB).close()
+        self.assertEqual(self.waiters(), {})
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.answer(request, query)
+        self.assertEqual(self.events(BOB), [])
+
+    def test_unavailable_while_waiting(self):
+        """A session that goes unavailable before its caps are verified gets no last item
+        and its wait is dropped."""
+        self.pep_publish(AVATAR, METADATA)
+        query, ver = self.client_caps([f"{AVATAR}+notify"])
+        self.present(BOB, ver)
+        self.present(BOB, None, type_="unavailable")
+        self.assertEqual(self.waiters(), {})
+        self.answer(self.caps_queries(BOB)[0], query)
+        self.assertEqual(self.events(BOB), [])
+        self.assertEqual(caps.cache.get(ver), frozenset({f"{AVATAR}+notify"}))
+
+    def test_caps_change_while_waiting(self):
+        """Caps replaced while the first are verified: the new ones decide, and the late
+        answer for the old ones sends nothing more."""
+        self.pep_publish(AVATAR, METADATA)
+        self.pep_publish(NICK, "<nick xmlns='http://jabber.org/protocol/nick'>A</nick>")
+        query, ver = self.client_caps([f"{AVATAR}+notify", f"{NICK}+notify"])
+        self.present(BOB, ver)
+        caps.cache.put("bob-new-ver", frozenset({f"{AVATAR}+notify"}))
+        self.present(BOB, "bob-new-ver")
+        self.assertEqual(len(self.events(BOB)), 1)
+        self.answer(self.caps_queries(BOB)[0], query)
+        self.assertEqual([e.find(f".//{{{NS_EVENT}}}items").get("node")
+                          for e in self.events(BOB)], [AVATAR])
+        self.assertEqual(self.waiters(), {})
 
     def test_last_item_not_sent_for_never(self):
         """Nodes with send_last_published_item never are not sent at login."""
         self.pep_publish(BOOKMARKS, "<conference xmlns='urn:xmpp:bookmarks:1'/>", "r@c",
                          options=BOOKMARK_OPTIONS)
-        self.host.receive(f"<presence from='{ALICE2}'/>")
-        self.bind(ALICE2, [f"{BOOKMARKS}+notify"])      # its caps become known
+        query, ver = self.client_caps([f"{BOOKMARKS}+notify"])
+        self.present(ALICE2, ver)
+        self.answer(self.caps_queries(ALICE2)[0], query)     # its caps become known
+        self.assertEqual(caps.cache.get(ver), frozenset({f"{BOOKMARKS}+notify"}))
         self.clock.advance(20)
         self.assertEqual(self.events(ALICE2), [])
 
@@ -194,8 +328,7 @@ class PEPTests(PubSubTestCase):
         caps.cache.put("bob-new-ver", frozenset({f"{AVATAR}+notify"}))
         self.host.receive(f"<presence from='{BOB}'><c xmlns='http://jabber.org/protocol/caps'"
                           " hash='sha-1' node='urn:test' ver='bob-new-ver'/></presence>")
-        self.clock.advance(0)
-        self.assertEqual(len(self.events(BOB)), 1)
+        self.assertEqual(len(self.events(BOB)), 1)      # at once: the ver is verified
         self.host.receive(f"<presence from='{BOB}'><c xmlns='http://jabber.org/protocol/caps'"
                           " hash='sha-1' node='urn:test' ver='bob-new-ver'/></presence>")
         self.clock.advance(10)
@@ -266,7 +399,6 @@ class PEPTests(PubSubTestCase):
                                     to=OWN), ("not-authorized", "pending-subscription"))
 
 DAN = "dan@remote.example/phone"
-NS_CAPS = "http://jabber.org/protocol/caps"
 
 
 class RemoteContactTests(PubSubTestCase):
