@@ -82,6 +82,9 @@ DISCO_INFO = f"{{{NS_DISCO_INFO}}}query"
 NODE = "https://jabberapp.example/caps"
 SERVER_HASH = "sha-1"     # §8.1: mandatory to implement, so every client can check it
 QUERY_TIMEOUT = 30        # seconds a client has to answer the server's disco#info
+# The server's own ver is recomputed when its declarations change, and otherwise at most this
+# often: disco providers may change what they add, but every login must not ask disco again.
+OWN_VER_MAX_AGE = 60
 
 # Hash name (IANA Hash Function Textual Names; sha3-*, blake2b-* from XEP-0300) -> factory.
 _HASH_FACTORIES = {
@@ -273,6 +276,7 @@ class ServerCaps:
     def __init__(self, host):
         self.host = host
         self.ver = None     # the last ver computed
+        self._basis = None  # (declarations, clock time) that ver was computed from
 
     def own_info(self):
         """Deferred: the host JID's disco#info <query/> without a node, asked of the host
@@ -285,7 +289,16 @@ class ServerCaps:
 
     def current_ver(self):
         """The ver of the host's disco#info now, or the last one known when disco does not
-        answer at once (a provider waiting on storage); None before the first."""
+        answer at once (a provider waiting on storage); None before the first. Computed
+        again only when the host's features, identities or disco providers changed or the
+        last one is older than OWN_VER_MAX_AGE."""
+        declared = (tuple(self.host.features), tuple(self.host.identities),
+                    tuple(self.host.disco_providers))
+        now = self.host.clock.seconds()
+        if (self.ver is not None and self._basis is not None and self._basis[0] == declared
+                and now - self._basis[1] < OWN_VER_MAX_AGE):
+            return self.ver
+        self._basis = (declared, now)
         d = self.own_info()
         d.addCallback(lambda query: compute_ver(parse_disco_info(query)))
         d.addCallbacks(self._computed, self._not_computed)

@@ -18,6 +18,7 @@ from jabberapp.extensions.caps import (
     HASHES,
     NODE,
     NS_CAPS,
+    OWN_VER_MAX_AGE,
     QUERY_TIMEOUT,
     EntityCapabilities,
     IllFormed,
@@ -258,6 +259,27 @@ class ServerCapsTests(CapsTestCase):
         before = self.advertised().get("ver")
         self.host.add_feature("urn:example:later")
         self.assertNotEqual(self.advertised().get("ver"), before)
+
+    def test_ver_is_not_recomputed_per_stream(self):
+        """The host's disco#info is asked once for many streams, and again only after
+        OWN_VER_MAX_AGE seconds (a disco provider may have changed what it adds)."""
+        asked = []
+
+        class Provider:
+            def info(self, requester, target, node):
+                asked.append(node)
+
+            def items(self, requester, target, node):
+                return None
+
+        self.host.add_disco_provider(Provider())
+        ver = self.advertised().get("ver")
+        for _ in range(3):
+            self.assertEqual(self.advertised().get("ver"), ver)
+        self.assertEqual(asked, [None])
+        self.clock.advance(OWN_VER_MAX_AGE)
+        self.assertEqual(self.advertised().get("ver"), ver)
+        self.assertEqual(asked, [None, None])
 
     def test_offered_on_the_c2s_stream(self):
         """A real c2s stream offers <c/> in its features after authentication only."""
