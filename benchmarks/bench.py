@@ -1,12 +1,12 @@
 """
-The benchmark run: jabberapp against Prosody on the same machine, in the same run.
+The benchmark run: jabberapp against Prosody and ejabberd on the same machine, in the same run.
 
-For each round, for each selected scenario, both servers are run one after the other (the
-order swaps every round), each time as a fresh process pinned to core 0, with the load
+For each round, for each selected scenario, the servers are run one after the other (the
+order rotates every round), each time as a fresh process pinned to core 0, with the load
 generator pinned to core 1 (``python -m benchmarks.loadgen``, one subprocess per scenario).
 Per scenario and metric the medians over the rounds are printed with their min–max and the
-ratio jabberapp / Prosody, raw and per server CPU-second, and written to benchmarks/RESULTS.md
-(a section per --label, kept across runs).
+ratios jabberapp / Prosody and jabberapp / ejabberd, raw and per server CPU-second, and
+written to benchmarks/RESULTS.md (a section per --label, kept across runs).
 
 Started by ``benchmarks/run`` (which installs what is missing first); see benchmarks/README.md.
 """
@@ -26,10 +26,14 @@ import sys
 import time
 
 from benchmarks.loadgen import procstat
-from benchmarks.servers import (DOMAIN, PASSWORD, ROOT, JabberappServer, ProsodyServer,
+from benchmarks.servers import (DOMAIN, PASSWORD, ROOT, EjabberdServer, JabberappServer,
+                                ProsodyServer, ejabberd_lib_dir, ejabberd_modules,
                                 prosody_modules)
 
 SCENARIOS = ("login", "messages", "idle", "presence", "muc")
+SERVERS = ("jabberapp", "prosody", "ejabberd")
+# The reference servers jabberapp's ratios are given against, with their names as printed.
+REFERENCES = {"prosody": "Prosody", "ejabberd": "ejabberd"}
 SERVER_CPU = "0"
 GENERATOR_CPU = "1"
 
@@ -57,12 +61,14 @@ QUICK = dict(
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="benchmarks/run",
-        description="Benchmark jabberapp against Prosody (see benchmarks/README.md).")
+        description="Benchmark jabberapp against Prosody and ejabberd (see "
+                    "benchmarks/README.md).")
     parser.add_argument("--quick", action="store_true",
                         help="a short run (one round, small sizes): checks the set-up")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS),
                         help=f"comma-separated subset of {','.join(SCENARIOS)}")
-    parser.add_argument("--servers", default="jabberapp,prosody")
+    parser.add_argument("--servers", default=",".join(SERVERS),
+                        help=f"comma-separated subset of {','.join(SERVERS)}")
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--idle-rounds", type=int,
                         help="rounds that include the idle scenario (it is the longest, and "
@@ -77,11 +83,8 @@ def parse_args(argv=None):
     parser.add_argument("--jabberapp-src", default="worktree",
                         help="jabberapp to measure: 'worktree' (this checkout as it is), a git "
                              "revision (exported to the workdir), or a directory")
-    parser.add_argument("--jabberapp-nodelay", choices=("on", "off"), default="on",
-                        help="TCP_NODELAY on jabberapp's accepted sockets (set by the launcher "
-                             "shim; jabberapp has no option for it yet)")
     parser.add_argument("--iterations", type=int, default=10000,
-                        help="SCRAM iteration count of every account on both servers")
+                        help="SCRAM iteration count of every account on every server")
     parser.add_argument("--mechanism", choices=("SCRAM-SHA-1", "SCRAM-SHA-256"),
                         default="SCRAM-SHA-1")
     parser.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto")
@@ -103,7 +106,11 @@ def parse_args(argv=None):
         if getattr(args, name, None) is None:
             setattr(args, name, value)
     args.scenarios = [s for s in SCENARIOS if s in args.scenarios.split(",")]
-    args.servers = [s for s in ("jabberapp", "prosody") if s in args.servers.split(",")]
+    unknown = set(args.servers.split(",")) - set(SERVERS)
+    if unknown:
+        parser.error(f"--servers: unknown {', '.join(sorted(unknown))} (known: "
+                     f"{', '.join(SERVERS)})")
+    args.servers = [s for s in SERVERS if s in args.servers.split(",")]
     args.idle_levels = [int(x) for x in str(args.idle_levels).split(",") if x]
     return args
 
@@ -295,12 +302,13 @@ def main(argv=None):
     started = time.time()
     if "prosody" in args.servers and not shutil.which("prosody"):
         raise SystemExit("prosody is not installed (benchmarks/run installs it: apt-get)")
+    if "ejabberd" in args.servers and not (ejabberd_lib_dir() and shutil.which("erl")):
+        raise SystemExit("ejabberd is not installed (benchmarks/run installs it: apt-get)")
     src, src_description = prepare_src(args.jabberapp_src, args.workdir)
     servers = {}
     if "jabberapp" in args.servers:
         servers["jabberapp"] = JabberappServer(args.workdir, args.iterations, args.mechanism,
-                                               cpu=SERVER_CPU,
-                                               nodelay=args.jabberapp_nodelay == "on", src=src)
+                                               cpu=SERVER_CPU, src=src)
         servers["jabberapp"].src_description = src_description
         extensions = servers["jabberapp"].introspect()["extensions"]
     else:
@@ -310,6 +318,10 @@ def main(argv=None):
         servers["prosody"] = ProsodyServer(args.workdir, args.iterations, args.mechanism,
                                            cpu=SERVER_CPU, modules=modules,
                                            muc="muc" in extensions)
+    ejabberd_mods, ejabberd_unmatched = ejabberd_modules(extensions)
+    if "ejabberd" in args.servers:
+        servers["ejabberd"] = EjabberdServer(args.workdir, args.iterations, args.mechanism,
+                                             cpu=SERVER_CPU, modules=ejabberd_mods)
     users = max([args.login_users, 2 * args.pairs, args.muc_rooms * args.occupants]
                 + args.idle_levels)
     for name, server in servers.items():
@@ -318,9 +330,14 @@ def main(argv=None):
             # jabberapp with `jabberappctl import` gets the ring's accounts with its rosters.
             groups[presence_prefix(args)] = args.presence_users
         log(f"accounts for {name}: {server.provision(groups)}")
-    if "prosody" in servers and "presence" in args.scenarios:
-        servers["prosody"].provision_rosters(presence_prefix(args), args.presence_users,
-                                             args.contacts)
+    for name in ("prosody", "ejabberd"):
+        if name in servers and "presence" in args.scenarios:
+            # Written to their storage (Prosody's files; ejabberd's API, in its own process).
+            began = time.monotonic()
+            servers[name].provision_rosters(presence_prefix(args), args.presence_users,
+                                            args.contacts)
+            log(f"rosters for {name}: {args.presence_users} written in "
+                f"{time.monotonic() - began:.1f} s")
     if "jabberapp" in servers and "presence" in args.scenarios:
         prepared = prepare_jabberapp_rosters(args, servers["jabberapp"])
         log(f"rosters for jabberapp: {headline('subscribe', prepared)}")
@@ -328,9 +345,10 @@ def main(argv=None):
     availability = []
     try:
         for round_number in range(1, args.rounds + 1):
-            order = list(servers)
-            if round_number % 2 == 0:
-                order.reverse()
+            # Each round starts with the next server: every server takes every place in
+            # the order (with two servers, they swap every round).
+            shift = (round_number - 1) % len(servers)
+            order = list(servers)[shift:] + list(servers)[:shift]
             log(f"round {round_number}/{args.rounds}")
             for scenario in args.scenarios:
                 if scenario == "idle" and round_number > args.idle_rounds:
@@ -345,7 +363,9 @@ def main(argv=None):
     finally:
         for server in servers.values():
             server.stop()
-    meta = describe_run(args, servers, availability, started, unmatched, modules, extensions)
+    meta = describe_run(args, servers, availability, started, extensions,
+                        {"prosody": (modules, unmatched),
+                         "ejabberd": (list(ejabberd_mods), ejabberd_unmatched)})
     raw_path = os.path.join(args.workdir, time.strftime("results-%Y%m%d-%H%M%S.json"))
     with open(raw_path, "w") as f:
         json.dump({"meta": meta, "results": results}, f, indent=1)
@@ -478,27 +498,29 @@ def _ratio(a, b, better):
 
 
 def render_table(scenario, results, servers, metrics, values_of):
+    """One column per server, then jabberapp / Prosody (the primary ratio) and jabberapp /
+    ejabberd, for those that ran."""
     names = list(servers)
-    header = "| metric | " + " | ".join(names) + (" | jabberapp / Prosody |"
-                                                  if len(names) == 2 else " |")
-    lines = [header, "|---" * (len(names) + 1 + (len(names) == 2)) + "|"]
+    ratios = [r for r in REFERENCES if "jabberapp" in names and r in names]
+    header = ("| metric | " + " | ".join(names)
+              + "".join(f" | jabberapp / {REFERENCES[r]}" for r in ratios) + " |")
+    lines = [header, "|---" * (len(names) + 1 + len(ratios)) + "|"]
     for key, label, better, fmt, aggregate in metrics:
-        cells, medians = [], []
+        cells, medians = [], {}
         for name in names:
             text, median = _cell(values_of(results[name], key), fmt, aggregate)
             cells.append(text)
-            medians.append(median)
-        suffix = ""
-        if len(names) == 2:
-            ratio = "—" if aggregate == "max" else _ratio(medians[0], medians[1], better)
-            suffix = f" | {ratio}"
+            medians[name] = median
+        for reference in ratios:
+            cells.append("—" if aggregate == "max"
+                         else _ratio(medians["jabberapp"], medians[reference], better))
         arrow = {"higher": " (↑)", "lower": " (↓)"}.get(better, "")
-        lines.append(f"| {label}{arrow} | " + " | ".join(cells) + suffix + " |")
+        lines.append(f"| {label}{arrow} | " + " | ".join(cells) + " |")
     return lines
 
 
 def render(args, results):
-    servers = [s for s in ("jabberapp", "prosody") if s in args.servers]
+    servers = [s for s in SERVERS if s in args.servers]
     out = []
     for scenario in args.scenarios:
         per = results[scenario]
@@ -557,7 +579,9 @@ SCENARIO_TITLES = {
 }
 
 
-def describe_run(args, servers, availability, started, unmatched, modules, extensions):
+def describe_run(args, servers, availability, started, extensions, counterparts):
+    """The run's metadata; C{counterparts}: server -> (its modules, jabberapp extensions
+    it has no counterpart for)."""
     def lscpu(field):
         try:
             out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
@@ -588,8 +612,8 @@ def describe_run(args, servers, availability, started, unmatched, modules, exten
         "versions": {name: server.version() for name, server in servers.items()},
         "cpu_availability": availability,
         "jabberapp_extensions": extensions,
-        "prosody_modules": modules,
-        "unmatched": unmatched,
+        "modules": {name: counterparts[name][0] for name in counterparts if name in servers},
+        "unmatched": {name: counterparts[name][1] for name in counterparts if name in servers},
         "args": {k: v for k, v in vars(args).items() if k not in ("results",)},
     }
 
@@ -614,13 +638,13 @@ def write_results(path, label, meta_text, body_text):
 
 
 RESULTS_HEADER = """\
-# Benchmark results: jabberapp and Prosody
+# Benchmark results: jabberapp, Prosody and ejabberd
 
 Written by `benchmarks/run` (see [README.md](README.md) for how to run it and what each
 number means). Every section is one run; a run replaces the section with its `--label` and
 keeps the others, so the baseline stays next to later runs. Medians over the rounds, with
-min–max in parentheses; ratios are jabberapp / Prosody: ↑ higher is better, ↓ lower is
-better, ✓ where jabberapp is at least as good.
+min–max in parentheses; ratios are jabberapp / Prosody (the primary one) and jabberapp /
+ejabberd: ↑ higher is better, ↓ lower is better, ✓ where jabberapp is at least as good.
 
 ## Optimisation log
 
@@ -646,17 +670,19 @@ def render_meta(args, meta):
         f"- software: Python {meta['python']}, {meta['openssl']}, "
         + "; ".join(meta["versions"].values())
         + f"; generator loop {'uvloop ' + meta['uvloop'] if meta['uvloop'] and a['loop'] != 'asyncio' else 'asyncio'}",
-        f"- both servers: TLS 1.3 via STARTTLS (same self-signed P-256 certificate, pinned by "
+        f"- every server: TLS 1.3 via STARTTLS (same self-signed P-256 certificate, pinned by "
         f"the generator), {a['mechanism']} with {a['iterations']} iterations, no rate limits, "
-        f"256 KiB stanza limit, log level warning, TCP_NODELAY "
-        f"({'on for jabberapp through the launcher shim' if a['jabberapp_nodelay'] == 'on' else 'OFF for jabberapp (as shipped)'}, "
-        f"Prosody network_settings.nagle = false)",
-        f"- jabberapp extensions: {', '.join(meta['jabberapp_extensions'])}; Prosody modules: "
-        f"{', '.join(meta['prosody_modules'])}"
-        + (f"; no Prosody counterpart for: {', '.join(meta['unmatched'])}"
-           if meta["unmatched"] else ""),
+        f"256 KiB stanza limit, log level warning, TCP_NODELAY (jabberapp sets it on c2s "
+        f"sockets, Prosody network_settings.nagle = false, ejabberd sets it on its "
+        f"listeners); ejabberd with one BEAM scheduler (+S 1:1)",
+        f"- jabberapp extensions: {', '.join(meta['jabberapp_extensions'])}"
+        + "".join(f"; {REFERENCES[name]} modules: {', '.join(modules)}"
+                  + (f" (no {REFERENCES[name]} counterpart for: "
+                     f"{', '.join(meta['unmatched'][name])})"
+                     if meta["unmatched"][name] else "")
+                  for name, modules in meta["modules"].items()),
         f"- rounds: {a['rounds']} (idle scenario: {min(a['idle_rounds'], a['rounds'])}), "
-        f"servers alternating, a fresh server process per scenario",
+        f"server order rotating, a fresh server process per scenario",
         f"- parameters: login {a['login_users']} users, {a['login_concurrency']} in flight; "
         f"messages {a['pairs']} pairs (both directions), window {a['window']} per flow, "
         f"{a['warmup']} s warm-up + {a['duration']} s at saturation, then {a['rate']} msgs/s "

@@ -1,28 +1,36 @@
 """
-The two servers under test, started with equivalent settings on loopback.
+The three servers under test, started with equivalent settings on loopback.
 
-Both get: the same self-signed certificate (EC P-256) for the benchmark host, TLS 1.3 (the
+All get: the same self-signed certificate (EC P-256) for the benchmark host, TLS 1.3 (the
 generator allows nothing else), STARTTLS required, SCRAM with the same iteration count and
 the same salted credentials for every account, no rate limits, a 256 KiB stanza limit,
 logging at warning level, TCP_NODELAY on client sockets, and core 0 (``taskset -c 0``).
 
+- jabberapp (this checkout, on PYTHONPATH): ``twistd -n jabberapp``; accounts through its own
+  storage API (benchmarks/provision_jabberapp.py); the presence ring's accounts and rosters
+  through `jabberappctl import` (XEP-0227) where the revision has it, else over XMPP by the
+  generator (scenarios.subscribe_ring). Its c2s sets TCP_NODELAY itself.
 - Prosody (Debian package): its own config file, data directory and ports under the work
   directory; the system service, if any, is never touched. Accounts and rosters are written
   straight into its internal storage (one Lua file per account, as mod_storage_internal
   writes them), which takes well under a second for 10 000 accounts. ``nagle = false`` in
   network_settings gives TCP_NODELAY (Prosody's default keeps Nagle on).
-- jabberapp (this checkout, on PYTHONPATH): accounts through its own storage API
-  (benchmarks/provision_jabberapp.py); the presence ring's accounts and rosters through
-  `jabberappctl import` (XEP-0227) where the revision has it, else over XMPP by the
-  generator (scenarios.subscribe_ring). jabberapp does not set TCP_NODELAY itself, so the
-  benchmark starts twistd through benchmarks/jabberapp_launch.py, which turns it on for
-  accepted sockets (``--jabberapp-nodelay off`` measures it as shipped).
+- ejabberd (Debian package): its own config, mnesia spool and log directory under the work
+  directory, started as ``erl ... -s ejabberd`` in the foreground (what ``ejabberdctl
+  foreground`` runs, without its switch to the ejabberd user, so that our PID is the
+  BEAM's) with one scheduler. The node is not distributed: no node name, no cookie, no
+  epmd, nothing a system ejabberd could meet. Accounts and rosters go in through
+  ejabberd's own API (ejabberd_auth:set_password with the SCRAM record, mod_roster:set_items)
+  from benchmarks/provision_ejabberd.erl, loaded into that same ejabberd started once for
+  the purpose. ejabberd's listeners set TCP_NODELAY themselves (ejabberd_listener).
 
 Only processes started here are ever stopped, by PID.
 """
 from __future__ import annotations
 
+import base64
 import datetime
+import glob
 import hashlib
 import hmac
 import json
@@ -106,6 +114,7 @@ class Server:
     name = "?"
 
     def __init__(self, workdir: str, iterations: int, mechanism: str, cpu: str = "0"):
+        workdir = os.path.abspath(workdir)     # servers run in their own directory
         self.dir = os.path.join(workdir, self.name)
         self.iterations = iterations
         self.mechanism = mechanism
@@ -184,9 +193,8 @@ class Server:
 class JabberappServer(Server):
     name = "jabberapp"
 
-    def __init__(self, workdir, iterations, mechanism, cpu="0", nodelay=True, src=ROOT):
+    def __init__(self, workdir, iterations, mechanism, cpu="0", src=ROOT):
         super().__init__(workdir, iterations, mechanism, cpu)
-        self.nodelay = nodelay
         self.src = src                    # the jabberapp source tree measured
         self.config_path = os.path.join(self.dir, "jabberapp.ini")
         self.data_dir = os.path.join(self.dir, "data")
@@ -195,7 +203,6 @@ class JabberappServer(Server):
     def env(self):
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env["PYTHONPATH"] = os.pathsep.join(p for p in (self.src, env.get("PYTHONPATH")) if p)
-        env["JABBERAPP_BENCH_NODELAY"] = "1" if self.nodelay else "0"
         return env
 
     def introspect(self) -> dict:
@@ -227,7 +234,8 @@ class JabberappServer(Server):
         return self._introspected
 
     def command(self):
-        return [sys.executable, os.path.join(ROOT, "benchmarks", "jabberapp_launch.py"),
+        # twistd itself (the module has no __main__ block, hence -c), as the E2E tests run it.
+        return [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
                 "-n", "--pidfile=", "jabberapp", "--config", self.config_path]
 
     def write_config(self):
@@ -482,14 +490,310 @@ Component "conference.{DOMAIN}" "muc"
         return f"Prosody {out} (Debian package, {lua}, epoll backend)"
 
 
+# jabberapp extension -> the ejabberd modules doing the same job (as for Prosody above).
+EJABBERD_COUNTERPARTS = {
+    "disco": ("mod_disco",), "ping": ("mod_ping",), "time": ("mod_time",),
+    "version": ("mod_version",), "roster": ("mod_roster",),
+    # mod_blocking is XEP-0191 on top of mod_privacy's lists: it needs that module.
+    "blocking": ("mod_privacy", "mod_blocking"), "offline": ("mod_offline",),
+    "private": ("mod_private",), "vcard": ("mod_vcard",), "last": ("mod_last",),
+    "register": ("mod_register",),
+    # XEP-0157 is mod_disco's server_info option (empty, as jabberapp's default).
+    "contact_addresses": ("mod_disco",), "caps": ("mod_caps",),
+    # One mod_pubsub serves both: the pubsub.<host> service ('flat' nodes) and PEP ('pep').
+    "pubsub": ("mod_pubsub",), "pep": ("mod_caps", "mod_pubsub"), "muc": ("mod_muc",),
+    "carbons": ("mod_carboncopy",), "mam": ("mod_mam",), "csi": ("mod_client_state",),
+    "stream_management": ("mod_stream_mgmt",), "smacks": ("mod_stream_mgmt",),
+}
+# Always, as PROSODY_BASE.
+EJABBERD_BASE = ("mod_roster", "mod_disco", "mod_ping", "mod_time", "mod_version")
+
+
+def ejabberd_modules(jabberapp_extensions) -> tuple[dict[str, dict], list[str]]:
+    """({ejabberd module: its options}, jabberapp extensions without a counterpart)."""
+    names = list(EJABBERD_BASE)
+    unmatched = []
+    for name in jabberapp_extensions:
+        modules = EJABBERD_COUNTERPARTS.get(name)
+        if modules is None:
+            unmatched.append(name)
+        names += [m for m in modules or () if m not in names]
+    options = {name: {} for name in names}
+    if "mod_vcard" in options:
+        options["mod_vcard"] = {"search": False}     # no vjud.<host>: jabberapp has none
+    if "mod_register" in options:
+        # In-band registration refused, as jabberapp's allow_registration = no and
+        # Prosody's allow_registration = false (their defaults).
+        options["mod_register"] = {"access": "none"}
+    if "mod_pubsub" in options:
+        plugins = ["flat"] if "pubsub" in jabberapp_extensions else []
+        if "pep" in jabberapp_extensions:
+            plugins.append("pep")
+        options["mod_pubsub"] = {"plugins": plugins or ["flat"]}
+    if "mod_muc" in options:
+        # ejabberd 23.01 does not lock new rooms: they open on first join, as jabberapp's
+        # with lock_new_rooms = no. 20 messages of history, as both others.
+        options["mod_muc"] = {"host": f"conference.{DOMAIN}", "history_size": 20}
+    return options, unmatched
+
+
+def ejabberd_lib_dir() -> str | None:
+    """Where the Debian package keeps ejabberd's Erlang application (ERL_LIBS), e.g.
+    /usr/lib/x86_64-linux-gnu; None when ejabberd is not installed."""
+    found = sorted(glob.glob("/usr/lib/*/ejabberd-*/ebin/ejabberd.app")
+                   + glob.glob("/usr/lib/ejabberd-*/ebin/ejabberd.app"))
+    if not found:
+        return None
+    return os.path.dirname(os.path.dirname(os.path.dirname(found[-1])))
+
+
+class EjabberdServer(Server):
+    """A private ejabberd: own config, mnesia spool and logs, not distributed (no epmd)."""
+
+    name = "ejabberd"
+    HASH = {"SCRAM-SHA-1": "sha", "SCRAM-SHA-256": "sha256"}
+
+    def __init__(self, workdir, iterations, mechanism, cpu="0", modules=None):
+        super().__init__(workdir, iterations, mechanism, cpu)
+        self.config_path = os.path.join(self.dir, "ejabberd.yml")
+        # The spool (mnesia) belongs to one node name; a non-distributed node is always
+        # nonode@nohost, so the spool is valid for every start.
+        self.spool = os.path.join(self.dir, "spool")
+        self.logs = os.path.join(self.dir, "log")
+        self.modules = dict(modules if modules is not None else ejabberd_modules(())[0])
+        self.lib_dir = ejabberd_lib_dir()
+
+    def env(self):
+        if self.lib_dir is None:
+            raise RuntimeError("ejabberd is not installed (benchmarks/run installs it: apt-get)")
+        env = dict(os.environ)
+        # What ejabberdctl (Debian 23.01) exports for `foreground`, pointed at our files.
+        env.update({
+            "EJABBERD_CONFIG_PATH": self.config_path,
+            "EJABBERD_LOG_PATH": os.path.join(self.logs, "ejabberd.log"),
+            "ERL_LIBS": self.lib_dir,
+            "ERL_MAX_PORTS": "32000",
+            "ERL_MAX_ETS_TABLES": "1400",
+            "ERL_CRASH_DUMP": os.path.join(self.logs, "erl_crash.dump"),
+            "CONTRIB_MODULES_PATH": os.path.join(self.dir, "contrib"),
+            "HOME": self.dir,
+        })
+        env.pop("EJABBERD_PID_PATH", None)
+        return env
+
+    def _erl(self) -> list[str]:
+        # ejabberdctl foreground's `erl` line: +P 250000, no crash dump, mnesia in our spool,
+        # -s ejabberd; plus one scheduler (+S 1:1, and one dirty CPU scheduler) so that the
+        # BEAM runs like the others, on one core. Not distributed: no -sname, so no epmd.
+        return [shutil.which("erl") or "/usr/bin/erl", "-noinput", "+P", "250000",
+                "+S", "1:1", "+SDcpu", "1:1", "-env", "ERL_CRASH_DUMP_BYTES", "0",
+                "-mnesia", "dir", _erlang_string(self.spool), "-s", "ejabberd"]
+
+    def command(self):
+        # -s ejabberd returns once the application has started (modules loaded, the
+        # ejabberd_started hooks run); the -eval after it then drops the flag start() waits
+        # for, since the c2s port may accept a little earlier.
+        flag = _erlang_string(self.started_flag)
+        return self._erl() + ["-eval", f'ok = file:write_file({flag}, <<"started">>).']
+
+    @property
+    def started_flag(self) -> str:
+        return os.path.join(self.dir, "started.flag")
+
+    def start(self, timeout: float = 60.0) -> int:
+        if os.path.exists(self.started_flag):
+            os.remove(self.started_flag)
+        started = time.monotonic()
+        pid = super().start(timeout)
+        while not os.path.exists(self.started_flag):
+            if self.process.poll() is not None or time.monotonic() - started > timeout:
+                self.stop()
+                raise RuntimeError(f"ejabberd did not finish starting within {timeout}s:\n"
+                                   f"{self.log_tail()}")
+            time.sleep(0.05)
+        return pid
+
+    def stop(self, timeout: float = 20.0) -> None:
+        # The BEAM's helpers (erl_child_setup, memsup, inet_gethost) end when it does; wait
+        # for them, and kill any that outlives it (ours: found under our PID, by PID).
+        helpers = _descendants(self.process.pid) if self.process is not None else []
+        super().stop(timeout)
+        deadline = time.monotonic() + 5.0
+        while helpers and time.monotonic() < deadline:
+            helpers = [h for h in helpers if _start_time(h[0]) == h[1]]
+            time.sleep(0.05)
+        for pid, _ in helpers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def write_config(self):
+        os.makedirs(self.spool, exist_ok=True)
+        os.makedirs(self.logs, exist_ok=True)
+        modules = "".join(f"  {name}: {_yaml(options)}\n"
+                          for name, options in self.modules.items())
+        with open(self.config_path, "w") as f:
+            f.write(f"""\
+# generated by benchmarks/servers.py: a private ejabberd, nothing shared with the system one
+hosts: [{_yaml(DOMAIN)}]
+loglevel: warning
+log_rotate_count: 0
+certfiles: [{_yaml(self.cert)}, {_yaml(self.key)}]
+default_db: mnesia
+auth_method: [mnesia]
+auth_password_format: scram
+auth_scram_hash: {self.HASH[self.mechanism]}
+# The default (1000 entries per cache) is smaller than the benchmark's working set (10 000
+# accounts, 20 000 roster items): ejabberd then logs 'you should increase maximum cache
+# size' and goes back to mnesia; the other two keep these in memory.
+cache_size: 100000
+# No rate limits: no shapers, no shaper rules, a c2s queue limit far above any window here.
+shaper: {{}}
+shaper_rules: {{}}
+max_fsm_queue: 1000000
+# No federation (jabberapp's is switched off, Prosody runs without mod_s2s): no s2s
+# listener, and outgoing s2s refused.
+s2s_access: none
+# backlog: ejabberd's default accept queue is 5 connections, and a login burst overflowing
+# it waits a SYN retransmission (1 s); 128 is Prosody's default (tcp_backlog), Twisted's 50.
+listen:
+  - port: {self.port}
+    ip: "127.0.0.1"
+    module: ejabberd_c2s
+    starttls_required: true
+    max_stanza_size: 262144
+    shaper: none
+    backlog: 128
+modules:
+{modules}""")
+
+    def _run_erlang(self, terms: str, timeout: float = 900) -> dict:
+        """Start this ejabberd once with provision_ejabberd.erl loaded, have it read
+        C{terms} (see that module), stop; returns its JSON line."""
+        self.write_config()
+        marker = os.path.join(self.spool, "provisioned-"
+                              + hashlib.sha256(terms.encode()).hexdigest()[:16])
+        if os.path.exists(marker):
+            return {"done": "earlier"}
+        path = os.path.join(self.dir, "provision.terms")
+        with open(path, "w") as f:
+            f.write(terms)
+        source = os.path.join(ROOT, "benchmarks", "provision_ejabberd.erl")
+        code = (
+            "try Inc = filename:join(filename:dirname(filename:dirname(code:which(xmpp))),"
+            " \"include\"),"
+            f" {{ok, M, B}} = compile:file({_erlang_string(source)}, [binary, report, {{i, Inc}}]),"
+            f" {{module, M}} = code:load_binary(M, {_erlang_string(source)}, B),"
+            f" M:run({_erlang_string(path)}), init:stop()"
+            " catch C:E:S -> io:format(\"~p:~p~n~p~n\", [C, E, S]), erlang:halt(1) end.")
+        started = time.monotonic()
+        result = subprocess.run(self._erl() + ["-eval", code], cwd=self.dir, env=self.env(),
+                                stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                timeout=timeout)
+        lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+        if result.returncode != 0 or not lines:
+            raise RuntimeError(f"ejabberd provisioning failed ({result.returncode}):\n"
+                               f"{result.stdout[-2000:]}{result.stderr[-2000:]}")
+        with open(marker, "w") as f:
+            f.write(lines[-1])
+        return dict(json.loads(lines[-1]), seconds=round(time.monotonic() - started, 1))
+
+    def _terms_head(self) -> str:
+        stored, server = scram_material(self.mechanism, self.iterations)
+        return (f"{{host, {_erlang_binary(DOMAIN)}}}.\n"
+                f"{{scram, {self.HASH[self.mechanism]}, {_erlang_binary(_b64(stored))}, "
+                f"{_erlang_binary(_b64(server))}, {_erlang_binary(_b64(SALT))}, "
+                f"{self.iterations}}}.\n")
+
+    def provision(self, groups):
+        terms = self._terms_head() + "".join(
+            f"{{users, {_erlang_binary(prefix)}, {count}}}.\n"
+            for prefix, count in groups.items())
+        return self._run_erlang(terms)
+
+    def provision_rosters(self, prefix, users, contacts):
+        lines = [self._terms_head(), f"{{users, {_erlang_binary(prefix)}, {users}}}.\n"]
+        for i in range(users):
+            items = ", ".join(_erlang_binary(f"{prefix}{j}")
+                              for j in sorted(ring_contacts(i, users, contacts)))
+            lines.append(f"{{roster, {_erlang_binary(f'{prefix}{i}')}, [{items}]}}.\n")
+        self._run_erlang("".join(lines))
+        return "files"
+
+    def version(self):
+        out = otp = ""
+        try:
+            out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "ejabberd"],
+                                 capture_output=True, text=True, timeout=10).stdout.strip()
+            otp = subprocess.run(
+                [shutil.which("erl") or "/usr/bin/erl", "-noshell", "-eval",
+                 'io:format("~s/~s", [erlang:system_info(otp_release), '
+                 'erlang:system_info(version)]), halt().'],
+                capture_output=True, text=True, timeout=60).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        release, _, erts = otp.partition("/")
+        return (f"ejabberd {out or '?'} (Debian package, Erlang/OTP {release or '?'}, "
+                f"erts {erts or '?'}, one scheduler, mnesia)")
+
+
+def _start_time(pid: int) -> int | None:
+    """The start time of process C{pid} (field 22 of /proc/PID/stat), None once it is gone:
+    with the PID, it names one process even after the PID is reused."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return int(data[data.rindex(b")") + 2:].split()[19])
+
+
+def _descendants(pid: int) -> list[tuple[int, int]]:
+    """(pid, start time) of every process below C{pid}."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        parent = int(data[data.rindex(b")") + 2:].split()[1])
+        children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            start = _start_time(child)
+            if start is not None:
+                found.append((child, start))
+                todo.append(child)
+    return found
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _erlang_string(text: str) -> str:
+    """An Erlang string literal (ASCII text: paths and names made here)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _erlang_binary(text: str) -> str:
+    return "<<" + _erlang_string(text) + ">>"
+
+
+def _yaml(value) -> str:
+    """A YAML flow value (JSON is YAML) for config strings, booleans, lists and maps."""
+    return json.dumps(value)
+
+
 def write_pie(path: str, iterations: int, prefix: str, users: int, contacts: int) -> None:
     """A XEP-0227 file: the ring's accounts (SCRAM-SHA-1 and -SHA-256 credentials of
     PASSWORD with SALT, no password) and their rosters (subscription both)."""
-    import base64
-
-    def b64(data):
-        return base64.b64encode(data).decode("ascii")
-
+    b64 = _b64
     credentials = []
     for mechanism in ("SCRAM-SHA-1", "SCRAM-SHA-256"):
         stored, server = scram_material(mechanism, iterations)
