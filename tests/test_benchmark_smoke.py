@@ -1,7 +1,8 @@
 """
 A tiny run of the benchmark load generator (benchmarks/loadgen) against a real jabberapp
 server, so the generator cannot rot: a few sessions log in the whole way, a few messages
-travel, none is lost. Nothing about speed is measured or asserted here (benchmarks/run does
+travel, none is lost, and a small room's fan-out (the loop the presence and MUC scenarios
+share) counts every copy. Nothing about speed is measured or asserted here (benchmarks/run does
 that, outside the test suite).
 """
 import asyncio
@@ -11,7 +12,7 @@ import sys
 
 import pytest
 
-from benchmarks.loadgen import scenarios
+from benchmarks.loadgen import muc, scenarios
 from benchmarks.loadgen.client import Target
 from tests.e2e.harness import ROOT, ServerProcess, subprocess_env
 
@@ -21,7 +22,9 @@ USERS = 4
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    server = ServerProcess(tmp_path_factory.mktemp("bench"))
+    # Rooms open on first join, as the benchmark configures jabberapp.
+    server = ServerProcess(tmp_path_factory.mktemp("bench"),
+                           config="[extension:muc]\nlock_new_rooms = no\n")
     # The benchmark's own bulk account creation (one process, one PBKDF2 per hash).
     created = subprocess.run(
         [sys.executable, os.path.join(ROOT, "benchmarks", "provision_jabberapp.py"),
@@ -59,3 +62,14 @@ def test_generator_messages_arrive_once_each(server):
     assert (result["lost"], result["duplicates"], result["misdirected"],
             result["error_stanzas"]) == (0, 0, 0, 0)
     assert result["rate_p99_ms"] is not None
+
+
+def test_generator_muc_fan_out_counts_every_copy(server):
+    """In a room of three, every groupchat message reaches the two others and its sender."""
+    result = _run(muc.muc(_target(server), rooms=1, occupants=3, window=1, warmup_s=0.1,
+                          duration_s=0.3, drain_s=5.0, settle_max_s=5.0))
+    assert "error" not in result and "skipped" not in result, result
+    assert result["messages_sent"] > 0
+    assert result["deliveries"] == 2 * result["messages_sent"]
+    assert (result["lost"], result["echoes_missing"], result["disconnected"]) == (0, 0, 0)
+    assert result["deliveries_per_s"] > 0

@@ -14,6 +14,8 @@ returning a dict of plain numbers (JSON-ready). Every loop is bounded in count a
                 loop on each sender's own reflected presence), deliveries lost.
 5. muc          MUC fan-out (benchmarks/loadgen/muc.py): groupchat deliveries/s in rooms of
                 100 occupants; skipped, with the reason, where no room can be joined.
+
+Scenarios 4 and 5 share their closed loop and measurements (fan_out).
 """
 from __future__ import annotations
 
@@ -345,38 +347,45 @@ async def idle(target, levels=(1000, 5000, 10000), concurrency=100, settle_s=5.0
     return result
 
 
-# -- 4. presence fan-out -------------------------------------------------------------------
+# -- fan-out: scenarios 4 (presence) and 5 (MUC) --------------------------------------------
 
 
-class PresenceRun:
-    """Counts presence deliveries (<status>p…) and keeps each sender's window full."""
+class FanOutRun:
+    """A closed loop over senders whose stanzas the server fans out (presence to contacts,
+    groupchat to occupants). Counts the copies carrying C{tag} that arrive: deliveries at
+    the others, and echoes, the sender's own copy coming back, each of which sends its next
+    stanza (so every sender keeps a fixed window in flight)."""
 
-    def __init__(self, window):
-        self.window = window
+    def __init__(self, tag: bytes):
+        self.tag = tag
         self.deliveries = 0
-        self.updates_sent = 0
         self.echoes = 0
+        self.sent = 0
         self.running = False
 
+    def join(self, session, own: bytes, prefix: bytes, suffix: bytes):
+        """C{session} sends prefix + seq + suffix; C{own} marks its stanzas' copies."""
+        session.state = [b"", 0, own, prefix, suffix]
+        session.on_data = self.on_data
+
     def send(self, session, count):
-        seq = session.state[1]
-        marker = session.state[2]
-        session.state[1] = seq + count
-        self.updates_sent += count
+        state = session.state
+        seq = state[1]
+        state[1] = seq + count
+        self.sent += count
+        prefix, suffix = state[3], state[4]
         session.transport.write(b"".join(
-            [b"<presence>" + marker + b"%d</status></presence>" % s
-             for s in range(seq, seq + count)]))
+            [prefix + b"%d" % s + suffix for s in range(seq, seq + count)]))
 
     def on_data(self, session, data):
         state = session.state
-        tail = state[0]
-        if tail:
-            data = tail + data
+        if state[0]:
+            data = state[0] + data
         cut = complete_part(data)
         state[0] = data[cut:]
         if cut <= 0:
             return
-        total = data.count(b"<status>p", 0, cut)
+        total = data.count(self.tag, 0, cut)
         if not total:
             return
         own = data.count(state[2], 0, cut)
@@ -384,6 +393,62 @@ class PresenceRun:
         self.echoes += own
         if own and self.running and not session.lost:
             self.send(session, own)
+
+
+async def fan_out(target, senders, tag, recipients, window, warmup_s, duration_s, drain_s,
+                  settle_max_s, unit):
+    """Run a fan-out closed loop and return its measurements (the result dictionary of
+    scenarios 4 and 5, without their own parameters).
+
+    C{senders}: (session, own marker, stanza prefix, stanza suffix) for each online session;
+    C{tag} is in every copy of every stanza sent, C{recipients} the copies each stanza
+    should reach besides its sender's; C{unit} names the stanzas in the result
+    ('updates': updates_per_s, updates_sent)."""
+    sessions = [sender[0] for sender in senders]
+    last = [time.monotonic()]
+
+    def quiet(session, data):
+        last[0] = time.monotonic()
+
+    for session in sessions:
+        session.on_data = quiet
+    # Let the joins' or logins' own traffic finish: wait for 1 s of silence.
+    settle_deadline = time.monotonic() + settle_max_s
+    while time.monotonic() < settle_deadline and time.monotonic() - last[0] < 1.0:
+        await asyncio.sleep(0.1)
+    run = FanOutRun(tag)
+    for sender in senders:
+        run.join(*sender)
+    run.running = True
+    for session in sessions:
+        run.send(session, window)
+    await asyncio.sleep(warmup_s)
+    measure = procstat.Window(target.server_pid)
+    before_deliveries, before_echoes = run.deliveries, run.echoes
+    await asyncio.sleep(duration_s)
+    deliveries = run.deliveries - before_deliveries
+    echoes = run.echoes - before_echoes
+    stats = measure.close()
+    run.running = False
+    expected = lambda: run.sent * recipients  # noqa: E731
+    await _wait_until(lambda: run.deliveries >= expected() and run.echoes >= run.sent,
+                      drain_s)
+    result = {
+        "deliveries_per_s": deliveries / stats["wall_s"],
+        f"{unit}_per_s": echoes / stats["wall_s"],
+        **stats,
+        f"{unit}_sent": run.sent,
+        "deliveries": run.deliveries,
+        "lost": expected() - run.deliveries,
+        "echoes_missing": run.sent - run.echoes,
+        "disconnected": sum(1 for s in sessions if s.lost),
+    }
+    if stats.get("server_cpu_s"):
+        result["deliveries_per_cpu_s"] = deliveries / stats["server_cpu_s"]
+    return result
+
+
+# -- 4. presence fan-out -------------------------------------------------------------------
 
 
 async def presence(target, users=1000, contacts=100, window=2, warmup_s=2.0, duration_s=10.0,
@@ -417,47 +482,11 @@ async def presence(target, users=1000, contacts=100, window=2, warmup_s=2.0, dur
         await close_all(online)
         return {"error": f"{len(short)} users have fewer than {contacts} roster items "
                          f"(e.g. {short[:3]})"}
-    run = PresenceRun(window)
-    last = [time.monotonic()]
-
-    def quiet_counter(session, data):
-        last[0] = time.monotonic()
-
-    for session in online:
-        session.on_data = quiet_counter
-    # Let the initial-presence fan-out and probe answers finish: wait for 1 s of silence.
-    settle_deadline = time.monotonic() + settle_max_s
-    while time.monotonic() < settle_deadline and time.monotonic() - last[0] < 1.0:
-        await asyncio.sleep(0.1)
-    for session in online:
-        session.state = [b"", 0, b"<status>p%d-" % session.index]
-        session.on_data = run.on_data
-    run.running = True
-    for session in online:
-        run.send(session, window)
-    await asyncio.sleep(warmup_s)
-    measure = procstat.Window(target.server_pid)
-    before_deliveries, before_updates = run.deliveries, run.echoes
-    await asyncio.sleep(duration_s)
-    deliveries = run.deliveries - before_deliveries
-    updates = run.echoes - before_updates
-    stats = measure.close()
-    run.running = False
-    expected = lambda: run.updates_sent * contacts  # noqa: E731
-    await _wait_until(lambda: run.deliveries >= expected() and run.echoes >= run.updates_sent,
-                      drain_s)
-    result.update({
-        "deliveries_per_s": deliveries / stats["wall_s"],
-        "updates_per_s": updates / stats["wall_s"],
-        **stats,
-        "updates_sent": run.updates_sent,
-        "deliveries": run.deliveries,
-        "lost": expected() - run.deliveries,
-        "echoes_missing": run.updates_sent - run.echoes,
-        "disconnected": sum(1 for s in online if s.lost),
-    })
-    if stats.get("server_cpu_s"):
-        result["deliveries_per_cpu_s"] = deliveries / stats["server_cpu_s"]
+    # Each update's <status> carries p<index>-<seq>: the sender's copy comes back to it.
+    senders = [(s, b"<status>p%d-" % s.index, b"<presence><status>p%d-" % s.index,
+                b"</status></presence>") for s in online]
+    result.update(await fan_out(target, senders, b"<status>p", contacts, window, warmup_s,
+                                duration_s, drain_s, settle_max_s, "updates"))
     await close_all(online)
     return result
 
@@ -531,15 +560,3 @@ async def subscribe_ring(target, users, contacts, concurrency=50, prefix="p", ti
     if complete < users:
         raise RuntimeError(f"subscribe_ring: only {complete}/{users} rosters complete")
     return {"seconds": round(time.monotonic() - started, 1), "users": users}
-
-
-from benchmarks.loadgen.muc import muc  # noqa: E402 - it uses the helpers above
-
-SCENARIOS = {
-    "login": login_storm,
-    "messages": messages,
-    "idle": idle,
-    "presence": presence,
-    "muc": muc,
-    "subscribe": subscribe_ring,
-}
