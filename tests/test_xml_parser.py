@@ -4,12 +4,14 @@ parse_element().
 """
 import os
 import random
+from unittest import mock
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 from lxml import etree
 from twisted.trial.unittest import SynchronousTestCase
 
 from jabberapp.errors import StreamError
+from jabberapp.xml import parser as parser_module
 from jabberapp.xml import (
     NS_CLIENT, NS_COMPONENT, NS_SERVER, StreamClosed, StreamOpened, StreamParser, parse_element,
     serialize,
@@ -213,6 +215,34 @@ class StreamEventTests(SynchronousTestCase):
         events = parser.feed(HEADER + b"<iq/>")
         self.assertIsInstance(events[0], StreamOpened)
         self.assertEqual(len(events), 2)
+
+    def test_reset_frees_the_old_document_parser(self):
+        """reset() closes the previous lxml parser at once: lxml's pull parser sits in a
+        reference cycle, and an unclosed one would hold its libxml2 context until the
+        cyclic garbage collector ran."""
+        closed = []
+
+        class Recording(etree.XMLPullParser):
+            def close(self):
+                closed.append(self)
+                return super().close()
+
+        with mock.patch.object(parser_module.etree, "XMLPullParser", Recording):
+            parser = StreamParser()
+            parser.feed(HEADER + b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+            self.assertEqual(closed, [])
+            parser.reset()
+            self.assertEqual(len(closed), 1)
+            self.assertEqual(len(parser.feed(HEADER + b"<iq/>")), 2)
+            parser.close()
+            self.assertEqual(len(closed), 2)
+
+    def test_feed_after_close(self):
+        """Once close()d (the connection is gone) the parser refuses more bytes."""
+        parser = StreamParser()
+        parser.feed(HEADER)
+        parser.close()
+        self.assertRaises(StreamError, parser.feed, b"<iq/>")
 
     def test_reset_after_error(self):
         """reset() also revives a parser that raised."""

@@ -90,7 +90,7 @@ class C2SStream(XMLStreamProtocol):
             self.close(StreamError("connection-timeout"))
 
     def connectionLost(self, reason=None):
-        self.closed = True
+        super().connectionLost(reason)
         if self._timeout is not None and self._timeout.active():
             self._timeout.cancel()
         if self.jid is not None and self.host is not None:
@@ -340,6 +340,7 @@ class C2SStream(XMLStreamProtocol):
             replaced.close(StreamError("conflict", "Replaced by new connection"))
         if self._timeout is not None and self._timeout.active():
             self._timeout.cancel()
+        self._timeout = None    # a cancelled call kept here would live as long as the session
         answer = st.reply(iq)
         result = etree.SubElement(answer, BIND, nsmap={None: NS_BIND})
         etree.SubElement(result, f"{{{NS_BIND}}}jid").text = str(self.jid)

@@ -88,7 +88,7 @@ class ComponentStream(XMLStreamProtocol):
 
     def connectionLost(self, reason=None):
         self._detach()
-        self.closed = True
+        super().connectionLost(reason)
         if self._timeout is not None and self._timeout.active():
             self._timeout.cancel()
         self._timeout = None

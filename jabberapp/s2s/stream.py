@@ -234,7 +234,7 @@ class InboundStream(S2SStream):
             self.close(StreamError("connection-timeout"))
 
     def connectionLost(self, reason=None):
-        self.closed = True
+        super().connectionLost(reason)
         if self._timeout is not None and self._timeout.active():
             self._timeout.cancel()
         self._timeout = None
@@ -493,7 +493,7 @@ class OutboundStream(S2SStream):
         return {"from": self.local_domain, "to": self.remote_domain, "version": "1.0"}
 
     def connectionLost(self, reason=None):
-        self.closed = True
+        super().connectionLost(reason)
         if self.authenticated:
             self._log_down(self.remote_domain, self.failure or self.peer_error)
         self.route.stream_lost(self)

@@ -93,6 +93,11 @@ class XMLStreamProtocol(Protocol):
         self._drain()
         return None
 
+    def connectionLost(self, reason=None):
+        """Subclasses extend this: the stream is over, its parser is freed."""
+        self.closed = True
+        self.parser.close()
+
     def discard_pending(self):
         """Drop queued events and restart the parser (after STARTTLS and SASL success: bytes
         sent before the restart must not be trusted, RFC 6120 §5.3.4, §6.4.6)."""
