@@ -82,24 +82,26 @@ class Hooks:
     """Named chains of (priority, handler); higher priority first, ties in insertion order."""
 
     def __init__(self):
-        self._chains = {}
+        self._chains = {}     # event -> [(priority, handler)], as registered
+        self._handlers = {}   # event -> tuple of handlers in firing order
 
     def add(self, event, handler, priority=0):
         chain = self._chains.setdefault(event, [])
         chain.append((priority, handler))
         # Stable sort keeps insertion order among equal priorities.
         chain.sort(key=lambda entry: -entry[0])
+        self._handlers[event] = tuple(h for _, h in chain)
 
     def remove(self, event, handler):
         chain = self._chains.get(event, [])
         chain[:] = [entry for entry in chain if entry[1] is not handler]
+        self._handlers[event] = tuple(h for _, h in chain)
 
     def fire(self, event, *args):
         """Run the chain; True when a hook returned HANDLED."""
-        chain = self._chains.get(event)
-        if not chain:
-            return False
-        for _, handler in tuple(chain):
+        # A tuple made at registration: a hook may add or remove hooks while the chain
+        # runs without changing this run, and no stanza pays for a copy.
+        for handler in self._handlers.get(event, ()):
             try:
                 if handler(*args) is HANDLED:
                     return True

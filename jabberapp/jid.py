@@ -187,6 +187,9 @@ class JID:
     local: str | None
     domain: str
     resource: str | None = None
+    # Computed on first use and kept: every routed stanza asks for these again.
+    _text: str | None = attrs.field(default=None, init=False, eq=False, hash=False)
+    _bare: JID | None = attrs.field(default=None, init=False, eq=False, hash=False)
 
     @classmethod
     def parse(cls, s: str) -> JID:
@@ -206,7 +209,11 @@ class JID:
         """This JID without its resource."""
         if self.resource is None:
             return self
-        return JID(self.local, self.domain, None)
+        bare = self._bare
+        if bare is None:
+            bare = JID(self.local, self.domain, None)
+            object.__setattr__(self, "_bare", bare)
+        return bare
 
     def with_resource(self, resource: str) -> JID:
         """This JID with the given (prepared here) resource in place of any existing one."""
@@ -223,11 +230,14 @@ class JID:
         return self.local is None and self.resource is None
 
     def __str__(self) -> str:
-        s = self.domain
-        if self.local is not None:
-            s = f"{self.local}@{s}"
-        if self.resource is not None:
-            s = f"{s}/{self.resource}"
+        s = self._text
+        if s is None:
+            s = self.domain
+            if self.local is not None:
+                s = f"{self.local}@{s}"
+            if self.resource is not None:
+                s = f"{s}/{self.resource}"
+            object.__setattr__(self, "_text", s)
         return s
 
     def __repr__(self) -> str:

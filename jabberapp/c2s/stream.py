@@ -70,6 +70,7 @@ class C2SStream(XMLStreamProtocol):
         self.presence = None       # the last available broadcast presence (for probes)
         self.state = {}            # per-extension session state, keyed by extension name
         self._mechanism = None
+        self._channel_bindings = None   # read once the TLS handshake is done
         self._sasl_failures = 0
         self._timeout = None
 
@@ -199,7 +200,11 @@ class C2SStream(XMLStreamProtocol):
     # -- SASL (RFC 6120 §6) ----------------------------------------------------------
 
     def _sasl_context(self):
-        bindings = channel_bindings(self.transport) if self.secure else {}
+        # Read from the TLS connection once (not before its handshake is done): the
+        # features and every SASL attempt ask again.
+        if not self._channel_bindings and self.secure:
+            self._channel_bindings = channel_bindings(self.transport)
+        bindings = self._channel_bindings or {}
         return sasl.SASLContext(host=self.host.domain, auth=self.host.auth,
                                 secure=self.secure, channel_bindings=bindings,
                                 allowed=self.factory.mechanisms)

@@ -486,15 +486,14 @@ class Blocklists:
         if self._pass_outbound.pop(id(stanza), None) is not None:
             return None
         sender = _jid_or_none(stanza.get("from"))
-        target = _jid_or_none(stanza.get("to"))
-        if (sender is None or target is None or sender.local is None
-                or sender.domain != self.host.domain):
+        if sender is None or sender.local is None or sender.domain != self.host.domain:
             return None
         username = sender.local
         entries = self.lists.get(username)
         if entries is not None and not entries:
-            return None
-        if self._own(username, target):
+            return None     # the common case: nothing blocked
+        target = _jid_or_none(stanza.get("to"))
+        if target is None or self._own(username, target):
             return None
         if entries is None:
             self._hold_outbound(username, stanza, origin, target, client)

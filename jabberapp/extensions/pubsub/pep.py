@@ -276,6 +276,11 @@ class PEP:
         """MESSAGE_BARE: a submitted subscription authorization form (XEP-0060 §8.6)
         that the account owner sends to its own bare JID approves or denies a pending
         subscription to one of its nodes (access model authorize)."""
+        to, sender = message.get("to"), message.get("from")
+        # Both are prepared by now; only a message from the owner to its own bare JID is
+        # searched for the form, not every message to a contact.
+        if not to or not sender or not (sender == to or sender.startswith(to + "/")):
+            return None
         form = find_authorization(message)
         if form is None or form.get("type") not in ("submit", "cancel"):
             return None
