@@ -11,7 +11,7 @@ import gc
 import os
 
 from twisted.application.service import Service
-from twisted.internet import defer, endpoints, threads
+from twisted.internet import defer, threads
 from jabberapp.logging import logger
 from twisted.plugin import getPlugins
 from twisted.protocols.tls import TLSMemoryBIOFactory
@@ -29,6 +29,7 @@ from jabberapp.s2s.manager import S2SManager, server_factories
 from jabberapp.sasl.throttle import FailureThrottle
 from jabberapp.status import StatusFile
 from jabberapp.storage import open_storage
+from jabberapp.transport import listen_tcp
 
 log = logger(__name__)
 
@@ -149,13 +150,12 @@ class ServerService(Service):
             for extension in self.extensions:
                 host.install(extension, self.settings.extension_options.get(extension.name, {}))
             self.hosts[domain] = host
-        yield self._listen()
+        self._listen()
         # What exists now (modules, classes, hosts, extensions) lives as long as the process:
         # taking it out of the cyclic collector's view shortens every full collection, the
         # pauses that otherwise land on logins and stanzas while sessions come and go.
         gc.freeze()
 
-    @defer.inlineCallbacks
     def _listen(self):
         c2s = self.settings.c2s
         throttle = FailureThrottle(self.reactor)
@@ -164,18 +164,17 @@ class ServerService(Service):
                       max_stanza_size=c2s.max_stanza_size,
                       mechanisms=frozenset(self.settings.auth.mechanisms) or None)
         plain = C2SFactory(tls_options=self.tls_options, **common)
-        yield self._listen_on("c2s", c2s.port, plain)
+        self._listen_on("c2s", c2s.port, plain)
         if c2s.direct_tls_port:
             direct = C2SFactory(tls_options=None, secure=True, **common)
             wrapped = TLSMemoryBIOFactory(self.tls_options, False, direct)
             wrapped.noisy = False
-            yield self._listen_on("c2s direct TLS", c2s.direct_tls_port, wrapped)
+            self._listen_on("c2s direct TLS", c2s.direct_tls_port, wrapped)
             self.factories.append(direct)
         self.factories.append(plain)
-        yield self._listen_components()
-        yield self._listen_s2s()
+        self._listen_components()
+        self._listen_s2s()
 
-    @defer.inlineCallbacks
     def _listen_s2s(self):
         """Federation: the s2s route manager becomes the router's remote destination."""
         if self._s2s_tls is None:
@@ -191,12 +190,11 @@ class ServerService(Service):
         self.status.write()
         plain, direct = server_factories(self.s2s)
         if config.port:
-            yield self._listen_on("s2s", config.port, plain, config.interface)
+            self._listen_on("s2s", config.port, plain, config.interface)
         if config.direct_tls_port:
-            yield self._listen_on("s2s direct TLS", config.direct_tls_port, direct,
+            self._listen_on("s2s direct TLS", config.direct_tls_port, direct,
                                   config.interface)
 
-    @defer.inlineCallbacks
     def _listen_components(self):
         """Route every configured component domain; listen for them (XEP-0114)."""
         settings = self.settings.components
@@ -205,18 +203,13 @@ class ServerService(Service):
         self.components = ComponentFactory(self.router, self.hosts, settings.components,
                                            self.reactor)
         if settings.port:
-            yield self._listen_on("component", settings.port, self.components,
+            self._listen_on("component", settings.port, self.components,
                                   settings.interface)
 
-    @defer.inlineCallbacks
     def _listen_on(self, label, port, factory, interface=None):
         if interface is None:
             interface = self.settings.c2s.interface
-        if ":" in interface:
-            endpoint = endpoints.TCP6ServerEndpoint(self.reactor, port, interface=interface)
-        else:
-            endpoint = endpoints.TCP4ServerEndpoint(self.reactor, port, interface=interface)
-        listening = yield endpoint.listen(factory)
+        listening = listen_tcp(self.reactor, port, factory, interface)
         self.ports.append(listening)
         address = listening.getHost()
         log.info("{label} listening on {interface} port {port}", label=label,
