@@ -49,7 +49,13 @@ class _Port(tcp.Port):
     transport = _Server
 
 
-def listen_tcp(reactor, port, factory, interface="", backlog=50):
+# Connections the kernel may hold for us before accept(): Twisted's default of 50 overflows
+# when many clients reconnect at once (after a network outage), and each overflowed one
+# waits a second for its SYN to be retried. 128 is Prosody's default too.
+LISTEN_BACKLOG = 128
+
+
+def listen_tcp(reactor, port, factory, interface="", backlog=LISTEN_BACKLOG):
     """Listen on C{port} (0: any free one) at C{interface} like reactor.listenTCP, with
     connections that send at once; returns the listening port. Raises CannotListenError."""
     listening = _Port(port, factory, backlog, interface, reactor)

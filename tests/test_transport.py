@@ -82,12 +82,14 @@ class SendAtOnceTests(SynchronousTestCase):
         self.assertEqual(self.received(), b"")
 
     def test_listen_tcp(self):
-        """listen_tcp listens like reactor.listenTCP, with this module's connections."""
+        """listen_tcp listens like reactor.listenTCP, with this module's connections and a
+        backlog of LISTEN_BACKLOG."""
         reactor = MemoryReactorClock()
         port = transport.listen_tcp(reactor, 0, Factory(), "127.0.0.1")
         self.assertIn(port, reactor.getReaders())
         self.assertIs(port.transport, transport._Server)
         self.assertEqual(port.getHost().host, "127.0.0.1")
+        self.assertEqual(port.backlog, transport.LISTEN_BACKLOG)
         port.stopListening()
         reactor.advance(0)
         self.assertNotIn(port, reactor.getReaders())
