@@ -1,12 +1,13 @@
 """
 The ``sqlite`` storage backend: one SQLite file (WAL mode) in the data directory.
 
-Theory of operation: every database call runs in the single thread of an
-``adbapi.ConnectionPool`` (cp_min = cp_max = 1), so the reactor never waits on SQLite and
-there is exactly one writer connection, whose queue also orders the calls. Each call is
-one transaction (``BEGIN IMMEDIATE`` for writes, so a second process such as jabberappctl
-waits on busy_timeout instead of failing half-way) committed by adbapi, or rolled back when
-the interaction raises.
+Theory of operation: every database call runs in one dedicated thread (``_DatabaseThread``)
+that owns the only connection, so the reactor never waits on SQLite and there is exactly one
+writer, whose queue also orders the calls. Each call is one transaction (``BEGIN IMMEDIATE``
+for writes, so a second process such as jabberappctl waits on busy_timeout instead of
+failing half-way), committed when the interaction returns or rolled back when it raises.
+(Twisted's adbapi did the same through its thread-pool machinery at about twice the CPU
+per call; a login makes four.)
 
 The schema is versioned: ``schema_version`` holds the number of MIGRATIONS applied; open()
 applies the missing ones in one transaction and refuses a database newer than the code.
@@ -15,11 +16,13 @@ Add a migration by appending to MIGRATIONS; never edit one that has shipped.
 from __future__ import annotations
 
 import os
+import queue
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
 
-from twisted.enterprise import adbapi
-from twisted.internet import defer, threads
+from twisted.internet import defer
+from twisted.python.failure import Failure
 from twisted.logger import Logger
 from twisted.plugin import IPlugin
 from zope.interface import implementer
@@ -104,8 +107,79 @@ MIGRATIONS: Sequence[Sequence[str] | Callable] = (
 )
 
 
+class _DatabaseThread:
+    """One thread and its one connection; run() queues an interaction for it."""
+
+    def __init__(self, path: str, reactor) -> None:
+        self._path = path
+        self._reactor = reactor
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._work, name=f"sqlite {path}",
+                                        daemon=True)
+        self._thread.start()
+
+    def run(self, interaction, *args) -> defer.Deferred:
+        """Deferred: C{interaction(cursor, *args)} run in the thread as one transaction."""
+        d = defer.Deferred()
+        self._jobs.put((interaction, args, d))
+        return d
+
+    def stop(self) -> defer.Deferred:
+        """Deferred fired once every queued interaction ran and the connection closed."""
+        d = defer.Deferred()
+        self._jobs.put((None, (), d))
+        return d
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _stopped(self, d) -> None:
+        # The thread has nothing left to do but return: wait for that, so that the thread
+        # is gone when the Deferred fires.
+        self._thread.join()
+        d.callback(None)
+
+    def _work(self) -> None:
+        call = self._reactor.callFromThread
+        connection = None
+        try:
+            # Autocommit at the driver level: each interaction issues its own BEGIN, so DDL
+            # in migrations is transactional too (the sqlite3 module would not BEGIN for it).
+            connection = sqlite3.connect(self._path, isolation_level=None,
+                                         check_same_thread=False)
+            _on_connect(connection)
+        except Exception:
+            opened = Failure()
+        else:
+            opened = None
+        while True:
+            interaction, args, d = self._jobs.get()
+            if interaction is None:
+                if connection is not None:
+                    connection.close()
+                call(self._stopped, d)
+                return
+            if opened is not None:
+                call(d.errback, opened)
+                continue
+            cursor = connection.cursor()
+            try:
+                result = interaction(cursor, *args)
+                cursor.close()
+                connection.commit()     # commits only what a BEGIN opened
+            except BaseException:
+                failure = Failure()
+                try:
+                    connection.rollback()
+                except sqlite3.Error:
+                    pass
+                call(d.errback, failure)
+            else:
+                call(d.callback, result)
+
+
 def _on_connect(connection: sqlite3.Connection) -> None:
-    # Runs in the pool's thread for its one connection.
+    # Runs in the database thread for its one connection.
     connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     connection.execute("PRAGMA journal_mode = WAL")
     connection.execute("PRAGMA foreign_keys = ON")
@@ -151,13 +225,8 @@ def open_sqlite(path: str, reactor) -> defer.Deferred:
         except OSError as exc:
             return defer.fail(StorageError(
                 f"{path}: cannot create the directory: {exc.strerror or exc}"))
-    pool = adbapi.ConnectionPool(
-        "sqlite3", path, check_same_thread=False,
-        # Autocommit at the driver level: each interaction issues its own BEGIN, so DDL
-        # in migrations is transactional too (the sqlite3 module would not BEGIN for it).
-        isolation_level=None,
-        cp_min=1, cp_max=1, cp_reactor=reactor, cp_openfun=_on_connect, cp_noisy=False)
-    storage = SQLiteStorage(pool, path, reactor)
+    database = _DatabaseThread(path, reactor)
+    storage = SQLiteStorage(database, path)
 
     def migrated(previous):
         if previous != len(MIGRATIONS):
@@ -177,13 +246,13 @@ def open_sqlite(path: str, reactor) -> defer.Deferred:
 
         return closing.addBoth(wrap)
 
-    d = pool.runInteraction(_migrate, path)
+    d = database.run(_migrate, path)
     d.addCallbacks(migrated, failed)
     return d
 
 
 class _Store:
-    """Common plumbing: run an interaction on the storage's pool."""
+    """Common plumbing: run an interaction on the storage's database thread."""
 
     def __init__(self, storage: SQLiteStorage) -> None:
         self._storage = storage
@@ -572,9 +641,8 @@ def _bulk_import(txn, records):
 class SQLiteStorage:
     """IStorage over one SQLite database; build it with open_sqlite()."""
 
-    def __init__(self, pool: adbapi.ConnectionPool, path: str, reactor) -> None:
-        self._pool = pool
-        self._reactor = reactor
+    def __init__(self, database: _DatabaseThread, path: str) -> None:
+        self._database = database
         self.path = path
         self.closed = False
         # None: open; a list of Deferreds: closing; a fired Deferred: closed.
@@ -586,7 +654,7 @@ class SQLiteStorage:
     def _run(self, interaction, *args) -> defer.Deferred:
         if self.closed:
             return defer.fail(StorageError("the storage is closed"))
-        return self._pool.runInteraction(interaction, *args)
+        return self._database.run(interaction, *args)
 
     def keyvalue(self, name):
         """See IStorage.keyvalue."""
@@ -607,8 +675,8 @@ class SQLiteStorage:
         return self._run(_delete_user, host, username)
 
     def bulk_import(self, records):
-        """See IBulkImport.bulk_import: one BEGIN IMMEDIATE transaction on the pool's thread,
-        rolled back by adbapi when anything raises."""
+        """See IBulkImport.bulk_import: one BEGIN IMMEDIATE transaction on the database
+        thread, rolled back when anything raises."""
         return self._run(_bulk_import, records)
 
     def close(self):
@@ -618,25 +686,17 @@ class SQLiteStorage:
         """
         if self._closing is None:
             self.closed = True
-            pool = self._pool
             waiters: list[defer.Deferred] = []
 
-            def disconnect():
-                # Queued behind every pending interaction on the single pool thread.
-                connection = pool.connections.get(pool.threadID())
-                if connection is not None:
-                    pool.disconnect(connection)
-
-            def stop(_):
-                pool.close()
+            def stopped(_):
                 self._closing = defer.succeed(None)
                 for waiter in waiters:
                     waiter.callback(None)
 
             self._closing = waiters
-            d = threads.deferToThreadPool(self._reactor, pool.threadpool, disconnect)
+            d = self._database.stop()    # queued behind every pending interaction
             d.addErrback(lambda f: log.failure("closing {path}", f, path=self.path))
-            d.addCallback(stop)
+            d.addCallback(stopped)
         if isinstance(self._closing, list):
             waiter = defer.Deferred()
             self._closing.append(waiter)

@@ -182,7 +182,7 @@ class SQLiteBackendTests(SQLiteMixin, TestCase):
     def test_pragmas(self):
         """The connection uses WAL, syncs fully, enforces foreign keys and waits when busy."""
         storage = yield self.open(self.temp_path("db.sqlite"))
-        rows = yield storage._pool.runInteraction(lambda txn: [
+        rows = yield storage._run(lambda txn: [
             txn.execute(f"PRAGMA {name}").fetchone()[0]
             for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")])
         self.assertEqual(rows, ["wal", 2, 1, sqlite_module.BUSY_TIMEOUT_MS])
@@ -235,11 +235,11 @@ class SQLiteBackendTests(SQLiteMixin, TestCase):
 
     @defer.inlineCallbacks
     def test_close_stops_thread(self):
-        """close() closes the connection and stops the pool's thread."""
+        """close() closes the connection and stops the database thread."""
         storage = yield open_sqlite(self.temp_path("db.sqlite"), reactor)
         yield storage.accounts.exists(HOST, "alice")
-        pool = storage._pool
+        database = storage._database
         yield storage.close()
-        self.assertEqual(pool.connections, {})
-        self.assertFalse([t for t in pool.threadpool.threads if t.is_alive()])
-        self.assertFalse(pool.running)
+        self.assertFalse(database.is_alive())
+        failure = yield self.assertFailure(storage.accounts.exists(HOST, "alice"), StorageError)
+        self.assertIn("closed", str(failure))
