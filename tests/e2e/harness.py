@@ -7,6 +7,7 @@ sleep to synchronise: every wait is for an event, bounded by a timeout.
 """
 import asyncio
 import os
+import random
 import re
 import select
 import signal
@@ -26,11 +27,41 @@ LISTENING = re.compile(r"(c2s(?: direct TLS)?|component|s2s(?: direct TLS)?) lis
 S2S_DISABLED = re.compile(r"^\s*enabled\s*=\s*(?:no|false|off|0)\s*$", re.M | re.I)
 
 
+_handed_out = set()
+
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nobody uses right now, never handed out before in this run.
+
+    Taken below the kernel's ephemeral range: a port the kernel picked for bind(0) can be
+    picked again for an outgoing connection (a client, Prosody, a DNS query over TCP) before
+    the server under test binds it, which fails the test with 'Address already in use'."""
+    high = _ephemeral_low()
+    low = max(1024, high - 12000)
+    if high - low < 1000:       # an unusual range: fall back to the kernel's choice
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    for _ in range(1000):
+        port = random.randrange(low, high)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free loopback port below the ephemeral range")
 
 
 def subprocess_env(plugin_path=None):
