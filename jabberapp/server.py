@@ -193,7 +193,7 @@ class ServerService(Service):
             self._listen_on("s2s", config.port, plain, config.interface)
         if config.direct_tls_port:
             self._listen_on("s2s direct TLS", config.direct_tls_port, direct,
-                                  config.interface)
+                            config.interface)
 
     def _listen_components(self):
         """Route every configured component domain; listen for them (XEP-0114)."""
@@ -204,7 +204,7 @@ class ServerService(Service):
                                            self.reactor)
         if settings.port:
             self._listen_on("component", settings.port, self.components,
-                                  settings.interface)
+                            settings.interface)
 
     def _listen_on(self, label, port, factory, interface=None):
         if interface is None:

@@ -145,8 +145,8 @@ class _DatabaseThread:
         try:
             # Autocommit at the driver level: each interaction issues its own BEGIN, so DDL
             # in migrations is transactional too (the sqlite3 module would not BEGIN for it).
-            connection = sqlite3.connect(self._path, isolation_level=None,
-                                         check_same_thread=False)
+            # Opened, used and closed in this thread only.
+            connection = sqlite3.connect(self._path, isolation_level=None)
             _on_connect(connection)
         except Exception:
             opened = Failure()
