@@ -270,7 +270,7 @@ class C2SStream(XMLStreamProtocol):
         """Answer <failure/> after the throttle's delay; close after too many attempts."""
         keys = self._throttle_keys()
         self._mechanism = None
-        counted = failure.condition not in ("aborted", "invalid-mechanism")
+        counted = failure.counted
         delay = self.factory.throttle.delay(*keys) if counted else 0
         if counted:
             self.factory.throttle.failed(*keys)

@@ -52,14 +52,21 @@ class SASLFailure(Exception):
     """The exchange failed with an RFC 6120 §6.5 C{condition} and optional C{text}.
 
     The text reaches the client: never put a password, a key or an internal error in it.
+
+    C{counted} says whether the failed-login throttle counts this failure as a guess: by
+    default every condition except an abort or an unknown mechanism; a mechanism the client
+    could not have used at all (nothing was checked) passes C{counted=False}.
     """
 
-    def __init__(self, condition: str, text: str | None = None):
+    def __init__(self, condition: str, text: str | None = None, counted: bool | None = None):
         if condition not in SASL_CONDITIONS:
             raise ValueError(f"unknown SASL failure condition {condition!r}")
         super().__init__(condition, text)
         self.condition = condition
         self.text = text
+        if counted is None:
+            counted = condition not in ("aborted", "invalid-mechanism")
+        self.counted = counted
 
     def __repr__(self):
         return f"SASLFailure({self.condition!r}, {self.text!r})"
