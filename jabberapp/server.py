@@ -8,7 +8,6 @@ listeners only once storage is ready.
 """
 import functools
 import gc
-import os
 
 from twisted.application.service import Service
 from twisted.internet import defer, threads
@@ -20,6 +19,7 @@ import jabberapp.plugins
 from jabberapp import tls
 from jabberapp.auth import InternalAuthProvider
 from jabberapp.c2s.stream import C2SFactory
+from jabberapp.datadir import DataDirError, ensure_data_dir
 from jabberapp.component.accept import ComponentFactory
 from jabberapp.errors import StreamError
 from jabberapp.host import VirtualHost
@@ -127,7 +127,11 @@ class ServerService(Service):
         self.ports = []
         self.factories = []
         self.components = None  # the ComponentFactory, when components are configured
-        os.makedirs(settings.data_dir, exist_ok=True)
+        self.failed = False      # set when starting failed: the process must exit non-zero
+        try:
+            ensure_data_dir(settings.data_dir)
+        except DataDirError as e:
+            raise StartupError(str(e)) from None
         self.certificates = certificates(settings)
         self.tls_options = tls.server_tls_options(self.certificates, settings.hosts[0])
         self.s2s = None  # the S2SManager (router.remote), when federation is enabled
@@ -216,6 +220,7 @@ class ServerService(Service):
                  interface=address.host, port=address.port)
 
     def _fatal(self, failure):
+        self.failed = True
         log.critical("jabberapp could not start: {error}", error=failure.getErrorMessage())
         if self.reactor.running:
             self.reactor.stop()

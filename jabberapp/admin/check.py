@@ -4,8 +4,8 @@ Configuration checks for jabberappctl: read a config file the way `twistd jabber
 ``load_settings()`` is what every jabberappctl command needs: the extensions are discovered
 first so that their ``[extension:NAME]`` sections validate exactly as they do for the server.
 ``validate()`` adds the remaining checks the server makes before it serves (the extension
-list and its dependencies, the configured certificates, the storage backend's name),
-without opening a port or the database, creating a directory or generating a certificate.
+list and its dependencies, a usable data_dir, the configured certificates, the storage
+backend's name), without opening a port or the database, creating a directory or generating a certificate.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from twisted.plugin import getPlugins
 import jabberapp.plugins
 from jabberapp import tls
 from jabberapp.config import ServerConfig, load_config
+from jabberapp.datadir import DataDirError, ensure_data_dir
 from jabberapp.interfaces import IExtension, IStorageBackend
 from jabberapp.server import StartupError, discover_extensions, select_extensions
 from jabberapp.storage import UnknownBackend
@@ -88,6 +89,10 @@ def validate(config_path: str | None) -> Validated:
     """
     settings, available = load_settings(config_path)
     extensions = select_extensions(available, settings.extensions)
+    try:
+        ensure_data_dir(settings.data_dir, create=False)
+    except DataDirError as e:
+        raise StartupError(str(e)) from None
     check_certificates(settings)
     check_storage_backend(settings)
     return Validated(settings=settings, extensions=tuple(extensions))
