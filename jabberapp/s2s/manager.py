@@ -62,6 +62,7 @@ class Route:
         self.targets = []
         self.target = None
         self._connecting = None     # Deferred of the connection attempt in progress
+        self._resolving = None      # Deferred of the DNS resolution in progress
         self._condition = "remote-server-not-found"
         self._reason = None         # last failure text, for logs and bounce texts
         self._verifies = []         # [stream_id, key, Deferred, sent] not answered yet
@@ -80,7 +81,7 @@ class Route:
         return not (self.state == "up" and (self.stream is None or self.stream.closed))
 
     def start(self):
-        d = self.manager.resolver.resolve(self.remote)
+        d = self._resolving = self.manager.resolver.resolve(self.remote)
         d.addCallbacks(self._resolved, self._resolve_failed)
         d.addErrback(lambda f: log.failure("s2s route to {remote} failed", f,
                                            remote=self.remote))
@@ -101,8 +102,8 @@ class Route:
         """Deferred firing True/False: does the Authoritative Server know this key?"""
         if self.done:
             return defer.fail(VerificationFailed(self._condition, f"cannot reach {self.remote}"))
-        d = defer.Deferred()
-        entry = [stream_id, key, d, False]
+        entry = [stream_id, key, None, False]
+        d = entry[2] = defer.Deferred(lambda _: self._verify_cancelled(entry))
         self._verifies.append(entry)
         timer = self.manager.clock.callLater(self.manager.config.negotiation_timeout,
                                              self._verify_timed_out, entry)
@@ -110,6 +111,15 @@ class Route:
         if self.stream is not None and self.stream.ready and not self.stream.closed:
             self._send_verify(entry)
         return d
+
+    def _verify_cancelled(self, entry):
+        """Nobody waits for this verification any more (the stream that asked closed):
+        forget it, and give the route up if nothing else needs it, so that its DNS
+        lookups, connection attempts and timers stop now."""
+        if entry in self._verifies:
+            self._verifies.remove(entry)
+        if self.state != "up" and not self.done and not self.queue and not self._verifies:
+            self.fail("remote-server-not-found", "no longer needed")
 
     def _send_verify(self, entry):
         entry[3] = True
@@ -139,6 +149,7 @@ class Route:
     # -- connecting --------------------------------------------------------------------
 
     def _resolved(self, targets):
+        self._resolving = None
         if self.done:
             return
         self.targets = list(targets)
@@ -148,6 +159,7 @@ class Route:
         self._next_target()
 
     def _resolve_failed(self, failure):
+        self._resolving = None
         if self.done:
             return
         failure.trap(ResolutionError)
@@ -286,6 +298,9 @@ class Route:
         self.manager.forget(self)
         log.info("s2s route {local} -> {remote} failed ({condition}): {text}",
                  local=self.local, remote=self.remote, condition=condition, text=text)
+        if self._resolving is not None:
+            resolving, self._resolving = self._resolving, None
+            resolving.cancel()      # stops the DNS queries and their retransmissions
         if self._connecting is not None:
             connecting, self._connecting = self._connecting, None
             connecting.cancel()
@@ -381,6 +396,7 @@ class S2SManager:
         self.routes = {}        # (local, remote) -> Route
         self.inbound = set()    # every InboundStream connected
         self.bidi = {}          # (local, remote) -> InboundStream that may carry our stanzas
+        self._verifications = {}  # inbound stream id -> dialback verifications it waits for
 
     # -- the router's remote destination ----------------------------------------------
 
@@ -419,11 +435,24 @@ class S2SManager:
         cannot be asked."""
         route = self.routes.get((local, remote))
         if route is not None and route.usable:
-            return route.verify(stream_id, key)
-        route = self._new_route(local, remote)
-        d = route.verify(stream_id, key)
-        route.start()
+            d = route.verify(stream_id, key)
+        else:
+            route = self._new_route(local, remote)
+            d = route.verify(stream_id, key)
+            route.start()
+        if not d.called:
+            # Cancelled if the stream that asks closes first (inbound_closed).
+            self._verifications.setdefault(stream_id, set()).add(d)
+            d.addBoth(self._verification_settled, stream_id, d)
         return d
+
+    def _verification_settled(self, result, stream_id, d):
+        waiting = self._verifications.get(stream_id)
+        if waiting is not None:
+            waiting.discard(d)
+            if not waiting:
+                del self._verifications[stream_id]
+        return result
 
     def _new_route(self, local, remote):
         """A new route, registered but not started (the caller queues, then starts)."""
@@ -470,6 +499,8 @@ class S2SManager:
 
     def inbound_closed(self, stream):
         self.inbound.discard(stream)
+        for d in list(self._verifications.pop(stream.stream_id, ())):
+            d.cancel()
         for key, value in list(self.bidi.items()):
             if value is stream:
                 del self.bidi[key]
