@@ -80,6 +80,7 @@ from jabberapp.config import Option, int_range
 from jabberapp.errors import StanzaError
 from jabberapp.interfaces import IExtension
 from jabberapp.jid import InvalidJID, JID
+from jabberapp.peruser import PerUserQueue
 from jabberapp.specs import Spec
 from jabberapp.xml import element
 from jabberapp.xml.ns import NS_CLIENT
@@ -166,7 +167,7 @@ class Blocklists:
         self._offline = OrderedDict()   # loaded lists of users without a session, oldest first
         self._online = set()        # users with a bound session: their lists stay loaded
         self._loading = {}          # username -> Deferreds waiting for the load in progress
-        self._locks = {}            # username -> DeferredLock serialising changes
+        self._turns = PerUserQueue()    # each user's changes, one at a time
         # Stanzas this extension itself sends on, by id (the element is kept so the id
         # cannot be reused): the next check of our own hooks lets them through.
         self._pass_inbound = {}
@@ -299,20 +300,8 @@ class Blocklists:
         jids = _items(command)
         if command.tag == BLOCK and not jids:
             raise StanzaError("bad-request", "A block command needs at least one item")
-        return self._locked(username, self._apply, username, command.tag == BLOCK, jids)
+        return self._turns.run(username, self._apply, username, command.tag == BLOCK, jids)
 
-    def _locked(self, username, fn, *args):
-        """Run C{fn} (a coroutine function) under the user's lock; Deferred of its result."""
-        lock = self._locks.get(username)
-        if lock is None:
-            lock = self._locks[username] = defer.DeferredLock()
-
-        def forget(result):
-            if not lock.locked and not lock.waiting and self._locks.get(username) is lock:
-                del self._locks[username]
-            return result
-
-        return lock.run(lambda: defer.ensureDeferred(fn(*args))).addBoth(forget)
 
     async def _apply(self, username, block, jids):
         old = await self.load(username)

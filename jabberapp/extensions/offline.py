@@ -50,7 +50,7 @@ Delivery: when a session of the user sends available presence with a non-negativ
 a non-negative one -- every stored message is sent to that one session, oldest first, with
 'to' set to the session's full JID, through ``host.send`` (so inbound filters such as
 blocking still apply). Then exactly the delivered ids are deleted. Storing and delivering
-are serialised per user with a DeferredLock, so a message stored while a delivery runs is
+are serialised per user (jabberapp.peruser), so a message stored while a delivery runs is
 stored after it and is kept for the next one; and two resources becoming available together
 cannot both receive the same message. If the session is gone, unavailable or of negative
 priority by the time the messages are read, nothing is sent or deleted. A message that
@@ -60,7 +60,7 @@ arrives live while the stored ones are being read may reach the client before th
 and they do not count against the quota once it is reached.
 
 When an account is deleted (USER_DELETED), IStorage.delete_user has removed its messages;
-the hook deletes, under the user's lock, any that a store already in flight wrote after it.
+the hook deletes, in the user's queue, any that a store already in flight wrote after it.
 
 Not supported: XEP-0013 flexible offline message retrieval (deprecated; clients use plain
 delivery at login), and an expiry sweep over users who never log in again.
@@ -79,6 +79,7 @@ from jabberapp.config import Option, int_range
 from jabberapp.errors import StanzaError
 from jabberapp.interfaces import IExtension
 from jabberapp.jid import InvalidJID, JID
+from jabberapp.peruser import PerUserQueue
 from jabberapp.specs import Spec
 from jabberapp.xml import element, parse_element, serialize
 from jabberapp.xml.ns import NS_CLIENT
@@ -136,29 +137,6 @@ class OfflineMessages:
         host.hook(dispatch.USER_DELETED, store.user_deleted)
 
 
-class UserLocks:
-    """One DeferredLock per user, created on demand and dropped once nobody holds or waits."""
-
-    def __init__(self):
-        self._locks = {}
-
-    def run(self, user, fn, *args):
-        """Run C{fn(*args)} (which may return a Deferred) alone for C{user}; a Deferred."""
-        lock = self._locks.get(user)
-        if lock is None:
-            lock = self._locks[user] = defer.DeferredLock()
-
-        def forget(result):
-            if not lock.locked and not lock.waiting and self._locks.get(user) is lock:
-                del self._locks[user]
-            return result
-
-        return lock.run(fn, *args).addBoth(forget)
-
-    def __len__(self):
-        return len(self._locks)
-
-
 class OfflineStore:
     """The hooks of one host; see the module docstring."""
 
@@ -167,7 +145,7 @@ class OfflineStore:
         self.max_messages = max_messages
         self.max_age = max_age
         self.archive = host.storage.archive(STORE_NAME)
-        self.locks = UserLocks()
+        self.turns = PerUserQueue()     # one user's stores and deliveries, in order
 
     # -- storing -----------------------------------------------------------------------
 
@@ -190,7 +168,7 @@ class OfflineStore:
         now = self.host.clock.seconds()
         item = serialize(self._stamped(message, now)).decode("utf-8")
         sender = _bare_or_none(message.get("from"))
-        d = self.locks.run(recipient.local, self._store, recipient, item, now, sender)
+        d = self.turns.run(recipient.local, self._store, recipient, item, now, sender)
         d.addCallback(self._stored, message, recipient)
         d.addErrback(self._store_failed, message, recipient)
         return dispatch.HANDLED
@@ -209,7 +187,7 @@ class OfflineStore:
 
     @defer.inlineCallbacks
     def _store(self, recipient, item, now, sender):
-        """Under the user's lock: None when stored, else the error condition and text."""
+        """In the user's queue: None when stored, else the error condition and text."""
         exists = yield self.host.storage.accounts.exists(self.host.domain, recipient.local)
         if not exists:
             return ("service-unavailable", None)
@@ -253,7 +231,7 @@ class OfflineStore:
     def user_deleted(self, bare_jid):
         """USER_DELETED: storage.delete_user already removed the user's messages; this
         removes one a store still in flight may have written just after (it queues behind
-        that store, under the user's lock)."""
+        that store, in the user's queue)."""
         if isinstance(bare_jid, str):
             bare_jid = JID.parse(bare_jid)
         user = bare_jid.local
@@ -264,7 +242,7 @@ class OfflineStore:
             if not exists:
                 yield self.archive.delete(self.host.domain, user)
 
-        self.locks.run(user, purge).addErrback(lambda failure: self.host.log.failure(
+        self.turns.run(user, purge).addErrback(lambda failure: self.host.log.failure(
             "dropping the offline messages of {jid} failed", failure, jid=bare_jid))
 
     # -- delivering --------------------------------------------------------------------
@@ -290,14 +268,14 @@ class OfflineStore:
     def deliver(self, session):
         """Send the user's stored messages to C{session}; a Deferred (errors are logged)."""
         user = session.jid.local
-        d = self.locks.run(user, self._deliver, session)
+        d = self.turns.run(user, self._deliver, session)
         d.addErrback(lambda failure: self.host.log.failure(
             "delivering offline messages to {jid} failed", failure, jid=session.jid))
         return d
 
     @defer.inlineCallbacks
     def _deliver(self, session):
-        """Under the user's lock: send, then delete exactly what was sent or expired."""
+        """In the user's queue: send, then delete exactly what was sent or expired."""
         user = session.jid.local
         rows = yield self.archive.query(self.host.domain, user)
         if not rows or not self._can_receive(session):

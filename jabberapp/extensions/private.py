@@ -22,11 +22,10 @@ Errors (nothing is stored when a set is refused, even in part):
 
 Storage: one document per account in the key-value store "private", key "private": a JSON
 object mapping the Clark name "{namespace}name" to the element's XML text. One document
-keeps a multi-child set atomic and the size limit cheap to check; every read-modify-write of
-an account's document runs under that account's lock, so concurrent sets cannot lose
+keeps a multi-child set atomic and the size limit cheap to check; the read-modify-writes of
+an account's document run one at a time (jabberapp.peruser), so concurrent sets cannot lose
 updates.
 """
-from twisted.internet import defer
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
@@ -35,6 +34,7 @@ from jabberapp.dispatch import parse_jid_attr
 from jabberapp.errors import StanzaError
 from jabberapp.extensions.vcard import from_text, to_text
 from jabberapp.interfaces import IExtension
+from jabberapp.peruser import PerUserQueue
 from jabberapp.specs import Spec
 from jabberapp.xml import element
 
@@ -69,14 +69,14 @@ class PrivateStorage:
 
 
 class _Private:
-    """The private storage IQ handlers of one host, with a lock per account (dropped when
-    nobody holds or waits for it, so idle accounts cost nothing)."""
+    """The private storage IQ handlers of one host; each account's sets run one at a time
+    (jabberapp.peruser)."""
 
     def __init__(self, host, max_size):
         self.host = host
         self.max_size = max_size
         self.store = host.storage.keyvalue(STORE)
-        self._locks = {}    # username -> DeferredLock, while someone holds or waits for it
+        self._turns = PerUserQueue()    # each account's read-modify-writes, one at a time
 
     async def get(self, iq):
         """The stored element asked for, or its empty element."""
@@ -99,7 +99,7 @@ class _Private:
                 raise StanzaError("bad-request", f"Two elements {key} in one set")
             empty = len(child) == 0 and not (child.text or "").strip() and not child.attrib
             changes[key] = None if empty else to_text(child)
-        await self._locked(username, self._update, username, changes)
+        await self._turns.run(username, self._update, username, changes)
         return None
 
     async def _update(self, username, changes):
@@ -115,19 +115,6 @@ class _Private:
                               f"Private XML storage is limited to {self.max_size} bytes "
                               f"per account on this server")
         await self.store.set(self.host.domain, username, KEY, document or None)
-
-    async def _locked(self, username, fn, *args):
-        """Run C{fn(*args)} (a coroutine function) holding C{username}'s lock."""
-        lock = self._locks.get(username)
-        if lock is None:
-            lock = self._locks[username] = defer.DeferredLock()
-        await lock.acquire()
-        try:
-            return await fn(*args)
-        finally:
-            lock.release()
-            if not lock.locked and not lock.waiting:
-                self._locks.pop(username, None)
 
 
 def _owner(iq):

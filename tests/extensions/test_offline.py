@@ -8,7 +8,7 @@ from zope.interface.verify import verifyObject
 
 from jabberapp import dispatch
 from jabberapp import stanza as st
-from jabberapp.extensions.offline import (NS_DELAY, NS_MSGOFFLINE, QUOTA_TEXT, UserLocks,
+from jabberapp.extensions.offline import (NS_DELAY, NS_MSGOFFLINE, QUOTA_TEXT,
                                           offline_messages, timestamp)
 from jabberapp.interfaces import IArchiveStore, IExtension, IStorage
 from jabberapp.jid import JID
@@ -624,32 +624,6 @@ class ConcurrentDeliveryQuotaTests(ControlledTestCase):
         self.archive.release()
         self.assertEqual(sorted(m.get("id") for m in self.messages(bob)), ["live", "old"])
         self.assertEqual(self.stored(), [])
-
-
-class UserLocksTests(SynchronousTestCase):
-    def test_serialised_and_forgotten(self):
-        """Calls for one user run one at a time; idle users' locks are dropped."""
-        locks = UserLocks()
-        first, log = defer.Deferred(), []
-        d1 = locks.run("bob", lambda: first)
-        d2 = locks.run("bob", lambda: log.append("second"))
-        d3 = locks.run("alice", lambda: log.append("alice"))
-        self.assertEqual(log, ["alice"])
-        self.assertEqual(len(locks), 1)
-        first.callback("done")
-        self.assertEqual(log, ["alice", "second"])
-        self.assertEqual((self.successResultOf(d1), len(locks)), ("done", 0))
-        self.successResultOf(d2)
-        self.successResultOf(d3)
-
-    def test_failure_releases(self):
-        """A failing call releases the lock for the next one."""
-        locks = UserLocks()
-        d1 = locks.run("bob", lambda: defer.fail(ValueError("x")))
-        d2 = locks.run("bob", lambda: "ok")
-        self.failureResultOf(d1, ValueError)
-        self.assertEqual(self.successResultOf(d2), "ok")
-        self.assertEqual(len(locks), 0)
 
 
 class StorageDoubleTests(SynchronousTestCase):

@@ -5,14 +5,15 @@ Documents live under (domain, local part, key) of the owner JID -- the service's
 under (service domain, "@") -- so deleting an account (IStorage.delete_user) deletes its PEP
 nodes too. Each node is two documents: ``node:<name>`` (configuration, affiliations,
 subscriptions) and ``items:<name>`` (the items, oldest first), so reading a node's
-configuration does not load its items. Every mutation is a read-modify-write under the
-owner's DeferredLock.
+configuration does not load its items. Every mutation is a read-modify-write in the
+owner's turn (jabberapp.peruser).
 """
 from twisted.internet import defer
 from zope.interface import implementer
 
 from jabberapp.extensions.pubsub.interfaces import INodeStore, NodeExists, NodeNotFound
 from jabberapp.jid import JID
+from jabberapp.peruser import PerUserQueue
 
 STORE_NAME = "pubsub"
 SERVICE_USER = "@"      # the local part under which a service domain's nodes are kept
@@ -29,19 +30,10 @@ class KeyValueNodeStore:
 
     def __init__(self, keyvalue):
         self.kv = keyvalue
-        self._locks = {}
+        self._turns = PerUserQueue()    # each owner's mutations, one at a time
 
     def _locked(self, owner, fn, *args):
-        lock = self._locks.get(owner)
-        if lock is None:
-            lock = self._locks[owner] = defer.DeferredLock()
-
-        def forget(result):
-            if not lock.locked and not lock.waiting and self._locks.get(owner) is lock:
-                del self._locks[owner]
-            return result
-
-        return lock.run(defer.inlineCallbacks(fn), owner, *args).addBoth(forget)
+        return self._turns.run(owner, defer.inlineCallbacks(fn), owner, *args)
 
     def _get(self, owner, key):
         domain, user = _where(owner)

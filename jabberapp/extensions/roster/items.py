@@ -1,6 +1,6 @@
 """
 Roster items and their storage: one JSON document per user in the key-value store
-"roster", a per-user cache and a per-user lock, and the XEP-0237 version string.
+"roster", a per-user cache, one queue of changes per user, and the XEP-0237 version.
 
 The document (key L{ROSTER_KEY}) is what L{Roster.to_json} writes::
 
@@ -17,9 +17,10 @@ the roster. ``epoch`` is drawn when the document is first written and ``version`
 the changes: the roster version (XEP-0237) is "<epoch>-<version>", so a roster deleted and
 created again never repeats a version a client has cached.
 
-Every change goes through L{RosterStore.modify}, which runs under the user's lock on a copy
-of the cached roster and stores it before the cache sees it: readers always see a stored
-roster, and concurrent stanzas for one user cannot lose each other's updates.
+Every change goes through L{RosterStore.modify}, which runs in the user's turn
+(jabberapp.peruser) on a copy of the cached roster and stores it before the cache sees it:
+readers always see a stored roster, and concurrent stanzas for one user cannot lose each
+other's updates.
 """
 import secrets
 from collections import OrderedDict
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from twisted.internet import defer
 
 from jabberapp.jid import InvalidJID, JID
+from jabberapp.peruser import PerUserQueue
 from jabberapp.xml import element
 from jabberapp.extensions.roster.subscription import NONE, SUBSCRIPTIONS, State
 
@@ -174,11 +176,11 @@ class Roster:
 
 class RosterStore:
     """
-    The rosters of one host: reads through a bounded cache, writes under a per-user lock.
+    The rosters of one host: reads through a bounded cache, writes one at a time per user.
 
     C{load(username)} fires with the user's current L{Roster} (treat it as read-only).
-    C{modify(username, change)} calls C{change(roster)} on a private copy under the user's
-    lock; if the copy's items or pending requests differ from the original, it is stored
+    C{modify(username, change)} calls C{change(roster)} on a private copy in the user's
+    turn; if the copy's items or pending requests differ from the original, it is stored
     with the next version and then becomes the cached roster. The Deferred fires with
     (C{change}'s result, the roster as it now is); an exception raised by C{change} fails
     it and nothing is stored.
@@ -190,7 +192,7 @@ class RosterStore:
         self.cache_size = cache_size
         self._cache = OrderedDict()     # username -> Roster
         self._loading = {}              # username -> list of waiting Deferreds
-        self._locks = {}                # username -> DeferredLock
+        self._turns = PerUserQueue()    # each user's changes, one at a time
         self._stale = set()             # usernames forgotten while their read was in flight
 
     def load(self, username):
@@ -235,17 +237,7 @@ class RosterStore:
 
     def modify(self, username, change):
         """Deferred: (C{change(copy)}'s result, the current roster), after storing it."""
-        lock = self._locks.get(username)
-        if lock is None:
-            lock = self._locks[username] = defer.DeferredLock()
-        d = lock.run(self._modify, username, change)
-
-        def unlocked(result):
-            if not lock.locked and not lock.waiting and self._locks.get(username) is lock:
-                del self._locks[username]
-            return result
-
-        return d.addBoth(unlocked)
+        return self._turns.run(username, self._modify, username, change)
 
     @defer.inlineCallbacks
     def _modify(self, username, change):
@@ -260,12 +252,12 @@ class RosterStore:
     def load_in_turn(self, username):
         """
         Deferred: the user's Roster once every change queued before this call is stored
-        (a read that waits its turn for the user's lock).
+        (a read that waits its turn in the user's queue).
         """
         return self.modify(username, lambda roster: None).addCallback(lambda pair: pair[1])
 
     def replace(self, username, roster):
-        """Deferred: store C{roster} as the user's whole roster (under the user's lock)."""
+        """Deferred: store C{roster} as the user's whole roster (in the user's turn)."""
         def change(copy):
             copy.items, copy.pending = dict(roster.items), dict(roster.pending)
         return self.modify(username, change)

@@ -569,7 +569,7 @@ class StoreTests(SynchronousTestCase):
         self.failureResultOf(self.store.modify("alice", boom), ValueError)
         self.assertEqual(self.slow.writes, [])
         self.assertEqual(self.successResultOf(self.store.load("alice")).items, {})
-        self.assertEqual(self.store._locks, {})
+        self.assertEqual(len(self.store._turns), 0)
 
     def test_damaged_document_items_are_skipped(self):
         """An unreadable stored item is dropped instead of making the roster unreadable."""
