@@ -934,3 +934,18 @@ class RandomStreamTests(SynchronousTestCase):
         s2s = S2S_HEADER + data[len(HEADER):]
         self.assertEqual(describe(only_stream_errors(cut(s2s, sizes), canonical_from=NS_SERVER,
                                                      max_stanza_size=biggest))[1:], whole[1:])
+
+
+class FuzzFindingTests(SynchronousTestCase):
+    """Inputs the fuzzing target (benchmarks/fuzz) found, kept as regressions."""
+
+    def test_undeclared_prefix_before_a_syntax_error_in_one_chunk(self):
+        """An element with an undeclared prefix followed, in the same chunk, by bytes that
+        are not UTF-8 is not-well-formed, and the element is not among the stanzas handed
+        on before the error (it reached a handler as the tag 'pres:lce')."""
+        parser = StreamParser()
+        parser.feed(HEADER)
+        with self.assertRaises(StreamError) as caught:
+            parser.feed(b"<pres:lce/>" + b"\xa8" * 8 + b"\xff" + b"\xa8" * 17 + b"\x02<iq type='")
+        self.assertEqual(caught.exception.condition, "not-well-formed")
+        self.assertEqual(list(getattr(caught.exception, "events", ())), [])

@@ -557,14 +557,20 @@ class StreamParser:
         else:
             syntax_error = None
         log = parser.feed_error_log
-        if syntax_error is None and len(log) != self._log_len:
+        if len(log) != self._log_len:
             # libxml2 logs namespace errors (an undeclared prefix, xmlns:p='') without
             # stopping; they make the stream not namespace-well-formed (RFC 6120 §4.9.3.13).
+            # Checked before any event of this chunk is taken, also when a syntax error
+            # ended it: an element with an undeclared prefix must never reach a handler.
+            entries = list(log)[self._log_len:]
             self._log_len = len(log)
-            for entry in log.filter_from_errors():
+            for entry in entries:
+                if entry.level < etree.ErrorLevels.ERROR:
+                    continue
                 if entry.type == etree.ErrorTypes.ERR_UNDECLARED_ENTITY:
                     raise _error("restricted-xml")
-                raise _error("not-well-formed")
+                if syntax_error is None or entry.domain == etree.ErrorDomains.NAMESPACE:
+                    raise _error("not-well-formed")
 
         depth = self._depth
         started = False
