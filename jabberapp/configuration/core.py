@@ -1,0 +1,258 @@
+"""
+The core schema: the [server], [c2s], [s2s], [components], [auth], [tls] and [storage]
+sections (``CORE_SCHEMA``) and a [component:DOMAIN] section (``COMPONENT_SCHEMA``), with the
+value types only they use.
+
+Checks that span several options (a port that must differ from another, a certificate that
+needs its key) are the loader's (``jabberapp.configuration.loader``).
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from jabberapp.configuration.options import (Option, comma_list, int_range, ip_address, one_of,
+                                             positive_seconds, seconds_or_zero)
+from jabberapp.configuration.settings import S2SRoute
+from jabberapp.jid import InvalidJID, prep_domain
+
+__all__ = ["COMPONENT_SCHEMA", "CORE_SCHEMA", "LOG_LEVELS", "dns_servers", "s2s_routes",
+           "sasl_mechanisms"]
+
+#: Log levels accepted by ``[server] log_level`` (twisted.logger.LogLevel names).
+LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
+
+# The prefixes of the sections named after something: [tls:HOST], [extension:NAME],
+# [component:DOMAIN].
+TLS_PREFIX = "tls:"
+EXTENSION_PREFIX = "extension:"
+COMPONENT_PREFIX = "component:"
+
+
+def sasl_mechanisms(raw: str) -> tuple[str, ...]:
+    """A comma-separated list of SASL mechanism names this server implements."""
+    from jabberapp.sasl import MECHANISM_NAMES  # the one list of what is implemented
+    names = tuple(name.upper() for name in comma_list(raw))
+    unknown = [name for name in names if name not in MECHANISM_NAMES]
+    if unknown:
+        raise ValueError(f"unknown mechanism {', '.join(unknown)} "
+                         f"(known: {', '.join(MECHANISM_NAMES)})")
+    return names
+
+
+_HOST_NAME = re.compile(r"[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?\.?")
+
+
+def _host_port(text: str, default_port: int) -> tuple[str, int]:
+    """'host', 'host:port', '[v6]', '[v6]:port' or 'v4:port' -> (host, port)."""
+    text = text.strip()
+    port = default_port
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket:
+            raise ValueError(f"{text!r}: missing ']'")
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"{text!r}: expected ':PORT' after ']'")
+            port = _port(rest[1:], text)
+        try:
+            return str(ipaddress.IPv6Address(host)), port
+        except ValueError:
+            raise ValueError(f"{text!r}: not an IPv6 address in brackets") from None
+    host, colon, rest = text.rpartition(":")
+    if not colon:
+        host = rest
+    else:
+        port = _port(rest, text)
+    if ":" in host:
+        raise ValueError(f"{text!r}: write an IPv6 address in brackets, as [::1]:5269")
+    try:
+        return str(ipaddress.IPv4Address(host)), port
+    except ValueError:
+        pass
+    if not _HOST_NAME.fullmatch(host) or len(host) > 253:
+        raise ValueError(f"{text!r}: not a host name or IP address")
+    return host.lower().rstrip("."), port
+
+
+def _port(text: str, entry: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise ValueError(f"{entry!r}: the port must be from 1 to 65535")
+    return int(text)
+
+
+def s2s_routes(raw: str) -> tuple[S2SRoute, ...]:
+    """
+    Parse static s2s routes: comma-separated DOMAIN=[tls:]HOST[:PORT] entries. 'tls:' means
+    direct TLS (XEP-0368) instead of STARTTLS; the port defaults to 5269. A domain written
+    more than once gets several targets, tried in the order written.
+    """
+    routes = []
+    for entry in comma_list(raw):
+        domain, equals, target = entry.partition("=")
+        if not equals or not domain.strip() or not target.strip():
+            raise ValueError(f"{entry!r}: expected DOMAIN=HOST:PORT")
+        try:
+            domain = prep_domain(domain.strip())
+        except InvalidJID as exc:
+            raise ValueError(f"{entry!r}: {exc}") from None
+        target = target.strip()
+        direct_tls = target.lower().startswith("tls:")
+        if direct_tls:
+            target = target[4:]
+        host, port = _host_port(target, 5269)
+        routes.append(S2SRoute(domain, host, port, direct_tls))
+    return tuple(routes)
+
+
+s2s_routes.description = "comma-separated DOMAIN=[tls:]HOST[:PORT]"  # type: ignore[attr-defined]
+
+
+def dns_servers(raw: str) -> tuple[tuple[str, int], ...]:
+    """Parse comma-separated name server addresses, IP[:PORT] or [IPv6][:PORT] (port 53)."""
+    servers = []
+    for entry in comma_list(raw):
+        host, port = _host_port(entry, 53)
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"{entry!r}: a name server must be an IP address") from None
+        servers.append((host, port))
+    return tuple(servers)
+
+
+dns_servers.description = "comma-separated IP[:PORT]"  # type: ignore[attr-defined]
+
+
+# -- the core schema ------------------------------------------------------------------------
+
+#: The core sections: section name -> options. [tls:HOST] sections take the [tls] options.
+CORE_SCHEMA: Mapping[str, tuple[Option, ...]] = MappingProxyType({
+    "server": (
+        Option("hosts", comma_list, ("localhost",),
+               "Virtual hosts (XMPP domains) served by this process, comma-separated."),
+        Option("data_dir", str, "jabberapp-data",
+               "Directory for the database, generated certificates and other state."),
+        Option("log_level", one_of(*LOG_LEVELS), "info",
+               "Least severe log level written."),
+        Option("extensions", comma_list, None,
+               "Extensions installed on every host, comma-separated. Unset: every built-in "
+               "extension; empty: none. Third-party extensions are installed only when "
+               "listed here; a listed name that is not installed is an error."),
+    ),
+    "c2s": (
+        Option("interface", ip_address, "127.0.0.1",
+               "Address the client listeners bind to. The default accepts clients from "
+               "this machine only (a local development server); use :: (every IPv6 and, "
+               "on most systems, IPv4 address) or 0.0.0.0 in production."),
+        Option("port", int_range(1, 65535), 5222,
+               "Port for client connections (STARTTLS, RFC 6120)."),
+        Option("direct_tls_port", int_range(0, 65535), 5223,
+               "Port for direct TLS client connections (XEP-0368); 0 disables it."),
+        Option("require_encryption", bool, True,
+               "Require TLS before authentication. Disable only for local testing."),
+        Option("max_stanza_size", int_range(10000, 2**31 - 1), 262144,
+               "Largest client stanza accepted, in bytes; a larger one closes the stream "
+               "with policy-violation. RFC 6120 requires at least 10000."),
+    ),
+    "s2s": (
+        Option("enabled", bool, True,
+               "Federate with other XMPP domains (server-to-server, RFC 6120). When off, "
+               "stanzas to other domains are answered with remote-server-not-found."),
+        Option("interface", ip_address, "127.0.0.1",
+               "Address the s2s listeners bind to. Other servers must reach it on port "
+               "5269 (or the port an _xmpp-server._tcp SRV record names): use :: or "
+               "0.0.0.0 in production."),
+        Option("port", int_range(0, 65535), 5269,
+               "Port for incoming server connections (STARTTLS); 0: accept none (outgoing "
+               "links still work, though dialback peers cannot verify us)."),
+        Option("direct_tls_port", int_range(0, 65535), 0,
+               "Port for incoming direct TLS server connections (XEP-0368, advertised "
+               "with _xmpps-server._tcp SRV records); 0 disables it."),
+        Option("require_encryption", bool, True,
+               "Require TLS on every server-to-server stream, both directions. Disable "
+               "only for local testing."),
+        Option("allow_dialback", bool, True,
+               "Accept and use server dialback (XEP-0220) when a certificate does not "
+               "authenticate the peer. Off: only peers whose certificate validates for "
+               "their domain (SASL EXTERNAL, XEP-0178) can federate."),
+        Option("bidi", bool, True,
+               "Bidirectional server-to-server streams (XEP-0288): stanzas to a peer may "
+               "travel on the stream it opened, and ours carry its answers."),
+        Option("ca_file", str, "",
+               "PEM file of the certificate authorities trusted for peer certificates. "
+               "Empty: the system's trust store."),
+        Option("trust_self_signed", comma_list, (),
+               "Domains whose self-signed certificate is accepted when it names the "
+               "domain (private networks and tests). No other domain's self-signed "
+               "certificate ever authenticates it."),
+        Option("routes", s2s_routes, (),
+               "Static routes, consulted before DNS: comma-separated DOMAIN=HOST:PORT "
+               "(STARTTLS) or DOMAIN=tls:HOST:PORT (direct TLS); write IPv6 addresses in "
+               "brackets, [::1]:5269. A domain listed twice gets two targets, tried in "
+               "order. Example: example.net=127.0.0.1:5270, other.test=[::1]:5269"),
+        Option("dns_servers", dns_servers, (),
+               "Name servers for SRV and address lookups, comma-separated IP[:PORT]. "
+               "Empty: those of /etc/resolv.conf."),
+        Option("connect_timeout", positive_seconds, 10.0,
+               "Seconds one outgoing TCP connection attempt may take before the next "
+               "target is tried."),
+        Option("negotiation_timeout", positive_seconds, 60.0,
+               "Seconds a link may take from its first connection attempt to "
+               "authentication. Stanzas queued for a link that times out bounce with "
+               "remote-server-timeout; an incoming stream not authenticated by then is "
+               "closed."),
+        Option("idle_timeout", seconds_or_zero, 600.0,
+               "Seconds after which an outgoing link that carried no stanza is closed; "
+               "0: never."),
+        Option("max_stanza_size", int_range(10000, 2**31 - 1), 524288,
+               "Largest stanza accepted from a server, in bytes; a larger one closes the "
+               "stream with policy-violation."),
+    ),
+    "components": (
+        Option("interface", ip_address, "127.0.0.1",
+               "Address the external component listener (XEP-0114) binds to. Component "
+               "streams are not encrypted: keep it on loopback or a private network."),
+        Option("port", int_range(0, 65535), 5347,
+               "Port for external components (XEP-0114); 0 disables the listener. It is "
+               "opened only when at least one [component:DOMAIN] section exists."),
+    ),
+    "auth": (
+        Option("scram_iterations", int_range(4096, 10_000_000), 10000,
+               "PBKDF2 iteration count for SCRAM credentials stored when a password is "
+               "set; existing credentials keep theirs. At least 4096 (RFC 7677)."),
+        Option("mechanisms", sasl_mechanisms, (),
+               "SASL mechanisms offered to clients, comma-separated. Empty: all of them. "
+               "Accounts imported with SCRAM-SHA-1 credentials only (as Prosody exports "
+               "them) can use SCRAM-SHA-1(-PLUS) and PLAIN only: offer just those until "
+               "their users have set new passwords."),
+    ),
+    "tls": (
+        Option("certificate", str, "",
+               "PEM certificate chain file (leaf first) for hosts without a [tls:HOST] "
+               "section. Empty: a self-signed certificate is generated in "
+               "<data_dir>/certs for each such host (development only)."),
+        Option("private_key", str, "",
+               "PEM private key file of the certificate; required with certificate."),
+    ),
+    "storage": (
+        Option("backend", str, "sqlite",
+               "Storage backend: sqlite (built in), memory (volatile, for tests) or the "
+               "name of a storage plugin."),
+        Option("path", str, "",
+               "Database file of the sqlite backend. Empty: jabberapp.sqlite in data_dir."),
+    ),
+})
+
+
+#: The options of a [component:DOMAIN] section: one external component (XEP-0114).
+COMPONENT_SCHEMA: tuple[Option, ...] = (
+    Option("secret", str, "",
+           "Required: the shared secret the component authenticates with (the XEP-0114 "
+           "handshake). Use a long random string."),
+    Option("name", str, "",
+           "The component's name in the disco#items of its parent host (the served host "
+           "DOMAIN is a subdomain of). Empty: no name."),
+)
