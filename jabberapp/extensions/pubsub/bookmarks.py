@@ -26,7 +26,7 @@ from jabberapp import dispatch
 from jabberapp import stanza as st
 from jabberapp.errors import StanzaError
 from jabberapp.extensions.pubsub.config import NS_DATA, PUBLISH_OPTIONS
-from jabberapp.extensions.pubsub.engine import NS_PUBSUB
+from jabberapp.extensions.pubsub.ns import NS_PUBSUB
 from jabberapp.jid import InvalidJID, JID
 from jabberapp.xml import element, parse_element, serialize
 from jabberapp.xml.ns import NS_CLIENT
@@ -45,9 +45,9 @@ OPTIONS = (("persist_items", "true"), ("max_items", "max"),
 class BookmarksCompat:
     """The private XML <-> PEP bookmarks bridge of one host; see the module docstring."""
 
-    def __init__(self, host, engine):
+    def __init__(self, host, protocol):
         self.host = host
-        self.engine = engine
+        self.protocol = protocol
         self.private = host.storage.keyvalue(PRIVATE_STORE)
 
     def private_iq(self, iq, origin):
@@ -81,13 +81,13 @@ class BookmarksCompat:
         self.host.send(st.error_reply(iq, StanzaError("internal-server-error")))
 
     async def _get(self, iq, owner):
-        record = await self.engine.store.get_node(str(owner), NODE)
+        record = await self.protocol.store.get_node(str(owner), NODE)
         if record is None:
             # Nothing in PEP yet: answer with what private XML has.
             await self._private_answer(iq, owner)
             return
         storage = element(NS_LEGACY, "storage")
-        for item_id, text, _, _ in await self.engine.store.get_items(str(owner), NODE):
+        for item_id, text, _, _ in await self.protocol.store.get_items(str(owner), NODE):
             storage.append(to_legacy(item_id, parse_element(text) if text else None))
         self._answer(iq, storage)
 
@@ -112,9 +112,9 @@ class BookmarksCompat:
                 raise StanzaError("not-acceptable", "A conference needs a room JID") from None
             wanted[room] = from_legacy(conference)
         current = {}
-        if await self.engine.store.get_node(str(owner), NODE) is not None:
+        if await self.protocol.store.get_node(str(owner), NODE) is not None:
             current = {item_id: text for item_id, text, _, _ in
-                       await self.engine.store.get_items(str(owner), NODE)}
+                       await self.protocol.store.get_items(str(owner), NODE)}
         await self.publish(owner, sender, wanted, current)
         self.host.send(st.reply(iq))
 
@@ -132,24 +132,24 @@ class BookmarksCompat:
             publish.append(item)
             pubsub.append(publish)
             pubsub.append(_publish_options())
-            await self._engine_set(owner, sender, pubsub)
+            await self._submit(owner, sender, pubsub)
         for room in current:
             if room not in wanted:
                 pubsub = element(NS_PUBSUB, "pubsub")
                 retract = element(NS_PUBSUB, "retract", node=NODE, notify="true")
                 retract.append(element(NS_PUBSUB, "item", id=room))
                 pubsub.append(retract)
-                await self._engine_set(owner, sender, pubsub)
+                await self._submit(owner, sender, pubsub)
 
-    async def _engine_set(self, owner, sender, pubsub):
+    async def _submit(self, owner, sender, pubsub):
         iq = element(NS_CLIENT, "iq", type="set", to=str(owner), id="bookmarks-compat")
         iq.set("from", str(sender))
         iq.append(pubsub)
-        await self.engine.handle(iq, owner)
+        await self.protocol.handle(iq, owner)
 
     async def migrate(self, owner):
         """Move the owner's private XML bookmarks to the PEP node when it does not exist."""
-        if await self.engine.store.get_node(str(owner), NODE) is not None:
+        if await self.protocol.store.get_node(str(owner), NODE) is not None:
             return
         document = await self.private.get(owner.domain, owner.local, PRIVATE_KEY) or {}
         text = document.get(STORAGE)

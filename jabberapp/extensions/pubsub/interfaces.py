@@ -6,7 +6,7 @@ An owner is a JID string: the service's domain (``pubsub.example.org``) for XEP-
 service nodes, a user's bare JID for that user's PEP nodes. Every method returns a
 Deferred. Mutations of one owner's nodes are applied one at a time, so concurrent
 requests cannot lose updates. Failures are the domain exceptions below, never stanza
-errors: the protocol engine maps them at its edge.
+errors: the protocol layer maps them at its edge (protocol.ERRORS).
 """
 from zope.interface import Interface
 

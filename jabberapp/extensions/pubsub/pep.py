@@ -2,7 +2,8 @@
 XEP-0163: Personal Eventing Protocol -- a pubsub service on every account's bare JID.
 
 IQs with a <pubsub/> or <pubsub xmlns='...#owner'/> child addressed to a user's bare JID
-(or without 'to' from the user's own session) go to the shared L{Engine} with PEP rules:
+(or without 'to' from the user's own session) go to the shared L{PubSubProtocol} with PEP
+rules:
 
 - Only the account owner creates, publishes, retracts, configures, purges and deletes; a
   publish to a node that does not exist creates it (§3, auto-create) with the PEP defaults
@@ -70,10 +71,11 @@ from jabberapp.extensions.caps import (
 from jabberapp.extensions.pubsub import config as cfg
 from jabberapp.extensions.pubsub.bookmarks import COMPAT_FEATURE, BookmarksCompat
 from jabberapp.extensions.pubsub.bookmarks import NODE as BOOKMARKS_NODE
-from jabberapp.extensions.pubsub.engine import (
-    FEATURES, NS_OWNER, NS_PUBSUB, Engine, find_authorization)
+from jabberapp.extensions.pubsub.ns import FEATURES, NS_OWNER, NS_PUBSUB
+from jabberapp.extensions.pubsub.protocol import PubSubProtocol
 from jabberapp.extensions.pubsub.service import LIMIT_OPTIONS
 from jabberapp.extensions.pubsub.store import STORE_NAME, KeyValueNodeStore
+from jabberapp.extensions.pubsub.subscription_forms import find_authorization
 from jabberapp.interfaces import IDiscoProvider, IExtension
 from jabberapp.jid import InvalidJID, JID
 from jabberapp.specs import Spec
@@ -112,13 +114,13 @@ class PersonalEventing:
 
     def install(self, host):
         """Own pubsub IQs to users' bare JIDs and hook notifications at login."""
-        engine = Engine(host, KeyValueNodeStore(host.storage.keyvalue(STORE_NAME)),
-                        cfg.PEP_DEFAULTS, pep=True,
-                        max_items_limit=host.config["max_items_limit"],
-                        max_payload_size=host.config["max_payload_size"],
-                        max_nodes=host.config["max_nodes"])
-        pep = PEP(host, engine)
-        engine.pep_recipients = pep.recipients
+        protocol = PubSubProtocol(host, KeyValueNodeStore(host.storage.keyvalue(STORE_NAME)),
+                                  cfg.PEP_DEFAULTS, pep=True,
+                                  max_items_limit=host.config["max_items_limit"],
+                                  max_payload_size=host.config["max_payload_size"],
+                                  max_nodes=host.config["max_nodes"])
+        pep = PEP(host, protocol)
+        protocol.notifications.pep_recipients = pep.recipients
         # XEP-0402 §5.3: private XML bookmarks are the PEP bookmarks.
         host.hook(dispatch.IQ_BARE, pep.bookmarks.private_iq, priority=100)
         for type_ in ("get", "set"):
@@ -132,18 +134,18 @@ class PersonalEventing:
         host.hook(dispatch.MESSAGE_BARE, pep.authorization, priority=100)
         # Before the roster's broadcast hook, which may end the chain with HANDLED.
         host.hook(dispatch.PRESENCE_BROADCAST, pep.presence_broadcast, priority=100)
-        host.add_disco_provider(AccountDisco(host, engine.store))
+        host.add_disco_provider(AccountDisco(host, protocol.store))
 
 
 class PEP:
     """The PEP handlers of one host."""
 
-    def __init__(self, host, engine):
+    def __init__(self, host, protocol):
         self.host = host
-        self.engine = engine
+        self.protocol = protocol
         self.roster = host.service("roster")
         self.caps = host.service("caps")
-        self.bookmarks = BookmarksCompat(host, engine)
+        self.bookmarks = BookmarksCompat(host, protocol)
         # Local bare JID -> {remote full JID: (hash, node, ver)} of the available remote
         # resources that sent it presence with caps.
         self.remote = {}
@@ -217,15 +219,15 @@ class PEP:
         new = features - old_features
         if not new:
             return
-        for node in await self.engine.store.list_nodes(str(owner)):
+        for node in await self.protocol.store.list_nodes(str(owner)):
             if f"{node}+notify" not in new:
                 continue
-            record = await self.engine.store.get_node(str(owner), node)
+            record = await self.protocol.store.get_node(str(owner), node)
             if (record is None or record["config"].get("send_last_published_item")
                     != "on_sub_and_presence"
                     or not await self.allowed(str(owner), record, sender.bare())):
                 continue
-            await self.engine.send_last(str(owner), node, record, sender)
+            await self.protocol.notifications.send_last(str(owner), node, record, sender)
 
     async def _verify(self, sender, caps):
         """Ask C{sender} for the disco#info of its caps node; the features when the
@@ -260,7 +262,7 @@ class PEP:
         return features
 
     def handle(self, iq):
-        """IQ handler: the engine with the addressed account as owner."""
+        """IQ handler: the protocol with the addressed account as owner."""
         to = iq.get("to")
         owner = JID.parse(to).bare() if to else JID.parse(iq.get("from")).bare()
         return defer.ensureDeferred(self._handle(iq, owner))
@@ -270,7 +272,7 @@ class PEP:
         if (items is not None and items.get("node") == BOOKMARKS_NODE
                 and JID.parse(iq.get("from")).bare() == owner):
             await self.bookmarks.migrate(owner)
-        return await self.engine.handle(iq, owner)
+        return await self.protocol.handle(iq, owner)
 
     def authorization(self, message, origin):
         """MESSAGE_BARE: a submitted subscription authorization form (XEP-0060 §8.6)
@@ -290,7 +292,7 @@ class PEP:
             return None
         if sender.bare() != to or to.domain != self.host.domain:
             return None
-        d = defer.ensureDeferred(self.engine.authorize(str(to), sender, form))
+        d = defer.ensureDeferred(self.protocol.authorize(str(to), sender, form))
 
         def refused(failure):
             failure.trap(StanzaError)
@@ -309,7 +311,7 @@ class PEP:
     async def allowed(self, owner, record, contact):
         """True when C{contact} may receive the node's items."""
         try:
-            await self.engine.check_access(owner, record, contact)
+            await self.protocol.check_access(owner, record, contact)
         except Exception:
             return False
         return True
@@ -408,10 +410,10 @@ class PEP:
                       and contact.domain == self.host.domain)
         for owner_jid in owners:
             owner = str(owner_jid)
-            for node in await self.engine.store.list_nodes(owner):
+            for node in await self.protocol.store.list_nodes(owner):
                 if f"{node}+notify" not in features:
                     continue
-                record = await self.engine.store.get_node(owner, node)
+                record = await self.protocol.store.get_node(owner, node)
                 if record is None or record["config"].get(
                         "send_last_published_item") != "on_sub_and_presence":
                     continue
@@ -420,7 +422,7 @@ class PEP:
                 if owner_jid != user and not await self.roster.can_see_presence(
                         owner_jid.local, user):
                     continue
-                await self.engine.send_last(owner, node, record, session.jid)
+                await self.protocol.notifications.send_last(owner, node, record, session.jid)
 
 
 class LastItems:

@@ -3,8 +3,8 @@ XEP-0060: Publish-Subscribe -- the generic service, served in-process at pubsub.
 
 The component answers disco#info (identity pubsub/service and the features, or a node's
 pubsub/leaf identity), disco#items (the nodes whose items the requester may read) and the
-pubsub IQs through the shared L{Engine}. Any local user may create nodes and owns what it
-creates. Messages to the service are answered <service-unavailable/>, except a node
+pubsub IQs through the shared L{PubSubProtocol}. Any local user may create nodes and owns
+what it creates. Messages to the service are answered <service-unavailable/>, except a node
 owner's submitted subscription authorization form (XEP-0060 §8.6, access model authorize),
 which approves or denies the pending request; presence is ignored.
 
@@ -22,9 +22,10 @@ from jabberapp import stanza as st
 from jabberapp.config import Option, int_range
 from jabberapp.errors import StanzaError
 from jabberapp.extensions.pubsub import config as cfg
-from jabberapp.extensions.pubsub.engine import (
-    FEATURES, NS_EVENT, NS_PUBSUB, OWNER, PUBSUB, Engine, find_authorization)
+from jabberapp.extensions.pubsub.ns import FEATURES, NS_EVENT, NS_PUBSUB, OWNER, PUBSUB
+from jabberapp.extensions.pubsub.protocol import PubSubProtocol
 from jabberapp.extensions.pubsub.store import STORE_NAME, KeyValueNodeStore
+from jabberapp.extensions.pubsub.subscription_forms import find_authorization
 from jabberapp.interfaces import IExtension
 from jabberapp.jid import JID
 from jabberapp.specs import Spec
@@ -72,21 +73,21 @@ class PubSubService:
         """Serve the pubsub component domain."""
         domain = host.config["domain"] or f"pubsub.{host.domain}"
         defaults = dict(cfg.SERVICE_DEFAULTS, max_items=host.config["default_max_items"])
-        engine = Engine(host, KeyValueNodeStore(host.storage.keyvalue(STORE_NAME)), defaults,
-                        max_items_limit=host.config["max_items_limit"],
-                        max_payload_size=host.config["max_payload_size"],
-                        max_nodes=host.config["max_nodes"])
-        component = ServiceComponent(host, engine, domain)
+        protocol = PubSubProtocol(host, KeyValueNodeStore(host.storage.keyvalue(STORE_NAME)),
+                                  defaults, max_items_limit=host.config["max_items_limit"],
+                                  max_payload_size=host.config["max_payload_size"],
+                                  max_nodes=host.config["max_nodes"])
+        component = ServiceComponent(host, protocol, domain)
         host.add_component(domain, component.handle, name="Publish-Subscribe")
         host.hook(dispatch.USER_DELETED, component.user_deleted)
 
 
 class ServiceComponent:
-    """The in-process component: routes the service's IQs to the engine or disco."""
+    """The in-process component: routes the service's IQs to the protocol or disco."""
 
-    def __init__(self, host, engine, domain):
+    def __init__(self, host, protocol, domain):
         self.host = host
-        self.engine = engine
+        self.protocol = protocol
         self.domain = domain
 
     async def handle(self, stanza):
@@ -100,8 +101,8 @@ class ServiceComponent:
             error = StanzaError("service-unavailable")
             if form is not None and JID.parse(stanza.get("to")) == JID.parse(self.domain):
                 try:
-                    await self.engine.authorize(self.domain, JID.parse(stanza.get("from")),
-                                                form)
+                    await self.protocol.authorize(self.domain,
+                                                  JID.parse(stanza.get("from")), form)
                     return
                 except StanzaError as refused:
                     error = refused
@@ -129,7 +130,7 @@ class ServiceComponent:
             raise StanzaError("service-unavailable")
         type_ = iq.get("type")
         if payload.tag in (PUBSUB, OWNER):
-            return await self.engine.handle(iq, target)
+            return await self.protocol.handle(iq, target)
         if type_ == "get" and payload.tag == DISCO_INFO:
             return await self._info(iq, payload.get("node"))
         if type_ == "get" and payload.tag == DISCO_ITEMS:
@@ -145,18 +146,18 @@ class ServiceComponent:
         return d
 
     async def _forget_user(self, bare):
-        store, owner, user = self.engine.store, self.domain, str(bare)
+        store, owner, user = self.protocol.store, self.domain, str(bare)
         for node in await store.list_nodes(owner):
             record = await store.get_node(owner, node)
             if record is None:
                 continue
             owners = [j for j, a in record["affiliations"].items() if a == "owner"]
             if owners == [user]:
-                recipients = await self.engine.recipients(owner, node, record)
+                recipients = await self.protocol.notifications.recipients(owner, node, record)
                 await store.delete_node(owner, node)
                 for jid in recipients:
                     if jid.bare() != bare:
-                        self.engine.send_event(owner, jid, element(
+                        self.protocol.notifications.send_event(owner, jid, element(
                             NS_EVENT, "delete", node=node))
                 continue
             if user in record["affiliations"]:
@@ -175,7 +176,7 @@ class ServiceComponent:
                 "category": "pubsub", "type": "service", "name": "Publish-Subscribe"}))
             features = (NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PUBSUB) + FEATURES
         else:
-            record = await self.engine.store.get_node(self.domain, node)
+            record = await self.protocol.store.get_node(self.domain, node)
             if record is None:
                 raise StanzaError("item-not-found")
             query.append(element(NS_DISCO_INFO, "identity", category="pubsub", type="leaf"))
@@ -188,23 +189,23 @@ class ServiceComponent:
         query = element(NS_DISCO_ITEMS, "query", node=node)
         requester = JID.parse(iq.get("from"))
         if node is None:
-            for name in await self.engine.store.list_nodes(self.domain):
-                record = await self.engine.store.get_node(self.domain, name)
+            for name in await self.protocol.store.list_nodes(self.domain):
+                record = await self.protocol.store.get_node(self.domain, name)
                 if record is None:
                     continue
                 try:
-                    await self.engine.check_access(self.domain, record, requester)
+                    await self.protocol.check_access(self.domain, record, requester)
                 except StanzaError:
                     continue
                 query.append(element(NS_DISCO_ITEMS, "item", {
                     "jid": self.domain, "node": name,
                     "name": record["config"].get("title") or None}))
             return query
-        record = await self.engine.store.get_node(self.domain, node)
+        record = await self.protocol.store.get_node(self.domain, node)
         if record is None:
             raise StanzaError("item-not-found")
-        await self.engine.check_access(self.domain, record, requester)
-        for item_id, _, _, _ in await self.engine.store.get_items(self.domain, node):
+        await self.protocol.check_access(self.domain, record, requester)
+        for item_id, _, _, _ in await self.protocol.store.get_items(self.domain, node):
             query.append(element(NS_DISCO_ITEMS, "item", {"jid": self.domain, "name": item_id}))
         return query
 

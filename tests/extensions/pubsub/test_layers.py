@@ -1,0 +1,141 @@
+"""The layers of the pubsub package: the protocol's handler table and error map, and the
+rules, which decide without building stanzas."""
+import ast
+import inspect
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from jabberapp.extensions.pubsub import (
+    nodes, notifications, owner, protocol, publishing, rules, subscriptions)
+from jabberapp.extensions.pubsub.interfaces import NodeExists, NodeNotFound
+from jabberapp.jid import JID
+from jabberapp.testing import FakeHost
+from tests.extensions.pubsub.helpers import NS_ERRORS, NS_OWNER, NS_PUBSUB, PubSubTestCase
+
+ALICE = "alice@example.org/r"
+BOB = "bob@example.org/r"
+
+
+def _record(access_model="open", publish_model="publishers", affiliations=None,
+            subscriptions_=None, pending=None):
+    return {"config": {"access_model": access_model, "publish_model": publish_model},
+            "affiliations": affiliations or {"alice@example.org": "owner"},
+            "subscriptions": subscriptions_ or {}, "pending": pending or {}}
+
+
+class HandlerTableTests(PubSubTestCase):
+    """The protocol routes by (type, namespace, verb) through HANDLERS."""
+
+    def test_every_verb_has_a_handler_per_namespace(self):
+        """Each handler in the table is an async function of the handler modules, keyed by
+        a known IQ type and one of the two payload namespaces."""
+        modules = (publishing, subscriptions, owner)
+        for (type_, namespace, name), handler in protocol.HANDLERS.items():
+            self.assertIn(type_, ("get", "set"))
+            self.assertIn(namespace, (NS_PUBSUB, NS_OWNER))
+            self.assertTrue(inspect.iscoroutinefunction(handler), name)
+            self.assertIn(inspect.getmodule(handler), modules)
+
+    def test_no_methods_by_built_names(self):
+        """No module of the protocol layer calls getattr (handlers come from the table)."""
+        for module in (protocol, publishing, subscriptions, owner, notifications, rules,
+                       nodes):
+            tree = ast.parse(inspect.getsource(module))
+            calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)
+                     and getattr(n.func, "id", None) == "getattr"]
+            self.assertEqual(calls, [], module.__name__)
+
+    def test_verb_of_other_namespace(self):
+        """A verb in a foreign namespace is not implemented; a known verb without a handler
+        for that payload and type (an owner verb in the user payload, or the reverse) is a
+        bad request."""
+        self.create("n")
+        self.assertEqual(self.error(ALICE, "get", self.pubsub(
+            "<items xmlns='urn:other' node='n'/>")), ("feature-not-implemented", "unsupported"))
+        self.assertEqual(self.error(ALICE, "get", self.pubsub("<items node='n'/>", owner=True)),
+                         ("bad-request", None))
+        self.assertEqual(self.error(ALICE, "get", self.pubsub("<configure node='n'/>")),
+                         ("bad-request", None))
+
+    def test_unsupported_options_feature(self):
+        """An unsupported <options/> names the subscription-options feature (XEP-0060
+        §10)."""
+        reply = self.iq(ALICE, "get", self.pubsub("<options xmlns='urn:other' node='n'/>"))
+        unsupported = reply.find(f".//{{{NS_ERRORS}}}unsupported")
+        self.assertEqual(unsupported.get("feature"), "subscription-options")
+
+
+class ErrorMapTests(SynchronousTestCase):
+    """Domain errors become stanza errors in one table at the protocol edge."""
+
+    def test_every_refusal_mapped(self):
+        """Every refusal the rules can raise, and the store's errors, are in ERRORS."""
+        refusals = set(rules.Refused.__subclasses__()) | {NodeExists, NodeNotFound}
+        self.assertEqual(set(protocol.ERRORS), refusals)
+
+    def test_conditions_and_texts(self):
+        """A refusal keeps its text and gains its pubsub#errors condition; a store error
+        carries no internals."""
+        error = protocol.stanza_error(rules.Forbidden("Not your subscription"))
+        self.assertEqual((error.condition, error.text, error.app_condition),
+                         ("forbidden", "Not your subscription", None))
+        error = protocol.stanza_error(rules.ClosedNode())
+        self.assertEqual((error.condition, error.app_condition.tag),
+                         ("not-allowed", f"{{{NS_ERRORS}}}closed-node"))
+        error = protocol.stanza_error(NodeNotFound("secret-node-name"))
+        self.assertEqual((error.condition, error.text), ("item-not-found", None))
+
+
+class RulesTests(SynchronousTestCase):
+    """The rules decide on records alone, raising refusals, never stanza errors."""
+
+    def setUp(self):
+        self.host = FakeHost("example.org")
+        self.service = rules.Rules(self.host, pep=False, max_nodes=2)
+        self.pep = rules.Rules(self.host, pep=True)
+
+    def test_affiliation(self):
+        """A PEP account owns its nodes whatever the record says; elsewhere the record
+        decides."""
+        record = _record(affiliations={"bob@example.org": "publisher"})
+        self.assertEqual(self.pep.affiliation("alice@example.org", record,
+                                              JID.parse(ALICE)), "owner")
+        self.assertEqual(self.service.affiliation("pubsub.example.org", record,
+                                                  JID.parse(ALICE)), "none")
+        self.assertEqual(self.service.affiliation("pubsub.example.org", record,
+                                                  JID.parse(BOB)), "publisher")
+
+    def test_publish_models(self):
+        """Publishers publish; with model subscribers a subscriber may too, and with open
+        anyone but an outcast."""
+        bob = JID.parse(BOB)
+        self.assertRaises(rules.Forbidden, self.service.may_publish, "s", _record(), bob)
+        self.service.may_publish("s", _record(publish_model="subscribers",
+                                              subscriptions_={BOB: "1"}), bob)
+        self.service.may_publish("s", _record(publish_model="open"), bob)
+        self.assertRaises(rules.Forbidden, self.service.may_publish, "s", _record(
+            publish_model="open", affiliations={"bob@example.org": "outcast"}), bob)
+
+    def test_authorize_access(self):
+        """Access model authorize: subscribed reads, pending and unknown are refused
+        with their own refusals."""
+        bob = JID.parse(BOB)
+
+        def access(record):
+            return self.service.check_access("s", record, bob)
+
+        self.successResultOf(access(_record("authorize", subscriptions_={BOB: "1"})))
+        self.failureResultOf(access(_record("authorize", pending={BOB: "1"})),
+                             rules.PendingSubscription)
+        self.failureResultOf(access(_record("authorize")), rules.NotSubscribed)
+        self.failureResultOf(access(_record("whitelist")), rules.ClosedNode)
+
+    def test_node_limit_and_owner_kept(self):
+        """The node limit and the last owner are refused as not stanza errors."""
+        self.service.may_add_node(1)
+        self.assertRaises(rules.TooManyNodes, self.service.may_add_node, 2)
+        self.assertRaises(rules.NotAcceptable, self.service.keeps_owner,
+                          {"bob@example.org": "publisher"})
+        self.pep.keeps_owner({})
+        self.assertRaises(rules.NotAcceptable, self.pep.may_set_affiliation,
+                          "alice@example.org", "alice@example.org")
