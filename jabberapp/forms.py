@@ -30,7 +30,7 @@ Parsing (any form that arrives)
   shape (ValueError for an element that is not an <x/> of this namespace).
   C{find_form(parent, form_type=None)} finds the <x/> child (of that FORM_TYPE),
   C{form_type_of(x)} reads the FORM_TYPE of an element, C{Form.values()} is var -> list of
-  strings.
+  strings; C{extended_info(x)} reads a disco#info form as caps hashes it (XEP-0115 §5.4).
 
 Validating a submission against a definition (a form the server offered)
     try:
@@ -358,6 +358,26 @@ def find_form(parent, form_type: str | None = None):
         if form_type is None or form_type_of(x) == form_type:
             return x
     return None
+
+
+def extended_info(x):
+    """
+    An XEP-0128 disco#info form as entity capabilities read it (XEP-0115 §5.4): None when
+    it has no FORM_TYPE or is no XEP-0004 form; (FORM_TYPE, None) when its FORM_TYPE is not
+    hidden (ignored, but it counts for duplicate FORM_TYPEs); else (FORM_TYPE, fields) with
+    fields ((var, (value, ...)), ...) in document order. FormError naming FORM_TYPE when
+    that is not one value in one field.
+    """
+    try:
+        form = parse(x)
+    except FormError as e:
+        if e.var == FORM_TYPE:
+            raise
+        return None
+    if form.form_type is not None:
+        return form.form_type, tuple((f.var, f.values) for f in form.fields if f.var)
+    shown = form.field(FORM_TYPE)
+    return None if shown is None or shown.value is None else (shown.value, None)
 
 
 def result_form(form_type: str, fields: Iterable[Field]):

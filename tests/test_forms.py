@@ -4,7 +4,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from jabberapp import forms
 from jabberapp.errors import StanzaError
 from jabberapp.forms import (FIELD_TYPES, FORM_TYPE, NS_DATA_FORMS, Field, Form, FormError,
-                             find_form, form_type_of, parse, result_form)
+                             extended_info, find_form, form_type_of, parse, result_form)
 from jabberapp.jid import JID
 from jabberapp.testing import parse as parse_xml
 from jabberapp.xml import element, serialize
@@ -165,6 +165,20 @@ class ParseTests(SynchronousTestCase):
         self.assertIsNone(find_form(parent, "urn:c"))
         self.assertIsNone(find_form(None))
         self.assertIsNone(form_type_of(element(NS_DATA_FORMS, "x")))
+
+    def test_extended_info(self):
+        """extended_info reads a disco#info form as caps hash it: hidden FORM_TYPE and
+        fields; a shown FORM_TYPE without fields; nothing without one or for a non-form."""
+        fields = [Field("a", values=("2", "1")), Field(None, "fixed", values=("x",))]
+        self.assertEqual(extended_info(result_form(NS_TEST, fields)),
+                         (NS_TEST, (("a", ("2", "1")),)))
+        shown = element(NS_DATA_FORMS, "x", type="result")
+        shown.append(Field(FORM_TYPE, "text-single", values=(NS_TEST,)).to_element())
+        self.assertEqual(extended_info(shown), (NS_TEST, None))
+        self.assertIsNone(extended_info(element(NS_DATA_FORMS, "x", type="result")))
+        self.assertIsNone(extended_info(element(NS_DATA_FORMS, "x", type="odd")))
+        twice = result_form(NS_TEST, [Field(FORM_TYPE, "hidden", values=("urn:b",))])
+        self.assertEqual(self.assertRaises(FormError, extended_info, twice).var, FORM_TYPE)
 
 
 class ValidationTests(SynchronousTestCase):

@@ -37,15 +37,10 @@ Service "caps" (for PEP)
   presence, or None (no session, no caps, legacy caps, not verified yet). The cache is an
   LRU of ``cache_size`` vers shared by every host of the process; it is not persisted:
   clients are asked again after a restart.
-  ``when_known(session)``: a Deferred for the features of the session's current caps,
-  fired by the event that settles them, never by polling: at once when they are known or
-  cannot become known (no caps, legacy caps, verification failed with nobody else left to
-  ask, session gone, extension stopped), else when the query that settles them ends --
-  the session's own, another client's for the same ver, or the next client's asked after
-  a failure (§5.4 3.9) -- with the features or None. It fires None too when the session's
-  caps change or it ends first. Waiters are kept by ver and session, and dropped when they
-  fire, are cancelled, or their session ends or changes caps: a waiter is kept only while a
-  query that may settle it is in flight, and every query times out (QUERY_TIMEOUT).
+  ``when_known(session)``: a Deferred for the features of the session's current caps
+  (None when they will not become known), fired by the event that settles them, never by
+  polling (details in L{CapsService.when_known}). Waiters are kept by ver and session only
+  while a query that may settle them is in flight, and every query times out (QUERY_TIMEOUT).
 
   The verifier reads broadcast presence at priority 200, before the hooks of other
   extensions (PEP at 100), so in the rest of the PRESENCE_BROADCAST chain, and at
@@ -63,7 +58,7 @@ from twisted.internet import defer
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
-from jabberapp import dispatch
+from jabberapp import dispatch, forms
 from jabberapp import stanza as st
 from jabberapp.config import Option, int_range
 from jabberapp.errors import StanzaError, StreamError
@@ -74,7 +69,6 @@ from jabberapp.xml import element
 from jabberapp.xml.ns import NS_CLIENT, NS_DISCO_INFO, NS_XML
 
 NS_CAPS = "http://jabber.org/protocol/caps"
-NS_DATA_FORMS = "jabber:x:data"
 CAPS = f"{{{NS_CAPS}}}c"
 DISCO_INFO = f"{{{NS_DISCO_INFO}}}query"
 # The caps node names the software (§4). The project has no web site yet: a reserved
@@ -115,7 +109,7 @@ class DiscoInfo:
 def parse_disco_info(query):
     """The DiscoInfo of a disco#info <query/>; IllFormed per §5.4 (forms without a hidden
     FORM_TYPE are left out, §5.4 3.6)."""
-    identities, features, forms = [], [], []
+    identities, features, hashed = [], [], []
     form_types = set()
     for child in query:
         if child.tag == f"{{{NS_DISCO_INFO}}}identity":
@@ -128,45 +122,28 @@ def parse_disco_info(query):
             if not child.get("var"):
                 raise IllFormed("a feature without var")
             features.append(child.get("var"))
-        elif child.tag == f"{{{NS_DATA_FORMS}}}x":
-            form = _form(child)
+        elif child.tag == forms.X:
+            try:
+                form = forms.extended_info(child)
+            except forms.FormError as e:
+                raise IllFormed(str(e)) from None
             if form is None:
                 continue
             if form[0] in form_types:
                 raise IllFormed(f"two forms of FORM_TYPE {form[0]!r}")
             form_types.add(form[0])
             if form[1] is not None:
-                forms.append(form)
+                hashed.append(form)
     if len(set(identities)) != len(identities):
         raise IllFormed("the same identity twice")
     if len(set(features)) != len(features):
         raise IllFormed("the same feature twice")
     info = DiscoInfo(tuple(identities), tuple(features),
-                     tuple((form_type, fields) for form_type, fields in forms))
+                     tuple((form_type, fields) for form_type, fields in hashed))
     for text in _strings(info):
         if "<" in text:
             raise IllFormed("'<' in a hashed string")
     return info
-
-
-def _form(x):
-    """(FORM_TYPE, fields) of an XEP-0128 form; fields None when it has a FORM_TYPE that is
-    not hidden (ignored, but it still counts for duplicates); None without a FORM_TYPE."""
-    form_type, hidden, fields = None, False, []
-    for field in x.iterchildren(f"{{{NS_DATA_FORMS}}}field"):
-        var = field.get("var")
-        values = tuple(value.text or "" for value in
-                       field.iterchildren(f"{{{NS_DATA_FORMS}}}value"))
-        if var == "FORM_TYPE":
-            if form_type is not None or len(set(values)) > 1:
-                raise IllFormed("a FORM_TYPE field that is not one value")
-            if values:
-                form_type, hidden = values[0], field.get("type") == "hidden"
-        elif var is not None:
-            fields.append((var, values))
-    if form_type is None:
-        return None
-    return (form_type, tuple(fields) if hidden else None)
 
 
 def _strings(info):

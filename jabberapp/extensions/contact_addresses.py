@@ -3,7 +3,8 @@ XEP-0157: Contact Addresses for XMPP Services -- whom to write about abuse, secu
 
 The configured addresses are published in the host JID's disco#info answer as an XEP-0128
 extended information form of FORM_TYPE http://jabber.org/network/serverinfo (§3), one
-field per role that has addresses, in the order of the options below:
+list-multi field (the registry's type) per role that has addresses, in the order of the
+options below:
 
     [extension:contact_addresses]
     abuse = mailto:abuse@example.org, xmpp:abuse@example.org
@@ -20,7 +21,7 @@ from twisted.plugin import IPlugin
 from zope.interface import implementer
 
 from jabberapp.config import Option, comma_list
-from jabberapp.extensions.disco import add_form, extended_info_form
+from jabberapp.forms import Field, result_form
 from jabberapp.interfaces import IExtension
 from jabberapp.specs import Spec
 
@@ -68,11 +69,12 @@ class ContactAddresses:
         for option, field, purpose in ROLES)
 
     def install(self, host):
-        """Add the serverinfo form to the host's disco#info, when any address is set."""
-        fields = [(field, host.config[option]) for option, field, _ in ROLES
-                  if host.config[option]]
+        """Add the serverinfo form to the host's disco#info (through the service "disco"),
+        when any address is set; it goes when this extension unloads."""
+        fields = [Field(field, "list-multi", values=host.config[option])
+                  for option, field, _ in ROLES if host.config[option]]
         if fields:
-            add_form(host, extended_info_form(SERVERINFO, fields))
+            host.on_unload(host.service("disco").add(result_form(SERVERINFO, fields)))
 
 
 contact_addresses = ContactAddresses()   # re-exported by jabberapp/plugins/jabberapp_builtin.py

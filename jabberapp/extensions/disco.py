@@ -18,11 +18,17 @@ Who answers what:
   <service-unavailable/>, the same in both cases so nothing leaks.
 - A node nobody owns is <item-not-found/>.
 
-Extended information (XEP-0128): other extensions add data forms to the host JID's
-disco#info answer with ``add_form(host, form)`` (``extended_info_form()`` builds one); each
-is removed when the extension that added it unloads. The disco extension offers the forms
-to others as the service "disco" (``host.service("disco").forms()``), for entity
-capabilities hashes that must cover them (XEP-0115 §5.4).
+Extended information (XEP-0128): the disco extension offers the service "disco"
+(L{ExtendedInfo}). Another extension (which depends on "disco") adds a data form of type
+'result' with a hidden FORM_TYPE to the host JID's disco#info answer, and takes it away
+when it unloads, with
+
+    remove = host.service("disco").add(forms.result_form(FORM_TYPE, fields))
+    host.on_unload(remove)
+
+(jabberapp.forms builds the form, its fields typed as the FORM_TYPE's registry says).
+``host.service("disco").forms()`` lists them, for entity capabilities hashes that must
+cover them (XEP-0115 §5.4).
 """
 import copy
 
@@ -31,6 +37,7 @@ from twisted.plugin import IPlugin
 from zope.interface import implementer
 
 from jabberapp.dispatch import addressee_kind, parse_jid_attr
+from jabberapp import forms
 from jabberapp.errors import StanzaError
 from jabberapp.interfaces import IExtension
 from jabberapp.specs import Spec
@@ -38,8 +45,6 @@ from jabberapp.xml import element
 from jabberapp.xml.ns import NS_DISCO_INFO, NS_DISCO_ITEMS
 
 ACCOUNT_IDENTITY = ("account", "registered", None)
-NS_DATA_FORMS = "jabber:x:data"
-FORM_TYPE = "FORM_TYPE"
 
 
 @implementer(IPlugin, IExtension)
@@ -81,10 +86,14 @@ class ExtendedInfo:
         return [copy.deepcopy(form) for form in self._forms]
 
     def add(self, form):
-        """Add C{form} (a copy is kept); return a function that removes it again.
-        ValueError when it is no XEP-0128 form or its FORM_TYPE is already there."""
-        form_type = form_type_of(form)
-        if form_type in (form_type_of(f) for f in self._forms):
+        """Add C{form} (an <x/> element or a jabberapp.forms.Form; a copy is kept);
+        return a function that removes it again. ValueError when it is no XEP-0128 form
+        (type 'result', a hidden FORM_TYPE with a value) or its FORM_TYPE is already
+        there."""
+        if isinstance(form, forms.Form):
+            form = form.to_element()
+        form_type = _form_type(form)
+        if form_type in (_form_type(f) for f in self._forms):
             raise ValueError(f"a disco#info form of FORM_TYPE {form_type!r} is already added")
         kept = copy.deepcopy(form)
         kept.tail = None
@@ -92,47 +101,13 @@ class ExtendedInfo:
         return lambda: self._forms.remove(kept)
 
 
-def add_form(host, form):
-    """
-    Add C{form}, an XEP-0128 data form of type 'result' with a hidden FORM_TYPE field, to
-    the host JID's disco#info answer, until the extension owning C{host} unloads. That
-    extension must depend on "disco". ValueError for a form that is not one, or whose
-    FORM_TYPE another extension already added.
-    """
-    remove = host.service("disco").add(form)
-    host.on_unload(remove)
-
-
-def extended_info_form(form_type, fields):
-    """
-    An XEP-0128 form: <x xmlns='jabber:x:data' type='result'> with the hidden FORM_TYPE
-    field, then one <field var=...> per (var, values) pair of C{fields}, a <value/> per
-    value, in the order given.
-    """
-    form = element(NS_DATA_FORMS, "x", type="result")
-    hidden = element(NS_DATA_FORMS, "field", var=FORM_TYPE, type="hidden")
-    hidden.append(element(NS_DATA_FORMS, "value", text=form_type))
-    form.append(hidden)
-    for var, values in fields:
-        field = element(NS_DATA_FORMS, "field", var=var)
-        for value in values:
-            field.append(element(NS_DATA_FORMS, "value", text=value))
-        form.append(field)
-    return form
-
-
-def form_type_of(form):
+def _form_type(form):
     """The FORM_TYPE of an XEP-0128 form; ValueError when C{form} is not one."""
-    if form.tag != f"{{{NS_DATA_FORMS}}}x" or form.get("type") != "result":
+    parsed = forms.parse(form)
+    if parsed.type != "result" or not parsed.form_type:
         raise ValueError("an extended information form is <x xmlns='jabber:x:data' "
-                         "type='result'/>")
-    for field in form.iterchildren(f"{{{NS_DATA_FORMS}}}field"):
-        if field.get("var") == FORM_TYPE:
-            value = field.findtext(f"{{{NS_DATA_FORMS}}}value")
-            if field.get("type") != "hidden" or not value:
-                raise ValueError("the FORM_TYPE field must be hidden and have a value")
-            return value
-    raise ValueError("an extended information form needs a FORM_TYPE field")
+                         "type='result'/> with a hidden FORM_TYPE that has a value")
+    return parsed.form_type
 
 
 class _Responder:

@@ -6,7 +6,8 @@ from zope.interface.verify import verifyObject
 
 from jabberapp.config import ConfigError, load_config
 from jabberapp.extensions.contact_addresses import SERVERINFO, contact_addresses, uri_list
-from jabberapp.extensions.disco import NS_DATA_FORMS, service_discovery
+from jabberapp.extensions.disco import service_discovery
+from jabberapp.forms import NS_DATA_FORMS
 from jabberapp.interfaces import IExtension
 from jabberapp.plugins import jabberapp_builtin
 from jabberapp.testing import FakeHost
@@ -61,7 +62,8 @@ class ContactAddressesTests(SynchronousTestCase):
         self.assertEqual(self.forms(), [])
 
     def test_published(self):
-        """Configured addresses are a serverinfo form in disco#info (XEP-0157 §3)."""
+        """Configured addresses are a serverinfo form in disco#info (XEP-0157 §3), each
+        field a list-multi as the registry says."""
         self.host.install(contact_addresses,
                           support=("https://example.org/help", "xmpp:help@example.org"),
                           abuse=("mailto:abuse@example.org",),
@@ -70,10 +72,10 @@ class ContactAddressesTests(SynchronousTestCase):
         self.assertEqual(form.get("type"), "result")
         self.assertEqual(form_fields(form), [
             ("FORM_TYPE", "hidden", [SERVERINFO]),
-            ("abuse-addresses", None, ["mailto:abuse@example.org"]),
-            ("status-addresses", None, ["https://status.example.org"]),
-            ("support-addresses", None, ["https://example.org/help",
-                                         "xmpp:help@example.org"]),
+            ("abuse-addresses", "list-multi", ["mailto:abuse@example.org"]),
+            ("status-addresses", "list-multi", ["https://status.example.org"]),
+            ("support-addresses", "list-multi", ["https://example.org/help",
+                                                 "xmpp:help@example.org"]),
         ])
 
     def test_every_role(self):
@@ -90,6 +92,12 @@ class ContactAddressesTests(SynchronousTestCase):
         self.host.install(contact_addresses, admin=("xmpp:admin@example.org",))
         self.host.unload("contact_addresses")
         self.assertEqual(self.forms(), [])
+
+    def test_no_disco_internals(self):
+        """The extension reaches disco only through its declared service, not its module."""
+        import jabberapp.extensions.contact_addresses as module
+        with open(module.__file__) as f:
+            self.assertNotIn("jabberapp.extensions.disco", f.read())
 
 
 class URIListTests(SynchronousTestCase):

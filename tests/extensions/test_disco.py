@@ -9,8 +9,8 @@ from zope.interface.verify import verifyObject
 
 from jabberapp import stanza as st
 from jabberapp.errors import StanzaError
-from jabberapp.extensions.disco import (NS_DATA_FORMS, add_form, extended_info_form,
-                                        form_type_of, service_discovery)
+from jabberapp.extensions.disco import service_discovery
+from jabberapp.forms import NS_DATA_FORMS, Field, Form, form_type_of, result_form
 from jabberapp.extensions.version import software_version
 from jabberapp.interfaces import IDiscoProvider, IExtension
 from jabberapp.plugins import jabberapp_builtin
@@ -314,14 +314,14 @@ class ExtendedInfoTests(DiscoTestCase):
     """XEP-0128: data forms other extensions add to the host's disco#info."""
 
     def add_forms(self, *forms):
-        """Install an extension adding C{forms} with add_form; return its host."""
+        """Install an extension adding C{forms} through the disco service; return its host."""
         @implementer(IExtension)
         class Informing:
             name, depends, options = "informing", ("disco",), ()
 
             def install(self, host):
                 for form in forms:
-                    add_form(host, form)
+                    host.on_unload(host.service("disco").add(form))
 
         return self.host.install(Informing())
 
@@ -329,19 +329,19 @@ class ExtendedInfoTests(DiscoTestCase):
         """The forms in a disco#info answer."""
         return self.info(**kwargs).findall(f"{{{NS_DATA_FORMS}}}x")
 
-    def test_form_shape(self):
-        """extended_info_form builds a result form with the hidden FORM_TYPE first."""
-        form = extended_info_form("urn:example:info", [("a", ["1", "2"]), ("b", [])])
-        self.assertEqual((form.tag, form.get("type")), (f"{{{NS_DATA_FORMS}}}x", "result"))
+    def test_form_object(self):
+        """A jabberapp.forms.Form is accepted as well as an element, and served typed."""
+        self.add_forms(Form("result", "urn:example:info",
+                            [Field("a", "list-multi", values=("1", "2"))]))
+        (form,) = self.forms()
         fields = [(f.get("var"), f.get("type"), [v.text for v in f]) for f in form]
         self.assertEqual(fields, [("FORM_TYPE", "hidden", ["urn:example:info"]),
-                                  ("a", None, ["1", "2"]), ("b", None, [])])
-        self.assertEqual(form_type_of(form), "urn:example:info")
+                                  ("a", "list-multi", ["1", "2"])])
 
     def test_forms_after_features(self):
         """Added forms follow the identities and features of the host's answer, in order."""
-        self.add_forms(extended_info_form("urn:example:one", [("x", ["1"])]),
-                       extended_info_form("urn:example:two", []))
+        self.add_forms(result_form("urn:example:one", [Field("x", values=("1",))]),
+                       result_form("urn:example:two", []))
         query = self.info()
         tags = [etree.QName(child).localname for child in query]
         self.assertEqual(tags, ["identity", "feature", "feature", "x", "x"])
@@ -350,21 +350,21 @@ class ExtendedInfoTests(DiscoTestCase):
 
     def test_only_host_jid(self):
         """Forms are not added to nodes or to users' answers."""
-        self.add_forms(extended_info_form("urn:example:one", []))
+        self.add_forms(result_form("urn:example:one", []))
         self.provide(Provider("example.org", node="n", info=([("a", "b", None)], [])))
         self.assertEqual(self.forms(node="n"), [])
         self.assertEqual(self.forms(to="alice@example.org"), [])
 
     def test_removed_on_unload(self):
         """A form goes away when the extension that added it unloads."""
-        self.add_forms(extended_info_form("urn:example:one", []))
+        self.add_forms(result_form("urn:example:one", []))
         self.host.unload("informing")
         self.assertEqual(self.forms(), [])
         self.assertEqual(self.host.service("disco").forms(), [])
 
     def test_copies(self):
         """The form is copied when added and when served: later changes do not leak."""
-        form = extended_info_form("urn:example:one", [("x", ["1"])])
+        form = result_form("urn:example:one", [Field("x", values=("1",))])
         self.add_forms(form)
         form.set("type", "form")
         served = self.host.service("disco").forms()
@@ -373,26 +373,26 @@ class ExtendedInfoTests(DiscoTestCase):
 
     def test_service(self):
         """The disco service lists the forms, for entity capabilities hashes."""
-        self.add_forms(extended_info_form("urn:example:one", []))
+        self.add_forms(result_form("urn:example:one", []))
         self.assertEqual([form_type_of(f) for f in self.host.service("disco").forms()],
                          ["urn:example:one"])
 
     def test_duplicate_form_type(self):
         """A second form of the same FORM_TYPE is refused at install, and nothing stays."""
         with self.assertRaises(ValueError):
-            self.add_forms(extended_info_form("urn:example:one", []),
-                           extended_info_form("urn:example:one", [("x", ["2"])]))
+            self.add_forms(result_form("urn:example:one", []),
+                           result_form("urn:example:one", [Field("x", values=("2",))]))
         self.assertEqual(self.forms(), [])
 
     def test_not_a_form(self):
         """Elements that are not XEP-0128 result forms with a FORM_TYPE are refused."""
-        no_type = extended_info_form("urn:example:one", [])
+        no_type = result_form("urn:example:one", [])
         del no_type[0]
-        not_hidden = extended_info_form("urn:example:one", [])
+        not_hidden = result_form("urn:example:one", [])
         del not_hidden[0].attrib["type"]
-        submit = extended_info_form("urn:example:one", [])
+        submit = result_form("urn:example:one", [])
         submit.set("type", "submit")
-        empty_type = extended_info_form("", [])
+        empty_type = result_form("", [])
         for bad in (no_type, not_hidden, submit, empty_type,
                     etree.Element("{urn:example}x")):
             with self.assertRaises(ValueError):

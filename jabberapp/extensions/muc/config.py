@@ -1,17 +1,23 @@
 """
 XEP-0045 §10.2 room configuration: the RoomConfig value and the muc#roomconfig data form
-(XEP-0004) it is shown and submitted as.
+(XEP-0004, built and read with jabberapp.forms) it is shown and submitted as; and the
+definitions of the other forms a room sends (room info, voice request, registration),
+every field typed as the XEP-0045 §15.5 registry says.
 """
 from dataclasses import asdict, dataclass, fields, replace
 
-from jabberapp.errors import StanzaError
-from jabberapp.xml import element
+from jabberapp.forms import NS_DATA_FORMS, Field, Form, FormError
 
-NS_DATA = "jabber:x:data"
+NS_DATA = NS_DATA_FORMS     # the name service.py imports
 NS_ROOMCONFIG = "http://jabber.org/protocol/muc#roomconfig"
-FIELD = f"{{{NS_DATA}}}field"
-VALUE = f"{{{NS_DATA}}}value"
+NS_ROOMINFO = "http://jabber.org/protocol/muc#roominfo"
+NS_MUC_REQUEST = "http://jabber.org/protocol/muc#request"
+NS_MUC_REGISTER = "http://jabber.org/protocol/muc#register"
 WHOIS = ("moderators", "anyone")
+# muc#roomconfig_maxusers is a list-single: the choices offered (up to the service's
+# maximum, which is offered too, as is the room's current value), as ejabberd offers them.
+# Any other number within the maximum is accepted when submitted.
+MAX_USERS_CHOICES = (5, 10, 20, 30, 50, 100, 200, 500, 1000, 2000, 5000)
 
 
 @dataclass(frozen=True)
@@ -42,7 +48,7 @@ class RoomConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-# var -> (attribute, field type, label)
+# (var, RoomConfig attribute, field type, label); types from the XEP-0045 §15.5.3 registry.
 _FIELDS = (
     ("muc#roomconfig_roomname", "name", "text-single", "Room title"),
     ("muc#roomconfig_roomdesc", "description", "text-single", "Description"),
@@ -53,7 +59,8 @@ _FIELDS = (
     ("muc#roomconfig_roomsecret", "password", "text-private", "Password"),
     ("muc#roomconfig_moderatedroom", "moderated", "boolean", "Moderated room"),
     ("muc#roomconfig_whois", "whois", "list-single", "Who may discover real JIDs"),
-    ("muc#roomconfig_maxusers", "max_users", "text-single", "Maximum number of occupants"),
+    ("muc#roomconfig_maxusers", "max_users", "list-single", "Maximum number of occupants"),
+    # Not in the registry; Prosody's name and type for the same setting.
     ("muc#roomconfig_historylength", "history_length", "text-single",
      "Messages of history sent on join"),
     ("muc#roomconfig_changesubject", "changesubject", "boolean",
@@ -61,52 +68,56 @@ _FIELDS = (
     ("muc#roomconfig_allowinvites", "allowinvites", "boolean",
      "Participants may invite others"),
 )
-_BY_VAR = {var: (attr, kind) for var, attr, kind, _ in _FIELDS}
+_ATTRS = {var: attr for var, attr, _, _ in _FIELDS}
 
 
-def config_form(config):
-    """The muc#roomconfig form (type 'form') filled with C{config}."""
-    form = element(NS_DATA, "x", type="form")
-    form.append(element(NS_DATA, "title", text="Room configuration"))
-    hidden = element(NS_DATA, "field", var="FORM_TYPE", type="hidden")
-    hidden.append(element(NS_DATA, "value", text=NS_ROOMCONFIG))
-    form.append(hidden)
-    for var, attr, kind, label in _FIELDS:
-        field = element(NS_DATA, "field", var=var, type=kind, label=label)
-        if attr is None:
-            value = "1" if config.password else "0"
-        else:
-            value = getattr(config, attr)
-            if isinstance(value, bool):
-                value = "1" if value else "0"
-            value = str(value)
-        if var == "muc#roomconfig_whois":
-            for option in WHOIS:
-                opt = element(NS_DATA, "option", label=option.capitalize())
-                opt.append(element(NS_DATA, "value", text=option))
-                field.append(opt)
-        field.append(element(NS_DATA, "value", text=value))
-        form.append(field)
-    return form
+def _integer(low, high):
+    """A field convert: the value as an integer from C{low} to C{high}."""
+    def convert(value):
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ValueError("must be an integer") from None
+        if not low <= number <= high:
+            raise ValueError(f"must be from {low} to {high}")
+        return number
+    return convert
 
 
-def _bool(var, values):
-    value = values[0] if values else ""
-    if value in ("1", "true"):
-        return True
-    if value in ("0", "false"):
-        return False
-    raise StanzaError("not-acceptable", f"{var} must be a boolean")
-
-
-def _int(var, values, low, high):
-    try:
-        value = int(values[0])
-    except (ValueError, IndexError):
-        raise StanzaError("not-acceptable", f"{var} must be an integer") from None
-    if not low <= value <= high:
-        raise StanzaError("not-acceptable", f"{var} must be from {low} to {high}")
+def _whois(value):
+    if value not in WHOIS:
+        raise ValueError(f"must be one of {', '.join(WHOIS)}")
     return value
+
+
+def config_definition(max_users, max_history, current_users=None):
+    """
+    The muc#roomconfig form definition (a jabberapp.forms.Form) for a service whose
+    rooms hold at most C{max_users} occupants and C{max_history} messages of history;
+    C{current_users} is offered among the maxusers choices too.
+    """
+    users = sorted({n for n in MAX_USERS_CHOICES if n < max_users} | {max_users}
+                   | ({current_users} if current_users else set()))
+    special = {
+        "muc#roomconfig_whois": {"options": tuple((o, o.capitalize()) for o in WHOIS),
+                                 "convert": _whois},
+        "muc#roomconfig_maxusers": {"options": tuple(str(n) for n in users),
+                                    "convert": _integer(1, max_users)},
+        "muc#roomconfig_historylength": {"convert": _integer(0, max_history)},
+    }
+    return Form("form", NS_ROOMCONFIG, title="Room configuration", fields=tuple(
+        Field(var, kind, label=label, **special.get(var, {}))
+        for var, _, kind, label in _FIELDS))
+
+
+def config_form(config, max_users=None, max_history=1000):
+    """The muc#roomconfig form (type 'form') filled with C{config}; C{max_users} is the
+    service's maximum (default: the room's own), which bounds the maxusers choices."""
+    definition = config_definition(max(max_users or 0, config.max_users), max_history,
+                                   config.max_users)
+    values = {var: (bool(config.password) if attr is None else getattr(config, attr))
+              for var, attr, _, _ in _FIELDS}
+    return definition.filled(values).to_element()
 
 
 def apply_form(config, form, max_users, max_history):
@@ -116,39 +127,52 @@ def apply_form(config, form, max_users, max_history):
     leaves out keep their values; unknown fields are ignored (XEP-0004 §3.2 lets a
     submitter include only what it changes, and clients add their own).
     """
-    changes = {}
-    protected = None
-    for field in form.iterchildren(FIELD):
-        var = field.get("var")
-        values = [v.text or "" for v in field.iterchildren(VALUE)]
-        if var == "FORM_TYPE":
-            if values != [NS_ROOMCONFIG]:
-                raise StanzaError("bad-request", "FORM_TYPE must be " + NS_ROOMCONFIG)
-            continue
-        if var not in _BY_VAR:
-            continue
-        attr, kind = _BY_VAR[var]
-        if kind == "boolean":
-            value = _bool(var, values)
-            if attr is None:
-                protected = value
-            else:
-                changes[attr] = value
-        elif attr == "max_users":
-            changes[attr] = _int(var, values, 1, max_users)
-        elif attr == "history_length":
-            changes[attr] = _int(var, values, 0, max_history)
-        elif attr == "whois":
-            if len(values) != 1 or values[0] not in WHOIS:
-                raise StanzaError("not-acceptable", f"{var} must be one of {', '.join(WHOIS)}")
-            changes[attr] = values[0]
-        else:
-            if len(values) > 1:
-                raise StanzaError("not-acceptable", f"{var} takes one value")
-            changes[attr] = values[0] if values else ""
+    try:
+        submitted = config_definition(max_users, max_history).read(form)
+    except FormError as e:
+        raise e.stanza_error() from None
+    changes = {_ATTRS[var]: ("" if value is None else value)
+               for var, value in submitted.items() if _ATTRS[var] is not None}
+    protected = submitted.get("muc#roomconfig_passwordprotectedroom")
     new = replace(config, **changes)
     if protected is False:
         new = replace(new, password="")
     elif protected is True and not new.password:
-        raise StanzaError("not-acceptable", "a password-protected room needs a password")
+        raise FormError("muc#roomconfig_roomsecret",
+                        "a password-protected room needs a password").stanza_error()
     return new
+
+
+def room_info_form(config, occupants, subject):
+    """The muc#roominfo form (XEP-0045 §6.4, type 'result') of a room with C{config},
+    C{occupants} occupants and the subject C{subject}."""
+    return Form("result", NS_ROOMINFO, fields=(
+        Field("muc#roominfo_description", "text-single", label="Description",
+              values=(config.description,)),
+        Field("muc#roominfo_occupants", "text-single", label="Number of occupants",
+              values=(str(occupants),)),
+        Field("muc#roominfo_subject", "text-single", label="Subject",
+              values=(subject or "",)),
+    )).to_element()
+
+
+def voice_request_form(jid, nick):
+    """XEP-0045 §8.6: the muc#request form moderators get for a visitor's voice request."""
+    return Form("form", NS_MUC_REQUEST, title="Voice request", instructions=(
+        "To approve this request for voice, select the \"Grant voice to this person?\" "
+        "checkbox and submit the form. To skip this request, cancel it."), fields=(
+        Field("muc#role", "list-single", label="Requested role",
+              options=(("participant", "Participant"),), values=("participant",)),
+        Field("muc#jid", "jid-single", label="User ID", values=(str(jid),)),
+        Field("muc#roomnick", "text-single", label="Room Nickname", values=(nick,)),
+        Field("muc#request_allow", "boolean", label="Grant voice to this person?",
+              values=("false",)),
+    )).to_element()
+
+
+def register_form(room_jid):
+    """XEP-0045 §7.10: the muc#register form to reserve a nickname in the room."""
+    return Form("form", NS_MUC_REGISTER, title=f"Registration with {room_jid}", fields=(
+        Field("muc#register_roomnick", "text-single", label="Desired Nickname",
+              required=True),
+    )).to_element()

@@ -1,14 +1,17 @@
 """
 Node configuration (XEP-0060 §8.2): the options, their defaults, and the pubsub#node_config
-and pubsub#publish-options data forms.
+and pubsub#publish-options data forms (built and read with jabberapp.forms; field types as
+the XEP-0060 §16.4 registry gives them).
 
 A configuration is a dict of option name (without the ``pubsub#`` prefix) to a Python
 value: booleans, ints, "max" for max_items, strings, and a list for roster_groups_allowed.
 """
+from jabberapp import forms
 from jabberapp.errors import StanzaError
+from jabberapp.forms import NS_DATA_FORMS, Field, Form, FormError
 from jabberapp.xml import element
 
-NS_DATA = "jabber:x:data"
+NS_DATA = NS_DATA_FORMS     # the name engine.py and bookmarks.py use
 NS_PUBSUB = "http://jabber.org/protocol/pubsub"
 NS_PUBSUB_ERRORS = "http://jabber.org/protocol/pubsub#errors"
 NODE_CONFIG = "http://jabber.org/protocol/pubsub#node_config"
@@ -18,20 +21,21 @@ ACCESS_MODELS = ("open", "presence", "roster", "whitelist", "authorize")
 PUBLISH_MODELS = ("publishers", "subscribers", "open")
 SEND_LAST = ("never", "on_sub", "on_sub_and_presence")
 
-# name -> (kind, choices, label); kind is bool, int (max_items), list-single, text, list
+# name -> (field type, choices, label); the types of the XEP-0060 §16.4.3 registry.
 OPTIONS = {
-    "title": ("text", None, "A friendly name for the node"),
+    "title": ("text-single", None, "A friendly name for the node"),
     "access_model": ("list-single", ACCESS_MODELS, "Who may subscribe and retrieve items"),
     "publish_model": ("list-single", PUBLISH_MODELS, "Who may publish"),
-    "max_items": ("max_items", None, "Most items kept (a number or 'max')"),
-    "persist_items": ("bool", None, "Keep items in storage"),
-    "deliver_payloads": ("bool", None, "Deliver payloads with event notifications"),
-    "deliver_notifications": ("bool", None, "Deliver event notifications"),
-    "notify_retract": ("bool", None, "Notify subscribers when items are retracted"),
-    "notify_delete": ("bool", None, "Notify subscribers when the node is deleted"),
+    "max_items": ("text-single", None, "Most items kept (a number or 'max')"),
+    "persist_items": ("boolean", None, "Keep items in storage"),
+    "deliver_payloads": ("boolean", None, "Deliver payloads with event notifications"),
+    "deliver_notifications": ("boolean", None, "Deliver event notifications"),
+    "notify_retract": ("boolean", None, "Notify subscribers when items are retracted"),
+    "notify_delete": ("boolean", None, "Notify subscribers when the node is deleted"),
     "send_last_published_item": ("list-single", SEND_LAST,
                                  "When to send the last published item"),
-    "roster_groups_allowed": ("list", None, "Roster groups allowed (access model roster)"),
+    "roster_groups_allowed": ("list-multi", None,
+                              "Roster groups allowed (access model roster)"),
 }
 
 SERVICE_DEFAULTS = {
@@ -55,80 +59,77 @@ def unsupported(feature, condition="feature-not-implemented"):
     return pubsub_error(condition, "unsupported", feature=feature)
 
 
-def parse_value(name, values, max_items_limit, error):
-    """The Python value of option C{name} from the form's C{values}; raises C{error()}."""
-    kind, choices, _ = OPTIONS[name]
-    if kind == "list":
-        return list(values)
-    value = values[0] if values else ""
-    if kind == "bool":
-        if value in ("1", "true"):
-            return True
-        if value in ("0", "false"):
-            return False
-        raise error(f"pubsub#{name} must be a boolean")
-    if kind == "max_items":
+def _choice(choices):
+    """A field convert: the value must be one of C{choices}."""
+    def convert(value):
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return value
+    return convert
+
+
+def _max_items(limit):
+    """A field convert: 'max' or a number from 1 to C{limit}."""
+    def convert(value):
         if value == "max":
             return "max"
-        if not value.isdigit() or not 1 <= int(value) <= max_items_limit:
-            raise error(f"pubsub#max_items must be 'max' or from 1 to {max_items_limit}")
+        if not value or not value.isdigit() or not 1 <= int(value) <= limit:
+            raise ValueError(f"must be 'max' or from 1 to {limit}")
         return int(value)
-    if choices is not None and value not in choices:
-        raise error(f"pubsub#{name} must be one of {', '.join(choices)}")
-    return value
+    return convert
+
+
+def node_config_definition(max_items_limit, form_type=NODE_CONFIG, groups=()):
+    """
+    The pubsub#node_config form definition (a jabberapp.forms.Form; FORM_TYPE
+    C{form_type}, e.g. PUBLISH_OPTIONS for publish-options), for a service whose nodes keep
+    at most C{max_items_limit} items. C{groups} are the roster groups offered as choices
+    of pubsub#roster_groups_allowed; any group name is accepted when submitted.
+    """
+    fields = []
+    for name, (kind, choices, label) in OPTIONS.items():
+        if choices is not None:
+            extra = {"options": choices, "convert": _choice(choices)}
+        elif name == "max_items":
+            extra = {"convert": _max_items(max_items_limit)}
+        elif name == "roster_groups_allowed":
+            extra = {"options": tuple(groups), "convert": list}
+        elif kind == "text-single":
+            extra = {"convert": lambda value: value or ""}
+        else:
+            extra = {}
+        fields.append(Field(f"pubsub#{name}", kind, label=label, **extra))
+    return Form("form", form_type, fields=tuple(fields))
 
 
 def read_form(x, form_type, max_items_limit, error):
     """
     The options a submitted data form C{x} sets, as a dict; raises C{error(text)} for a
-    form of another FORM_TYPE, an unknown field or an invalid value. A form of type
-    'cancel' sets nothing.
+    form of another FORM_TYPE, an unknown field or an invalid value (the text names the
+    field). A form of type 'cancel' sets nothing.
     """
     if x.get("type") == "cancel":
         return {}
-    if x.get("type") not in ("submit", None):
-        raise error("The form must be of type submit")
-    options = {}
-    seen_type = None
-    for field in x.iterchildren(f"{{{NS_DATA}}}field"):
-        var = field.get("var")
-        values = [v.text or "" for v in field.iterchildren(f"{{{NS_DATA}}}value")]
-        if var == "FORM_TYPE":
-            seen_type = values[0] if values else ""
-            continue
-        if not var or not var.startswith("pubsub#") or var[7:] not in OPTIONS:
-            raise error(f"Unsupported field {var!r}")
-        options[var[7:]] = parse_value(var[7:], values, max_items_limit, error)
-    if seen_type is not None and seen_type != form_type:
-        raise error(f"The FORM_TYPE must be {form_type}")
-    return options
+    try:
+        values = node_config_definition(max_items_limit, form_type).read(
+            x, unknown="error", submit_types=("submit", None))
+    except FormError as e:
+        raise error(str(e)) from None
+    return {var[len("pubsub#"):]: value for var, value in values.items()}
 
 
-def config_form(config, form_type="form"):
-    """The pubsub#node_config form (type C{form_type}) showing C{config}."""
-    x = element(NS_DATA, "x", type=form_type)
-    hidden = element(NS_DATA, "field", var="FORM_TYPE", type="hidden")
-    hidden.append(element(NS_DATA, "value", text=NODE_CONFIG))
-    x.append(hidden)
-    for name, (kind, choices, label) in OPTIONS.items():
-        field_type = {"bool": "boolean", "max_items": "text-single", "text": "text-single",
-                      "list": "text-multi"}.get(kind, kind)
-        field = element(NS_DATA, "field", var=f"pubsub#{name}", type=field_type, label=label)
-        value = config.get(name)
-        if kind == "list":
-            for item in value or []:
-                field.append(element(NS_DATA, "value", text=item))
-        else:
-            text = ("1" if value else "0") if kind == "bool" else str(value)
-            field.append(element(NS_DATA, "value", text=text))
-        for choice in choices or ():
-            option = element(NS_DATA, "option")
-            option.append(element(NS_DATA, "value", text=choice))
-            field.append(option)
-        x.append(field)
-    return x
+def config_form(config, form_type="form", groups=()):
+    """The pubsub#node_config form (type C{form_type}) showing C{config}; C{groups} (the
+    owner's roster groups) are offered for pubsub#roster_groups_allowed, with the groups
+    already allowed."""
+    allowed = list(config.get("roster_groups_allowed") or ())
+    choices = list(groups) + [g for g in allowed if g not in groups]
+    definition = node_config_definition(1, groups=choices)
+    values = {f"pubsub#{name}": config.get(name) for name in OPTIONS}
+    values["pubsub#roster_groups_allowed"] = allowed
+    return definition.filled(values, type=form_type).to_element()
 
 
 def find_form(parent):
     """The jabber:x:data <x/> child of C{parent}, or None."""
-    return None if parent is None else parent.find(f"{{{NS_DATA}}}x")
+    return forms.find_form(parent)
