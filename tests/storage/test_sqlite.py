@@ -13,7 +13,10 @@ from jabberapp.config import StorageConfig
 from jabberapp.interfaces import IStorageBackend
 from jabberapp.storage import SchemaTooNew, StorageError, open_storage
 from jabberapp.storage import sqlite as sqlite_module
-from jabberapp.storage.sqlite import MIGRATIONS, SQLiteStorage, open_sqlite, sqlite_backend
+from jabberapp.storage.sqlite import SQLiteStorage, open_sqlite, sqlite_backend
+from jabberapp.storage.sqlite import migrations as migrations_module
+from jabberapp.storage.sqlite import stores as stores_module
+from jabberapp.storage.sqlite.migrations import MIGRATIONS
 
 from .contract import (
     HOST,
@@ -151,7 +154,7 @@ class SQLiteBackendTests(SQLiteMixin, TestCase):
             txn.execute("CREATE TABLE half_done (x)")
             raise RuntimeError("migration bug")
 
-        self.patch(sqlite_module, "MIGRATIONS", (*MIGRATIONS, broken))
+        self.patch(migrations_module, "MIGRATIONS", (*MIGRATIONS, broken))
         yield self.assertFailure(open_sqlite(path, reactor), RuntimeError)
         self.assertEqual(schema_version(path), [(len(MIGRATIONS),)])
         self.assertNotIn("half_done", tables(path))
@@ -162,7 +165,7 @@ class SQLiteBackendTests(SQLiteMixin, TestCase):
         path = self.temp_path("db.sqlite")
         storage = yield open_sqlite(path, reactor)
         yield storage.close()
-        self.patch(sqlite_module, "MIGRATIONS",
+        self.patch(migrations_module, "MIGRATIONS",
                    (*MIGRATIONS, ("CREATE TABLE added_later (x)",)))
         storage = yield open_sqlite(path, reactor)
         yield storage.close()
@@ -201,14 +204,14 @@ class SQLiteBackendTests(SQLiteMixin, TestCase):
         yield storage.accounts.create(HOST, "alice", {"sha1": creds(b"1")})
         yield storage.keyvalue("roster").set(HOST, "alice", "k", 1)
         yield storage.archive("offline").append(HOST, "alice", "<m/>", 1.0)
-        real = sqlite_module._store_names
+        real = stores_module.store_names
 
         def fail_on_archive(txn, table):
             if table == "archive":
                 raise RuntimeError("disk gone")
             return real(txn, table)
 
-        self.patch(sqlite_module, "_store_names", fail_on_archive)
+        self.patch(stores_module, "store_names", fail_on_archive)
         yield self.assertFailure(storage.delete_user(HOST, "alice"), RuntimeError)
         self.assertTrue((yield storage.accounts.exists(HOST, "alice")))
         self.assertEqual((yield storage.accounts.get_credentials(HOST, "alice", "sha1")),
