@@ -5,7 +5,7 @@ from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase
 
 from jabberapp.s2s.resolver import S2SResolver
-from jabberapp.s2s.stream import InboundStream
+from jabberapp.s2s.inbound import InboundStream
 from tests.s2s.support import (LOCAL, REMOTE, Reader, TLSStringTransport, header,
                                make_manager)
 

@@ -8,7 +8,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from jabberapp import stanza as st
 from jabberapp.s2s import dialback
 from jabberapp.s2s.manager import Route, VerificationFailed
-from jabberapp.s2s.stream import InboundStream, OutboundStream
+from jabberapp.s2s.inbound import InboundStream
+from jabberapp.s2s.outbound import OutboundStream
 from jabberapp.xml import StreamClosed, StreamOpened, parse_element
 from jabberapp.xml.ns import NS_CLIENT, NS_SASL
 from tests.s2s.support import (LOCAL, REMOTE, SECRET, Reader, TLSStringTransport, header,
