@@ -30,6 +30,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from jabberapp.admin.migrate import exporter, importer
 from jabberapp.admin.migrate import reader as reader_module
+from jabberapp.admin.migrate import user as user_module
 from jabberapp.admin.migrate.pie import MigrationError, parse_stamp
 from jabberapp.admin.migrate.reader import Limits
 from jabberapp.auth import InternalAuthProvider
@@ -775,7 +776,7 @@ class JIDParsingTests(SynchronousTestCase):
     def test_same_as_jid_parse(self):
         """Bare, full, domain, odd and invalid JIDs: the same result or the same error."""
         from jabberapp.jid import InvalidJID
-        jids = reader_module._JIDs()
+        jids = user_module._JIDs()
         for text in ("alice@example.org", "Alice@Example.ORG.", "ΣΑΣ@ΕΛΛΆΔΑ.example",
                      "a@b@c", "a@b/c@d", "example.org", "a@[::1]", "a@127.0.0.1",
                      "@example.org", "a@", "a b@example.org", "a@exa mple.org", "a@b/",

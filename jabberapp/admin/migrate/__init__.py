@@ -3,8 +3,10 @@ XEP-0227: Portable Import/Export Format for XMPP-IM Servers -- ``jabberappctl im
 ``jabberappctl export``, the way in from Prosody and ejabberd and the way out.
 
 Modules: ``pie`` (the format's names, MigrationError, the conversions both directions
-share), ``reader`` (a streaming, validating reader of XEP-0227 files), ``importer`` (the two
-passes of an import) and ``exporter`` (a streaming writer of one host's data).
+share), ``reader`` (a streaming, validating reader of XEP-0227 files, XInclude), ``user``
+(one <user/> checked and converted, under the extensions' limits), ``credentials`` (SCRAM
+material from its text forms), ``importer`` (the two passes of an import) and ``exporter``
+(a streaming writer of one host's data).
 
 What travels, and where it lives here: accounts (SCRAM material in the IAccountStore; a
 plaintext password is turned into SCRAM material and forgotten), rosters with pending
