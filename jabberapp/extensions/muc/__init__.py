@@ -1,10 +1,22 @@
 """
 XEP-0045: Multi-User Chat, served in-process at conference.<host> (option ``domain``).
 
-Modules: ``service`` (the component handler: presence, messages, owner and admin IQs,
-disco), ``room`` (room and occupant state, the stanzas rooms send), ``config`` (the
-muc#roomconfig data form), ``interfaces`` (IRoomStore, the storage contract, and its
-key-value implementation over the host's IStorage).
+Modules, by layer (docs/architecture.md draws them):
+
+- plugin: ``plugin`` (the IExtension object ``muc``, its options, install).
+- protocol (stanzas in and out): ``service`` (the component handler: parses addresses
+  once, dispatches by stanza kind through a table, maps domain errors to stanza errors
+  with ``stanza_errors``), ``presence`` (enter, leave, nick change, broadcast, history
+  on join), ``messages`` (groupchat, subject, private messages, invitations, voice
+  requests), ``iq`` (the table of IQ payloads), ``disco``, ``owner`` (configuration,
+  destruction), ``admin`` (role and affiliation lists and changes), ``register`` (nick
+  registration), ``relay`` (IQs to occupants, self-ping), ``stanzas`` (what rooms
+  send), ``formdata`` (reading submitted forms), ``names`` (namespaces).
+- rules: ``rules`` (roles, affiliations, who may do what: pure functions raising
+  ``rules.Refused`` subclasses).
+- state and storage: ``room`` (room and occupant state), ``config`` (RoomConfig and the
+  muc#roomconfig form), ``storage`` (the stored document, loading, write-through),
+  ``interfaces`` (IRoomStore, the storage contract, and its key-value implementation).
 
 What is implemented:
 
@@ -49,60 +61,33 @@ Not implemented: room-level message archive (MAM); registration requests needing
 admin's approval (registration is granted or refused at once); other forms of muc#request
 than voice requests.
 """
-from twisted.plugin import IPlugin
-from zope.interface import implementer
+import importlib
 
-from jabberapp.config import Option, int_range, one_of
-from jabberapp.extensions.muc.interfaces import IRoomStore, KeyValueRoomStore
-from jabberapp.extensions.muc.service import MUCService
-from jabberapp.interfaces import IExtension
-from jabberapp.specs import Spec
+# This package's __init__ imports none of its modules, so importing any of them never runs
+# the others first (no import cycle through the package). The names it exports are
+# imported from their modules when first used (PEP 562), so
+# ``from jabberapp.extensions.muc import muc`` keeps working for jabberapp_builtin and
+# third-party code.
+_EXPORTS = {
+    "muc": "jabberapp.extensions.muc.plugin",
+    "MultiUserChat": "jabberapp.extensions.muc.plugin",
+    "MUCService": "jabberapp.extensions.muc.service",
+    "IRoomStore": "jabberapp.extensions.muc.interfaces",
+    "KeyValueRoomStore": "jabberapp.extensions.muc.interfaces",
+}
 
-__all__ = ["IRoomStore", "KeyValueRoomStore", "MUCService", "muc"]
-
-
-@implementer(IPlugin, IExtension)
-class MultiUserChat:
-    """Group chat rooms at a subdomain of the host, served in-process."""
-
-    name = "muc"
-    depends = ()
-    specs = (
-        Spec("XEP-0045", "1.34.5", "Multi-User Chat",
-             "rooms, roles, affiliations, configuration, history, persistence, nickname "
-             "registration, voice requests, private IQs, multi-session nicks; no room "
-             "archive"),
-        Spec("XEP-0410", "1.1.0", "MUC Self-Ping (Schrödinger's Chat)",
-             "answered by the service for joined occupants"),
-        Spec("XEP-0421", "0.2.0", "Anonymous unique occupant identifiers for MUCs"),
-    )
-    options = (
-        Option("domain", str, "conference.{host}",
-               "Domain of the MUC service; {host} is replaced by the host's domain."),
-        Option("name", str, "Chatrooms", "Name of the service in disco."),
-        Option("lock_new_rooms", bool, True,
-               "Keep a room created by a join locked until its owner configures it "
-               "(XEP-0045 §10.1); no: new rooms are open at once with the defaults."),
-        Option("creators", one_of("local", "anyone"), "local",
-               "Who may create rooms: users of this host (local) or anyone."),
-        Option("max_rooms", int_range(1, 10_000_000), 10000,
-               "Most rooms the service holds; creating more is refused with not-allowed."),
-        Option("max_users", int_range(1, 100_000), 200,
-               "Default and highest maximum number of occupants of a room."),
-        Option("history_length", int_range(0, 1000), 20,
-               "Messages of history a new room keeps and sends on join by default."),
-        Option("max_history_length", int_range(0, 1000), 100,
-               "Highest history length a room's owner may configure."),
-    )
-
-    def install(self, host):
-        """Serve the MUC domain and load its persistent rooms."""
-        domain = host.config["domain"].replace("{host}", host.domain)
-        store = KeyValueRoomStore(host.storage, domain)
-        service = MUCService(host, domain, store, host.config)
-        host.add_component(domain, service.handle, name=host.config["name"])
-        service.load()
-        host.provide("muc", service)
+__all__ = sorted(_EXPORTS)
 
 
-muc = MultiUserChat()   # re-exported by jabberapp/plugins/jabberapp_builtin.py
+def __getattr__(name):
+    """The exported C{name}, from the module that defines it."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -1,27 +1,13 @@
 """
-XEP-0045 room state: configuration, affiliations, occupants, subject and history. No I/O:
-the service (service.py) reads and changes rooms and sends what they build.
+XEP-0045 room state: configuration, affiliations, occupants, reserved nicks, subject and
+history. Plain data and its bookkeeping: the rules (rules.py) decide what may change, the
+protocol modules change it and send what follows, storage.py writes it through.
 """
-import copy
 import hashlib
 from collections import deque
 from dataclasses import dataclass, field
 
-from jabberapp.extensions.muc.config import RoomConfig
 from jabberapp.jid import JID
-from jabberapp.xml import element
-from jabberapp.xml.ns import NS_CLIENT
-
-NS_MUC = "http://jabber.org/protocol/muc"
-NS_MUC_USER = NS_MUC + "#user"
-NS_OCCUPANT_ID = "urn:xmpp:occupant-id:0"
-MUC_X = f"{{{NS_MUC}}}x"
-MUC_USER_X = f"{{{NS_MUC_USER}}}x"
-OCCUPANT_ID = f"{{{NS_OCCUPANT_ID}}}occupant-id"
-
-AFFILIATIONS = ("owner", "admin", "member", "none", "outcast")
-ROLES = ("moderator", "participant", "visitor", "none")
-RANK = {"owner": 4, "admin": 3, "member": 2, "none": 1, "outcast": 0}
 
 
 @dataclass(eq=False)
@@ -71,13 +57,14 @@ class Room:
         self.registered = {}          # bare JID str -> reserved nick (XEP-0045 §7.10)
         self.reserved = {}            # reserved nick -> bare JID str
 
-    # -- affiliations and roles ---------------------------------------------------------
+    # -- affiliations -------------------------------------------------------------------
 
     def affiliation(self, jid):
         """The affiliation of C{jid} (any JID; its bare JID counts)."""
         return self.affiliations.get(str(jid.bare()), "none")
 
     def set_affiliation(self, jid, affiliation):
+        """Give C{jid}'s bare JID C{affiliation} ('none' forgets it)."""
         key = str(jid.bare())
         if affiliation == "none":
             self.affiliations.pop(key, None)
@@ -85,15 +72,8 @@ class Room:
             self.affiliations[key] = affiliation
 
     def owners(self):
+        """The bare JIDs (str) of the owners."""
         return [j for j, a in self.affiliations.items() if a == "owner"]
-
-    def default_role(self, affiliation):
-        """The role an occupant of C{affiliation} gets on entering (XEP-0045 §5.1.2)."""
-        if affiliation in ("owner", "admin"):
-            return "moderator"
-        if self.config.moderated and affiliation == "none":
-            return "visitor"
-        return "participant"
 
     # -- reserved nicks (XEP-0045 §7.10) -------------------------------------------------
 
@@ -123,11 +103,13 @@ class Room:
     # -- occupants ----------------------------------------------------------------------
 
     def add(self, occupant):
+        """C{occupant} enters, with every session it has."""
         self.occupants[occupant.nick] = occupant
         for jid in occupant.sessions:
             self.by_jid[jid] = occupant
 
     def remove(self, occupant):
+        """C{occupant} leaves, with every session it has."""
         self.occupants.pop(occupant.nick, None)
         for jid in occupant.sessions:
             self.by_jid.pop(jid, None)
@@ -144,87 +126,10 @@ class Room:
         occupant.jid = occupant.sessions[0]
 
     def rename(self, occupant, nick):
+        """C{occupant} is known as C{nick} from now on."""
         self.occupants.pop(occupant.nick, None)
         occupant.nick = nick
         self.occupants[nick] = occupant
-
-    def shows_jid_to(self, viewer):
-        """True when C{viewer} (an Occupant) sees real JIDs (XEP-0045 §7.2.3, §7.2.4)."""
-        return self.config.whois == "anyone" or viewer.role == "moderator"
-
-    # -- what is sent -------------------------------------------------------------------
-
-    def presence(self, occupant, show_jid, codes=(), type_=None, nick=None, actor=None,
-                 reason=None, destroy=None, status=()):
-        """
-        A presence of C{occupant} from its occupant JID (no 'to' yet), with the muc#user
-        item (its real JID when C{show_jid}), the status C{codes}, for a nick change the
-        new C{nick}, and for a leave the <status/> elements C{status} of its unavailable
-        presence.
-        """
-        presence = element(NS_CLIENT, "presence", {"from": f"{self.jid}/{occupant.nick}",
-                                                   "type": type_})
-        if type_ is None and occupant.presence is not None:
-            for child in occupant.presence:
-                if isinstance(child.tag, str) and child.tag not in (MUC_X, MUC_USER_X,
-                                                                     OCCUPANT_ID):
-                    kept = copy.deepcopy(child)
-                    kept.tail = None
-                    presence.append(kept)
-        for text in status:
-            kept = copy.deepcopy(text)
-            kept.tail = None
-            presence.append(kept)
-        x = element(NS_MUC_USER, "x")
-        if destroy is not None:
-            item = element(NS_MUC_USER, "item", affiliation="none", role="none")
-        else:
-            item = element(NS_MUC_USER, "item", affiliation=self.affiliation(occupant.jid),
-                           role=occupant.role)
-        if show_jid:
-            item.set("jid", str(occupant.jid))
-        if nick is not None:
-            item.set("nick", nick)
-        if actor is not None:
-            item.append(element(NS_MUC_USER, "actor", nick=actor))
-        if reason:
-            item.append(element(NS_MUC_USER, "reason", text=reason))
-        x.append(item)
-        if destroy is not None:
-            x.append(destroy)
-        for code in codes:
-            x.append(element(NS_MUC_USER, "status", code=str(code)))
-        presence.append(x)
-        if occupant.occupant_id:
-            presence.append(element(NS_OCCUPANT_ID, "occupant-id", id=occupant.occupant_id))
-        return presence
-
-    def subject_message(self):
-        """The subject message sent last on join (an empty <subject/> when none is set)."""
-        sender = f"{self.jid}/{self.subject_nick}" if self.subject_nick else str(self.jid)
-        message = element(NS_CLIENT, "message", {"from": sender, "type": "groupchat"})
-        message.append(element(NS_CLIENT, "subject", text=self.subject or None))
-        return message
-
-    def to_json(self):
-        """The stored document of a persistent room."""
-        return {"format": 1, "config": self.config.to_json(),
-                "affiliations": dict(self.affiliations), "subject": self.subject,
-                "subject_nick": self.subject_nick, "secret": self.secret,
-                "registered": dict(self.registered)}
-
-    @classmethod
-    def from_json(cls, name, jid, document, secret=""):
-        """A room (without occupants) from its stored document."""
-        room = cls(name, jid, RoomConfig.from_json(document.get("config", {})),
-                   document.get("secret", secret))
-        room.affiliations = dict(document.get("affiliations", {}))
-        room.subject = document.get("subject", "")
-        room.subject_nick = document.get("subject_nick", "")
-        for jid, nick in document.get("registered", {}).items():
-            room.registered[jid] = nick
-            room.reserved[nick] = jid
-        return room
 
     def resize_history(self):
         """Apply a changed history length to the kept history."""

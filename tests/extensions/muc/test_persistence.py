@@ -110,7 +110,7 @@ class DurabilityTests(MUCTestCase):
     def setUp(self):
         super().setUp()
         self.store = SlowStore()
-        self.service.store = self.store
+        self.service.storage.store = self.store
 
     def test_result_after_store(self):
         """The configuration result is sent only once the room is stored."""
@@ -154,7 +154,7 @@ class LoadTests(MUCTestCase):
     def test_waits_for_load(self):
         """Stanzas that arrive while rooms are loading are handled once they are loaded."""
         slow = defer.Deferred()
-        self.service.store = type("Store", (), {"load_all": lambda self: slow})()
+        self.service.storage.store = type("Store", (), {"load_all": lambda self: slow})()
         self.service.load()
         self.host.receive(f"<presence from='{ALICE}' to='{ROOM}/alice'/>")
         self.assertEqual(self.received(ALICE), [])
@@ -163,7 +163,7 @@ class LoadTests(MUCTestCase):
 
     def test_load_failure(self):
         """When loading fails the service refuses stanzas with service-unavailable."""
-        self.service.store = type("Store", (), {
+        self.service.storage.store = type("Store", (), {
             "load_all": lambda self: defer.fail(RuntimeError("corrupt"))})()
         self.service.load()
         self.flushLoggedErrors(RuntimeError)
