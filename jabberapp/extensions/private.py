@@ -32,11 +32,11 @@ from zope.interface import implementer
 from jabberapp.config import Option, int_range
 from jabberapp.dispatch import parse_jid_attr
 from jabberapp.errors import StanzaError
-from jabberapp.extensions.vcard import from_text, to_text
 from jabberapp.interfaces import IExtension
 from jabberapp.peruser import PerUserQueue
 from jabberapp.specs import Spec
 from jabberapp.xml import element
+from jabberapp.xml.stored import from_text, to_text
 
 NS_PRIVATE = "jabber:iq:private"
 QUERY = f"{{{NS_PRIVATE}}}query"

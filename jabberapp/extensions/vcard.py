@@ -5,8 +5,9 @@ XEP-0054: vcard-temp -- users' vCards, stored whole on the server and served to 
   one's own vCard; an empty <vCard/> when none is stored (XEP-0054 §3.1 allows this or an
   error, and clients handle the empty one best).
 - <iq type='set'> with a <vCard/>, no 'to' or one's own bare JID: replaces the whole vCard
-  (§3.2: there is no partial update); an empty <vCard/> removes it. Someone else's bare
-  JID: <forbidden/> (§3.2).
+  (§3.2: there is no partial update). An empty <vCard/> is stored like any other and served
+  back as it was set, as Prosody and ejabberd do (it is not a deletion). Someone else's
+  bare JID: <forbidden/> (§3.2).
 - <iq type='get' to='user@host'>: that user's vCard, for anyone. No vCard and no such user
   are both <service-unavailable/> (§3.3, version 1.3.0: the same error in both cases
   against directory harvesting, and RFC 6121 §8.5.1 for IQs to nonexistent accounts).
@@ -23,9 +24,6 @@ needs and nothing else of the stanza) in the key-value store "vcard", key "vcard
 served back as stored: attributes, prefixes, unknown elements and foreign namespaces
 (XEP-0153 avatar hashes live next to it, not in it) all survive.
 """
-import copy
-
-from lxml import etree
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
@@ -35,31 +33,13 @@ from jabberapp.errors import StanzaError
 from jabberapp.interfaces import IExtension
 from jabberapp.specs import Spec
 from jabberapp.xml import element
+# Re-exported: the XEP-0227 importer and exporter read and write stored vCards with them.
+from jabberapp.xml.stored import from_text, to_text  # noqa: F401
 
 NS_VCARD = "vcard-temp"
 VCARD = f"{{{NS_VCARD}}}vCard"
 STORE = "vcard"
 KEY = "vcard"
-
-# For stored documents (ours, or imported): no entities, no network, no comments.
-_STORED = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
-                          huge_tree=False, collect_ids=False, remove_comments=True,
-                          remove_pis=True)
-
-
-def to_text(el):
-    """C{el} as standalone XML text: its subtree with exactly the namespace declarations it
-    uses (none of its stanza's), no tail."""
-    el = copy.deepcopy(el)
-    el.tail = None
-    etree.cleanup_namespaces(el)
-    return etree.tostring(el, encoding="unicode")
-
-
-def from_text(text):
-    """The element stored as C{text} by to_text()."""
-    return etree.fromstring(text, _STORED)
-
 
 @implementer(IPlugin, IExtension)
 class VCardTemp:
@@ -114,8 +94,7 @@ class _VCards:
             raise StanzaError("not-acceptable",
                               f"The vCard is larger than this server's limit of "
                               f"{self.max_size} bytes")
-        empty = len(vcard) == 0 and not (vcard.text or "").strip() and not vcard.attrib
-        await self.store.set(self.host.domain, target.local, KEY, None if empty else text)
+        await self.store.set(self.host.domain, target.local, KEY, text)
         return None
 
 

@@ -146,12 +146,15 @@ class OwnVCardTests(VCardTestCase):
         card = self.get()
         self.assertEqual([etree.QName(c).localname for c in card], ["NICKNAME"])
 
-    def test_empty_set_removes(self):
-        """Setting an empty <vCard/> removes the stored one."""
+    def test_empty_set_is_stored(self):
+        """An empty <vCard/> replaces the stored one and is served back to its owner and
+        to others, as Prosody and ejabberd do (issue 11 §8: it is not a deletion)."""
         self.set()
         self.set("<vCard xmlns='vcard-temp'/>")
-        self.assertIsNone(self.stored())
+        self.assertEqual(self.stored(), '<vCard xmlns="vcard-temp"/>')
         self.assertEqual(len(self.get()), 0)
+        card = self.get(sender=BOB, to="alice@example.org")
+        self.assertEqual((card.tag, len(card)), (VCARD, 0))
 
     def test_faithful(self):
         """Attributes, prefixes, foreign namespaces, escapes and non-ASCII text survive."""
