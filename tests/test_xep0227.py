@@ -36,7 +36,7 @@ from jabberapp.admin.migrate.reader import Limits
 from jabberapp.auth import InternalAuthProvider
 from jabberapp.extensions.offline import offline_messages
 from jabberapp.extensions.private import private_storage
-from jabberapp.extensions.roster import roster
+from jabberapp.extensions.roster.extension import roster
 from jabberapp.extensions.roster.items import Roster, RosterItem
 from jabberapp.extensions.vcard import vcard_temp
 from jabberapp.extensions.disco import service_discovery

@@ -16,7 +16,7 @@ from jabberapp.extensions.ping import ping
 from jabberapp.extensions.private import private_storage
 from jabberapp.extensions.pubsub.plugin import pep, pubsub_service
 from jabberapp.extensions.register import register
-from jabberapp.extensions.roster import roster
+from jabberapp.extensions.roster.extension import roster
 from jabberapp.extensions.vcard import vcard_temp
 from jabberapp.extensions.version import software_version
 

@@ -28,7 +28,7 @@ from jabberapp.admin.migrate.pie import (
 )
 from jabberapp.extensions import private, vcard
 from jabberapp.extensions.offline import offline_messages, timestamp
-from jabberapp.extensions.roster import roster as roster_extension
+from jabberapp.extensions.roster.extension import roster as roster_extension
 from jabberapp.extensions.roster.items import NS_ROSTER, RosterItem
 from jabberapp.extensions.roster.iq import MAX_GROUPS, MAX_TEXT
 from jabberapp.extensions.roster.presence import MAX_KEPT_REQUEST

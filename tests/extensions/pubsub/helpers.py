@@ -5,7 +5,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from jabberapp.extensions.caps import SessionCaps, caps
 from jabberapp.extensions.disco import service_discovery
 from jabberapp.extensions.pubsub.plugin import pep, pubsub_service
-from jabberapp.extensions.roster import roster
+from jabberapp.extensions.roster.extension import roster
 from jabberapp.extensions.roster.items import RosterItem
 from jabberapp.jid import JID
 from jabberapp.testing import FakeHost, FakeSession, parse

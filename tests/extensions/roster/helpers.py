@@ -2,7 +2,7 @@
 from twisted.internet.task import Clock
 
 from jabberapp import stanza as st
-from jabberapp.extensions.roster import roster
+from jabberapp.extensions.roster.extension import roster
 from jabberapp.extensions.roster.items import NS_ROSTER
 from jabberapp.extensions.roster.subscription import State
 from jabberapp.jid import JID

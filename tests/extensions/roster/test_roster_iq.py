@@ -6,7 +6,7 @@ from zope.interface.verify import verifyObject
 
 from jabberapp import stanza as st
 from jabberapp.extensions.disco import service_discovery
-from jabberapp.extensions.roster import NS_PREAPPROVAL, NS_ROSTERVER, roster
+from jabberapp.extensions.roster.extension import NS_PREAPPROVAL, NS_ROSTERVER, roster
 from jabberapp.extensions.roster.interfaces import IRosterService
 from jabberapp.extensions.roster.items import NS_ROSTER, Roster, RosterItem, RosterStore
 from jabberapp.interfaces import IExtension, IStreamFeature
