@@ -8,7 +8,8 @@ Every function takes the MUCService (service.py) as C{service}.
 from jabberapp.errors import StanzaError
 from jabberapp.extensions.muc.config import NS_DATA
 from jabberapp.extensions.muc.names import (
-    NS_MUC, NS_MUC_REQUEST, NS_OCCUPANT_ID, NS_REGISTER, NS_ROOMINFO, ROOMUSER_NODE)
+    NS_MUC, NS_MUC_REQUEST, NS_OCCUPANT_ID, NS_REGISTER, NS_ROOMINFO,
+    NS_SELF_PING_OPTIMIZATION, ROOMUSER_NODE)
 from jabberapp.xml import element
 from jabberapp.xml.ns import NS_DISCO_INFO, NS_DISCO_ITEMS
 
@@ -39,7 +40,9 @@ def service_items(service, sender, query):
 
 
 def room_info(service, room, sender, type_, query):
-    """§6.4: the room's identity, muc_ features and muc#roominfo form."""
+    """§6.4: the room's identity, muc_ features and muc#roominfo form. The room
+    answers its occupants' self-pings itself (relay.py), which XEP-0410 §3.3 has it
+    advertise here, on the room JID, so that clients use it."""
     if query.get("node") == ROOMUSER_NODE:
         return reserved_nick(room, sender)
     if query.get("node") is not None:
@@ -49,7 +52,7 @@ def room_info(service, room, sender, type_, query):
     answer.append(element(NS_DISCO_INFO, "identity", {
         "category": "conference", "type": "text", "name": config.name or room.name}))
     features = [
-        NS_MUC, NS_OCCUPANT_ID, NS_REGISTER, NS_MUC_REQUEST,
+        NS_MUC, NS_OCCUPANT_ID, NS_REGISTER, NS_MUC_REQUEST, NS_SELF_PING_OPTIMIZATION,
         "muc_public" if config.public else "muc_hidden",
         "muc_persistent" if config.persistent else "muc_temporary",
         "muc_membersonly" if config.members_only else "muc_open",

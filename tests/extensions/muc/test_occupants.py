@@ -352,6 +352,19 @@ class IQTests(MUCTestCase):
         self.assertEqual(self.error_condition(self.iq(BOB, "get", ping, to=f"{ROOM}/alice")),
                          "not-acceptable")
 
+    def test_self_ping_optimization_advertised(self):
+        """Room disco#info advertises XEP-0410's self-ping optimization (its §3.3: on the
+        room JIDs, not the service), since the room answers self-pings itself."""
+        self.room_with()
+        feature = "http://jabber.org/protocol/muc#self-ping-optimization"
+        disco_info = "<query xmlns='http://jabber.org/protocol/disco#info'/>"
+        features = {f.get("var") for f in self.iq(BOB, "get", disco_info)[0]
+                    if f.tag == "{http://jabber.org/protocol/disco#info}feature"}
+        self.assertIn(feature, features)
+        features = {f.get("var") for f in self.iq(BOB, "get", disco_info, to=MUC)[0]
+                    if f.tag == "{http://jabber.org/protocol/disco#info}feature"}
+        self.assertNotIn(feature, features)
+
     def test_unknown_room_iq_namespace(self):
         """An unknown IQ to a room is service-unavailable."""
         self.room_with()
