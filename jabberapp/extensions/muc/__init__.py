@@ -11,7 +11,7 @@ Modules, by layer (docs/architecture.md draws them):
   requests), ``iq`` (the table of IQ payloads), ``disco``, ``owner`` (configuration,
   destruction), ``admin`` (role and affiliation lists and changes), ``register`` (nick
   registration), ``relay`` (IQs to occupants, self-ping), ``stanzas`` (what rooms
-  send), ``formdata`` (reading submitted forms), ``names`` (namespaces).
+  send), ``names`` (namespaces).
 - rules: ``rules`` (roles, affiliations, who may do what: pure functions raising
   ``rules.Refused`` subclasses).
 - state and storage: ``room`` (room and occupant state), ``config`` (RoomConfig and the

@@ -6,9 +6,8 @@ every field typed as the XEP-0045 §15.5 registry says.
 """
 from dataclasses import asdict, dataclass, fields, replace
 
-from jabberapp.forms import NS_DATA_FORMS, Field, Form, FormError
+from jabberapp.forms import Field, Form, FormError
 
-NS_DATA = NS_DATA_FORMS     # the name service.py imports
 NS_ROOMCONFIG = "http://jabber.org/protocol/muc#roomconfig"
 NS_ROOMINFO = "http://jabber.org/protocol/muc#roominfo"
 NS_MUC_REQUEST = "http://jabber.org/protocol/muc#request"

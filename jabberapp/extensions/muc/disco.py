@@ -6,10 +6,9 @@ when it is non-anonymous, and one's reserved nick (§7.12).
 Every function takes the MUCService (service.py) as C{service}.
 """
 from jabberapp.errors import StanzaError
-from jabberapp.extensions.muc.config import NS_DATA
+from jabberapp.extensions.muc.config import NS_MUC_REQUEST, room_info_form
 from jabberapp.extensions.muc.names import (
-    NS_MUC, NS_MUC_REQUEST, NS_OCCUPANT_ID, NS_REGISTER, NS_ROOMINFO,
-    NS_SELF_PING_OPTIMIZATION, ROOMUSER_NODE)
+    NS_MUC, NS_OCCUPANT_ID, NS_REGISTER, NS_SELF_PING_OPTIMIZATION, ROOMUSER_NODE)
 from jabberapp.xml import element
 from jabberapp.xml.ns import NS_DISCO_INFO, NS_DISCO_ITEMS
 
@@ -62,15 +61,7 @@ def room_info(service, room, sender, type_, query):
     ]
     for feature in features:
         answer.append(element(NS_DISCO_INFO, "feature", var=feature))
-    form = element(NS_DATA, "x", type="result")
-    for var, value, kind in (("FORM_TYPE", NS_ROOMINFO, "hidden"),
-                             ("muc#roominfo_description", config.description, None),
-                             ("muc#roominfo_occupants", str(len(room.occupants)), None),
-                             ("muc#roominfo_subject", room.subject, None)):
-        field = element(NS_DATA, "field", var=var, type=kind)
-        field.append(element(NS_DATA, "value", text=value))
-        form.append(field)
-    answer.append(form)
+    answer.append(room_info_form(config, len(room.occupants), room.subject))
     return answer
 
 

@@ -9,11 +9,12 @@ Every function takes the MUCService (service.py) as C{service}.
 """
 import copy
 
+from jabberapp import forms
 from jabberapp.errors import StanzaError
 from jabberapp.extensions.muc import admin, rules, stanzas
-from jabberapp.extensions.muc.formdata import form_type, form_values
+from jabberapp.extensions.muc.config import NS_MUC_REQUEST, voice_request_form
 from jabberapp.extensions.muc.names import (
-    BODY, DATA_X, MUC_USER_X, NS_MUC_REQUEST, NS_MUC_USER, SUBJECT)
+    BODY, MUC_USER_X, NS_MUC_USER, SUBJECT)
 from jabberapp.extensions.muc.room import HistoryEntry
 from jabberapp.jid import InvalidJID, JID
 from jabberapp.xml import element, serialize
@@ -46,8 +47,8 @@ def receive(service, message, sender, to, room):
     if x is not None and x.find(f"{{{NS_MUC_USER}}}invite") is not None:
         invite(service, room, occupant, sender, x)
         return
-    form = message.find(DATA_X)
-    if form is not None and form_type(form) == NS_MUC_REQUEST:
+    form = forms.find_form(message, NS_MUC_REQUEST)
+    if form is not None:
         voice_form(service, room, occupant, form)
         return
     raise StanzaError("bad-request", "Send groupchat messages to the room")
@@ -121,7 +122,10 @@ def voice_form(service, room, occupant, form):
         raise StanzaError("not-acceptable", "Only occupants may request voice")
     if form.get("type") != "submit":
         raise StanzaError("bad-request", "Expected a submitted muc#request form")
-    values = form_values(form)
+    try:
+        values = forms.parse(form).values()
+    except forms.FormError as e:
+        raise e.stanza_error() from None
     if "muc#request_allow" in values:
         voice_decision(service, room, occupant, values)
         return
@@ -130,7 +134,7 @@ def voice_form(service, room, occupant, form):
     if occupant.role != "visitor":
         return   # it already has voice: nothing to ask the moderators
     approval = element(NS_CLIENT, "message", {"from": str(room.jid)})
-    approval.append(stanzas.voice_approval_form(occupant))
+    approval.append(voice_request_form(occupant.jid, occupant.nick))
     for moderator in room.occupants.values():
         if moderator.role == "moderator":
             service.deliver(approval, moderator)
@@ -140,7 +144,7 @@ def voice_decision(service, room, moderator, values):
     """A moderator's submitted approval form: voice for the named visitor if allowed."""
     rules.check_grant_voice(moderator)
     allow = (values.get("muc#request_allow") or ["0"])[0]
-    if allow not in ("1", "true"):
+    if allow not in forms.TRUE:
         return   # denied: the visitor stays a visitor
     target = room.occupants.get((values.get("muc#roomnick") or [""])[0])
     if target is None:

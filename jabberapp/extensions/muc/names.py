@@ -1,16 +1,13 @@
 """
-XEP-0045 namespaces and qualified element names, shared by the MUC protocol modules.
+XEP-0045 namespaces and qualified element names, shared by the MUC protocol modules. The
+FORM_TYPEs of the room's data forms come from config.py, which defines those forms.
 """
-from jabberapp.extensions.muc.config import NS_DATA
 from jabberapp.xml.ns import NS_CLIENT, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING
 
 NS_MUC = "http://jabber.org/protocol/muc"
 NS_MUC_USER = NS_MUC + "#user"
 NS_MUC_ADMIN = NS_MUC + "#admin"
 NS_MUC_OWNER = NS_MUC + "#owner"
-NS_MUC_REGISTER = NS_MUC + "#register"
-NS_MUC_REQUEST = NS_MUC + "#request"
-NS_ROOMINFO = NS_MUC + "#roominfo"
 # XEP-0410 §3.3: rooms answer self-pings themselves and say so in their disco#info.
 NS_SELF_PING_OPTIMIZATION = NS_MUC + "#self-ping-optimization"
 NS_OCCUPANT_ID = "urn:xmpp:occupant-id:0"
@@ -22,7 +19,6 @@ ROOMUSER_NODE = "x-roomuser-item"    # XEP-0045 §7.12: disco node of one's rese
 MUC_X = f"{{{NS_MUC}}}x"
 MUC_USER_X = f"{{{NS_MUC_USER}}}x"
 OCCUPANT_ID = f"{{{NS_OCCUPANT_ID}}}occupant-id"
-DATA_X = f"{{{NS_DATA}}}x"
 SUBJECT = f"{{{NS_CLIENT}}}subject"
 BODY = f"{{{NS_CLIENT}}}body"
 STATUS = f"{{{NS_CLIENT}}}status"

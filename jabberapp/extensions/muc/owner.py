@@ -4,10 +4,11 @@ cancellation, and destroying the room with an alternate venue (set).
 
 Every function takes the MUCService (service.py) as C{service}.
 """
+from jabberapp import forms
 from jabberapp.errors import StanzaError
 from jabberapp.extensions.muc import presence, rules, stanzas
 from jabberapp.extensions.muc.config import apply_form, config_form
-from jabberapp.extensions.muc.names import DATA_X, NS_MUC_OWNER, NS_MUC_USER
+from jabberapp.extensions.muc.names import NS_MUC_OWNER, NS_MUC_USER
 from jabberapp.xml import element
 
 
@@ -16,12 +17,13 @@ def query(service, room, sender, type_, payload):
     rules.check_owner(room, sender)
     if type_ == "get":
         answer = element(NS_MUC_OWNER, "query")
-        answer.append(config_form(room.config))
+        answer.append(config_form(room.config, service.options["max_users"],
+                                  service.options["max_history_length"]))
         return answer
     request = payload.find(f"{{{NS_MUC_OWNER}}}destroy")
     if request is not None:
         return destroy(service, room, request)
-    form = payload.find(DATA_X)
+    form = forms.find_form(payload)
     if form is None:
         raise StanzaError("bad-request", "Expected a data form or <destroy/>")
     kind = form.get("type")

@@ -5,11 +5,11 @@ a member; releasing takes that back except in members-only rooms.
 
 Every function takes the MUCService (service.py) as C{service}.
 """
+from jabberapp import forms
 from jabberapp.errors import StanzaError
 from jabberapp.extensions.muc import admin, rules
-from jabberapp.extensions.muc.config import NS_DATA
-from jabberapp.extensions.muc.formdata import form_type, form_values
-from jabberapp.extensions.muc.names import DATA_X, NS_MUC_REGISTER, NS_REGISTER
+from jabberapp.extensions.muc.config import NS_MUC_REGISTER, register_form
+from jabberapp.extensions.muc.names import NS_REGISTER
 from jabberapp.jid import InvalidJID
 from jabberapp.xml import element
 
@@ -22,14 +22,18 @@ def query(service, room, sender, type_, payload):
         return form(room, sender)
     if payload.find(f"{{{NS_REGISTER}}}remove") is not None:
         return unregister(service, room, sender)
-    submitted = payload.find(DATA_X)
+    submitted = forms.find_form(payload)
     if submitted is None:
         raise StanzaError("bad-request", "Expected the muc#register data form")
     if submitted.get("type") == "cancel":
         return None
-    if submitted.get("type") != "submit" or form_type(submitted) != NS_MUC_REGISTER:
+    if (submitted.get("type") != "submit"
+            or forms.form_type_of(submitted) != NS_MUC_REGISTER):
         raise StanzaError("bad-request", "Expected a submitted muc#register form")
-    values = form_values(submitted).get("muc#register_roomnick") or [""]
+    try:
+        values = forms.parse(submitted).values().get("muc#register_roomnick") or [""]
+    except forms.FormError as e:
+        raise e.stanza_error() from None
     if len(values) != 1 or not values[0]:
         raise StanzaError("not-acceptable", "muc#register_roomnick is required")
     try:
@@ -54,16 +58,7 @@ def form(room, sender):
         return answer
     answer.append(element(NS_REGISTER, "instructions",
                           text="Choose the nickname to reserve in this room."))
-    x = element(NS_DATA, "x", type="form")
-    x.append(element(NS_DATA, "title", text=f"Registration with {room.jid}"))
-    hidden = element(NS_DATA, "field", var="FORM_TYPE", type="hidden")
-    hidden.append(element(NS_DATA, "value", text=NS_MUC_REGISTER))
-    x.append(hidden)
-    field = element(NS_DATA, "field", var="muc#register_roomnick", type="text-single",
-                    label="Desired Nickname")
-    field.append(element(NS_DATA, "required"))
-    x.append(field)
-    answer.append(x)
+    answer.append(register_form(room.jid))
     return answer
 
 

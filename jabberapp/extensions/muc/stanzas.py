@@ -1,15 +1,14 @@
 """
 The stanzas a MUC room sends, built from room state: occupant presence with its muc#user
 item and status codes (XEP-0045 §7.2), the subject message, status notices, delayed
-history copies (XEP-0203) and the voice approval form (§8.6). Built without 'to': the
-sender copies them per recipient.
+history copies (XEP-0203). Built without 'to': the sender copies them per recipient. The
+data forms a room sends are defined in config.py.
 """
 import copy
 from datetime import datetime, timezone
 
-from jabberapp.extensions.muc.config import NS_DATA
 from jabberapp.extensions.muc.names import (
-    MUC_USER_X, MUC_X, NS_DELAY, NS_MUC_REQUEST, NS_MUC_USER, NS_OCCUPANT_ID, OCCUPANT_ID)
+    MUC_USER_X, MUC_X, NS_DELAY, NS_MUC_USER, NS_OCCUPANT_ID, OCCUPANT_ID)
 from jabberapp.xml import element
 from jabberapp.xml.ns import NS_CLIENT
 
@@ -103,21 +102,3 @@ def delayed(room, entry):
                                                "stamp": timestamp(entry.when)}))
     return message
 
-
-def voice_approval_form(occupant):
-    """XEP-0045 §8.6: the form moderators get for a visitor's voice request."""
-    form = element(NS_DATA, "x", type="form")
-    form.append(element(NS_DATA, "title", text="Voice request"))
-    form.append(element(NS_DATA, "instructions", text=(
-        "To approve this request for voice, select the \"Grant voice to this person?\" "
-        "checkbox and submit the form. To skip this request, cancel it.")))
-    for var, kind, label, value in (
-            ("FORM_TYPE", "hidden", None, NS_MUC_REQUEST),
-            ("muc#role", "list-single", "Requested role", "participant"),
-            ("muc#jid", "jid-single", "User ID", str(occupant.jid)),
-            ("muc#roomnick", "text-single", "Room Nickname", occupant.nick),
-            ("muc#request_allow", "boolean", "Grant voice to this person?", "false")):
-        field = element(NS_DATA, "field", var=var, type=kind, label=label)
-        field.append(element(NS_DATA, "value", text=value))
-        form.append(field)
-    return form

@@ -24,6 +24,20 @@ class ConfigTests(MUCTestCase):
         self.assertEqual(fields["muc#roomconfig_persistentroom"], "0")
         self.assertEqual(fields["muc#roomconfig_maxusers"], "200")
 
+    def test_maxusers_choices_up_to_service_maximum(self):
+        """A room whose maximum was lowered still offers the service's maximum among the
+        muc#roomconfig_maxusers choices, so its owner can raise it again."""
+        self.room_with()
+        self.assertEqual(self.configure(ALICE, {"muc#roomconfig_maxusers": "20"}).get("type"),
+                         "result")
+        reply = self.iq(ALICE, "get", f"<query xmlns='{NS_OWNER}'/>")
+        field = [f for f in reply.iter(f"{{{NS_DATA}}}field")
+                 if f.get("var") == "muc#roomconfig_maxusers"][0]
+        choices = [o.findtext(f"{{{NS_DATA}}}value") for o in field.iter(f"{{{NS_DATA}}}option")]
+        self.assertEqual((field.get("type"), field.findtext(f"{{{NS_DATA}}}value")),
+                         ("list-single", "20"))
+        self.assertIn("200", choices)
+
     def test_non_owner_forbidden(self):
         """Someone who is not an owner may not get or submit the form."""
         self.room_with((BOB, "bob"))

@@ -344,6 +344,17 @@ class IQTests(MUCTestCase):
         self.assertLessEqual({"muc_temporary", "muc_public", "muc_open", "muc_semianonymous",
                               "muc_unsecured", "muc_unmoderated"}, features)
 
+    def test_room_info_form_typed(self):
+        """The muc#roominfo form a room sends types every field as XEP-0045's registry
+        does (strict clients refuse untyped or mistyped fields)."""
+        self.room_with()
+        reply = self.iq(BOB, "get", "<query xmlns='http://jabber.org/protocol/disco#info'/>")
+        fields = {f.get("var"): f.get("type") for f in reply.iter("{jabber:x:data}field")}
+        self.assertEqual(fields, {"FORM_TYPE": "hidden",
+                                  "muc#roominfo_description": "text-single",
+                                  "muc#roominfo_occupants": "text-single",
+                                  "muc#roominfo_subject": "text-single"})
+
     def test_self_ping(self):
         """A joined occupant's self-ping is answered; others get not-acceptable."""
         self.room_with()
