@@ -57,6 +57,10 @@ MESSAGE_OFFLINE = "message/offline"
 SESSION_BOUND = "session/bound"
 SESSION_AVAILABLE = "session/available"  # initial presence sent, after its broadcast
 SESSION_CLOSED = "session/closed"
+# A session's connection dropped without a close: fn(session), the session detached (its
+# stream is None) and still bound. A hook returning HANDLED keeps it so (stream management,
+# awaiting a resumption; it must close() it later); unhandled, the session ends at once.
+SESSION_DETACHED = "session/detached"
 # An account was deleted: fn(bare_jid). Extensions drop caches and per-user state.
 USER_DELETED = "user/deleted"
 

@@ -12,12 +12,14 @@ from jabberapp.interfaces import IHost
 from jabberapp.jid import JID, prep_domain
 from jabberapp.logging import logger
 from jabberapp.sessions import SessionRegistry
+from jabberapp.stream.pipeline import OutboundPipeline
 
 
 class VirtualHost:
     """One served domain. The router calls dispatch() for stanzas addressed to it."""
 
-    def __init__(self, domain, router, storage, auth, clock, reactor, settings=None):
+    def __init__(self, domain, router, storage, auth, clock, reactor, settings=None,
+                 sessions=None):
         self.domain = domain
         self.jid = JID.parse(domain)
         self.router = router
@@ -26,8 +28,10 @@ class VirtualHost:
         self.clock = clock
         self.reactor = reactor
         self.settings = settings  # the process's ServerConfig (None in unit tests)
-        self.sessions = SessionRegistry()
+        # Any ISessionRegistry (a cluster's, later); the in-process one by default.
+        self.sessions = SessionRegistry() if sessions is None else sessions
         self.dispatcher = Dispatcher(self)
+        self.outbound = OutboundPipeline()  # the stages of every stanza to a c2s session
         self.identities = [("server", "im", "jabberapp")]
         self.features = []
         self.disco_providers = []
@@ -111,7 +115,14 @@ class HostAPI:
         self._declare(self._host.disco_providers, provider)
 
     def add_stream_feature(self, feature):
+        """See IHost.add_stream_feature."""
         self._declare(self._host.stream_features, feature)
+
+    def add_outbound_stage(self, stage, priority=0):
+        """See IHost.add_outbound_stage."""
+        outbound = self._host.outbound
+        outbound.add(stage, priority)
+        self._undo.append(lambda: outbound.remove(stage))
 
     def add_preauth_iq_handler(self, namespace, handler):
         """See IHost.add_preauth_iq_handler: one owner per namespace."""

@@ -70,7 +70,30 @@ class IHost(Interface):
         """Register an IDiscoProvider for nodes or JIDs this extension owns."""
 
     def add_stream_feature(feature):
-        """Offer an IStreamFeature on this host's c2s streams."""
+        """
+        Add an IStreamFeature step to the negotiation of this host's c2s streams: it is
+        asked for its advertisement in every <stream:features/> and handed the nonzas in its
+        namespace (see IStreamFeature for when). Steps are asked in registration order,
+        after the core's own (STARTTLS, SASL, resource binding, legacy session).
+        """
+
+    def add_outbound_stage(stage, priority=0):
+        """
+        Put C{stage} into the outbound pipeline of this host's c2s sessions: every stanza
+        sent to a session (ISession.send: deliveries, replies, presence broadcasts, errors)
+        passes the stages, higher priority first, before it reaches the session's transport.
+        It is the mirror of the inbound hooks.
+
+        C{stage(session, stanza)} returns the stanza to pass on -- the same element, an
+        altered one or a replacement -- or None to take it out of the pipeline: dropped,
+        or held by the stage, which later lets it continue with
+        C{session.release(stanza, after=stage)} (the stages after this one, then the
+        transport). Stream management counts and queues near the wire (a low priority),
+        client state indication filters and holds before it (a higher priority), push
+        notices stanzas for a session without a transport. A stage must not block and must
+        not call the transport. An exception in a stage is logged and the stanza passes on
+        unchanged. Removed on unload.
+        """
 
     def add_preauth_iq_handler(namespace, handler):
         """
@@ -174,8 +197,66 @@ class ISession(Interface):
         """Close the stream, first sending C{error} (a jabberapp.errors.StreamError)."""
 
 
+class IClientSession(ISession):
+    """
+    A bound c2s resource (jabberapp.stream.session.Session), apart from the connection it
+    arrived on.
+
+    Negotiation on a transport produces it; from then on the transport's stream is
+    *attached* to it. Stanzas to the session pass the host's outbound pipeline
+    (IHost.add_outbound_stage) and then go to the attached stream, if any. When the
+    connection drops without a close, the session is *detached* and SESSION_DETACHED fires:
+    a hook returning HANDLED keeps it bound (stream management, waiting for a resumption
+    that attaches a new stream); otherwise the session ends (unavailable presence,
+    unbound, SESSION_CLOSED). close() always ends it.
+    """
+
+    host = Attribute("The VirtualHost the session is bound on.")
+    stream = Attribute("The attached IClientStream, or None while detached.")
+    secure = Attribute("True when the stream it was last attached to is encrypted.")
+    ended = Attribute("True once the session is over (unbound, SESSION_CLOSED fired).")
+
+    def send(stanza):
+        """
+        Send C{stanza} to the client: through the outbound pipeline, then to the attached
+        stream. Nothing is written while detached (a pipeline stage may have queued it).
+        """
+
+    def release(stanza, after):
+        """
+        Let a stanza that the pipeline stage C{after} held continue: through the stages
+        after it, then to the stream.
+        """
+
+    def write(element):
+        """
+        Write C{element} to the attached stream, past the pipeline (a stage's own
+        nonzas such as stream management's <r/>, or queued stanzas re-sent on
+        resumption); False when detached.
+        """
+
+    def attach(stream):
+        """
+        Make C{stream} (an IClientStream) the session's stream: what is sent from now on
+        goes there. A stream attached before is detached first and closed when it is still
+        open; the JID, presence, state and registry entry stay.
+        """
+
+    def detach():
+        """
+        Forget the attached stream (returned, or None) without ending the session: the
+        session stays bound, stanzas sent to it pass the pipeline and are written nowhere.
+        """
+
+
 class ISessionRegistry(Interface):
-    """The bound c2s sessions of one host, looked up by bare JID and resource."""
+    """
+    The bound c2s sessions of one host, looked up by bare JID and resource: the only way the
+    dispatcher, the presence rules and extensions find a local recipient. Whatever it
+    returns is an ISession whose send() delivers; a cluster registry may return proxies for
+    sessions held by other nodes (with their jid, priority and available), so callers never
+    learn where a session lives.
+    """
 
     def bind(session):
         """Register a bound session; returns the session it replaced (or None)."""
@@ -190,10 +271,16 @@ class ISessionRegistry(Interface):
         """A list of the sessions bound for C{bare_jid} (possibly empty)."""
 
     def available(bare_jid):
-        """The sessions of C{bare_jid} that have sent available presence."""
+        """
+        A list of the sessions of C{bare_jid} that have sent available presence (a new
+        list the caller may change).
+        """
 
     def __iter__():
         """Every bound session."""
+
+    def __len__():
+        """The number of bound sessions."""
 
 
 class IRouter(Interface):
@@ -205,20 +292,127 @@ class IRouter(Interface):
 
 
 class IStreamFeature(Interface):
-    """One negotiable c2s stream feature offered by an extension (e.g. stream management)."""
+    """
+    One step of c2s stream negotiation (RFC 6120 §4.3): STARTTLS, SASL, resource binding
+    and the legacy session are the core's own steps; extensions add theirs with
+    IHost.add_stream_feature (in-band registration, stream management, SASL2/Bind2, CSI).
 
-    namespace = Attribute("The namespace of the feature element and of its nonzas.")
+    A step is one object per host, shared by every stream; what it must remember per stream
+    goes in C{stream.state} (until bound) or C{session.state}. The negotiation is sans-I/O
+    (jabberapp.stream.negotiation): a step sees an IClientStream, never a socket, so it can
+    be tested with plain bytes.
+
+    The stage a stream is in is read from it: C{stream.secure} (TLS is up),
+    C{stream.username} (authenticated, else None) and C{stream.session} (a resource is
+    bound, else None). A step checks the stage it belongs to, in advertise() and in
+    handle(), and treats an element out of place as a stream error (raise StreamError).
+    """
+
+    namespace = Attribute(
+        "The namespace of the step's nonzas: top-level elements in it that are not stanzas "
+        "are handed to handle().")
 
     def advertise(stream):
         """
-        Return the feature element to offer on C{stream}, or None to offer nothing. Called
-        for each <stream:features/>: before authentication (C{stream.username} is None;
-        only once the stream meets [c2s] require_encryption) and after it, so a feature
-        checks the stage it belongs to.
+        What to offer in the <stream:features/> the stream sends now: an element, a list of
+        elements, or None for nothing. Called at every stream (re)start -- before
+        authentication (only once the stream meets [c2s] require_encryption) and after
+        it -- so a step offers itself at its stage only.
         """
 
     def handle(stream, element):
-        """Handle a top-level element in C{namespace} received on C{stream}."""
+        """
+        A top-level element in C{namespace} that is not a stanza arrived on C{stream}, at
+        any stage once the stream meets [c2s] require_encryption (before that, such an
+        element ends the stream with <unsupported-stanza-type/>). Answer with
+        C{stream.send}, move the stream on with its methods (authenticated, restart, bind,
+        adopt), or raise jabberapp.errors.StreamError to end it. Returning a Deferred
+        holds every later element of the stream until it fires, so a pipelining client
+        cannot overtake the negotiation.
+        """
+
+
+class IClientStream(Interface):
+    """
+    One c2s XML stream on one transport, as IStreamFeature steps see it: the negotiation
+    state machine (jabberapp.stream.negotiation.ClientStream). Until a resource is bound it
+    negotiates; then it hands stanzas to its session and writes what the session sends.
+    """
+
+    host = Attribute("The VirtualHost named in the stream header (None before it).")
+    secure = Attribute("True once the transport is encrypted (STARTTLS or direct TLS).")
+    username = Attribute("The authenticated localpart, or None before authentication.")
+    session = Attribute("The IClientSession this stream is attached to, or None.")
+    jid = Attribute("The bound full JID (the session's), or None.")
+    peer_address = Attribute("The client's address as a string (for logs and limits).")
+    transport = Attribute("The ITransport under the stream.")
+    listener = Attribute(
+        "The c2s listener's settings: require_encryption, clock, throttle (the failed-"
+        "login throttle), mechanisms (SASL names allowed, None for all), "
+        "negotiation_timeout, tls_options.")
+    state = Attribute("Dict of per-stream negotiation state of the steps, keyed by namespace.")
+
+    def send(element):
+        """Write a nonza or a negotiation answer on this stream (no outbound pipeline)."""
+
+    def close(error=None):
+        """End the stream, first sending C{error} (a StreamError); a bound session ends."""
+
+    def restart():
+        """
+        The peer must send a new stream header (after STARTTLS and SASL success): drop
+        every element already received and not yet handled and reset the parser, so
+        nothing sent before the restart is trusted (RFC 6120 §5.3.4, §6.4.6).
+        """
+
+    def authenticated(username):
+        """Record that the client authenticated as C{username} (a prepared localpart)."""
+
+    def sasl_context():
+        """The jabberapp.sasl.SASLContext for a SASL exchange on this stream now."""
+
+    def bind(resource=None, reply=None):
+        """
+        Bind a resource for the authenticated user (a random one when None) and return the
+        new IClientSession attached to this stream. A session bound to the same full JID
+        is closed with <conflict/> (the newer wins, RFC 6120 §7.7.2.2). C{reply(session)}
+        returns the element to send before SESSION_BOUND fires (the bind result). Raises
+        InvalidJID for a resource that fails preparation.
+        """
+
+    def adopt(session):
+        """
+        Attach this stream to an existing, bound C{session} instead of binding a new one
+        (stream resumption): the negotiation ends and stanzas flow to and from C{session}.
+        """
+
+
+class ITransport(Interface):
+    """
+    A connection under a c2s stream: bytes in, bytes out, nothing else. TCP and direct
+    TLS are jabberapp.transports.tcp; WebSocket and BOSH adapters come later. It hands
+    what it reads to its stream's data_received(data) and reports its end with the
+    stream's connection_lost(reason).
+    """
+
+    peer_address = Attribute("The peer's address as a string.")
+    secure = Attribute("True when the connection is encrypted.")
+    can_start_tls = Attribute("True when STARTTLS may be offered (plain and TLS configured).")
+
+    def write(data):
+        """Send bytes to the peer, in order; never blocks."""
+
+    def start_tls():
+        """Start TLS as the server now (after <proceed/> was written)."""
+
+    def channel_bindings():
+        """
+        The TLS channel-binding data, a dict type -> bytes ('tls-exporter',
+        'tls-server-end-point'); empty when not encrypted or before the handshake.
+        """
+
+    def close():
+        """Close the connection once what was written has been sent."""
 
 
 class ISASLMechanism(Interface):

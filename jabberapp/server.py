@@ -29,7 +29,7 @@ from jabberapp.s2s.manager import S2SManager, server_factories
 from jabberapp.sasl.throttle import FailureThrottle
 from jabberapp.status import StatusFile
 from jabberapp.storage import open_storage
-from jabberapp.transport import listen_tcp
+from jabberapp.transports.tcp import listen_tcp
 
 log = logger(__name__)
 

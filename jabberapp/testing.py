@@ -5,7 +5,8 @@ L{FakeHost} builds the real thing -- a L{VirtualHost} and its L{Dispatcher} on a
 -- over the memory storage and a L{Clock}, so a test exercises exactly the dispatch rules,
 IQ table and hook chains the server runs. Only the edges are fake:
 
-- L{FakeSession} is a bound c2s resource (an ISession) that records what it is sent.
+- L{FakeSession} is a bound c2s resource (an ISession) that records what it is sent, after
+  the host's outbound pipeline (IHost.add_outbound_stage) as a real session.
 - C{host.remote} is the router's destination for every other domain; it records too.
 - C{host.sent} is every stanza that left the server, in order: whatever was delivered to a
   FakeSession of this host or handed to the remote destination.
@@ -108,9 +109,25 @@ class FakeSession:
         host.dispatcher.hooks.fire(dispatch.SESSION_BOUND, self)
 
     def send(self, stanza):
-        """Record C{stanza} here and in the host's C{sent}."""
+        """Pass C{stanza} through the host's outbound pipeline, as a real session does, and
+        record what comes out here and in the host's C{sent}."""
         if self.closed:
             return
+        pipeline = self.host.virtual_host.outbound
+        if pipeline.stages:
+            stanza = pipeline.run(self, stanza)
+            if stanza is None:
+                return
+        self._record(stanza)
+
+    def release(self, stanza, after):
+        """Let a stanza the stage C{after} held continue (IClientSession.release)."""
+        pipeline = self.host.virtual_host.outbound
+        stanza = pipeline.run(self, stanza, pipeline.after(after))
+        if stanza is not None and not self.closed:
+            self._record(stanza)
+
+    def _record(self, stanza):
         self.sent.append(stanza)
         self.host.sent.append(stanza)
 
@@ -270,6 +287,10 @@ class FakeHost:
     def add_stream_feature(self, feature):
         """See IHost.add_stream_feature."""
         self._direct.add_stream_feature(feature)
+
+    def add_outbound_stage(self, stage, priority=0):
+        """See IHost.add_outbound_stage."""
+        self._direct.add_outbound_stage(stage, priority)
 
     def add_preauth_iq_handler(self, namespace, handler):
         """See IHost.add_preauth_iq_handler."""

@@ -13,7 +13,7 @@ from jabberapp.auth import InternalAuthProvider
 from jabberapp.c2s import stream as c2s
 from jabberapp.errors import StanzaError
 from jabberapp.host import HostAPI, VirtualHost
-from jabberapp.interfaces import ISession
+from jabberapp.interfaces import IClientSession
 from jabberapp.router import Router
 from jabberapp.sasl.scram import derive_all
 from jabberapp.sasl.throttle import FailureThrottle
@@ -161,8 +161,10 @@ class C2SStreamTests(SynchronousTestCase):
         proto.dataReceived(b"<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:"
                            b"xmpp-bind'><resource>phone</resource></bind></iq>")
         self.assertIn(b"<jid>alice@example.org/phone</jid>", self.take(transport))
-        verifyObject(ISession, proto)
-        self.assertIs(self.host.sessions.get(proto.jid), proto)
+        session = proto.stream.session
+        verifyObject(IClientSession, session)
+        self.assertEqual(str(session.jid), "alice@example.org/phone")
+        self.assertIs(self.host.sessions.get(session.jid), session)
 
     def test_server_generated_resource_and_legacy_session(self):
         """Bind without a resource gets a generated one; the RFC 3921 session IQ succeeds."""
@@ -176,7 +178,7 @@ class C2SStreamTests(SynchronousTestCase):
                            b"xmpp-bind'/></iq>")
         out = self.take(transport)
         self.assertIn(b"<jid>alice@example.org/", out)
-        self.assertTrue(proto.jid.resource)
+        self.assertTrue(proto.stream.jid.resource)
         proto.dataReceived(b"<iq type='set' id='s1'><session xmlns='urn:ietf:params:xml:ns:"
                            b"xmpp-session'/></iq>")
         self.assertIn(b"type=\"result\"", self.take(transport))
@@ -260,7 +262,7 @@ class C2SStreamTests(SynchronousTestCase):
         second, second_t = self.login("alice", "same")
         self.assertIn(b"<conflict", first_t.value())
         self.assertTrue(first_t.disconnecting)
-        self.assertIs(self.host.sessions.get(second.jid), second)
+        self.assertIs(self.host.sessions.get(second.stream.jid), second.stream.session)
 
     def test_negotiation_timeout(self):
         """A connection that never authenticates is closed with connection-timeout."""
@@ -283,8 +285,9 @@ class C2SStreamTests(SynchronousTestCase):
         one.dataReceived(b"<presence/>")
         two.dataReceived(b"<presence/>")
         self.take(two_t)
+        jid = one.stream.jid
         one.connectionLost(None)
-        self.assertIsNone(self.host.sessions.get(one.jid))
+        self.assertIsNone(self.host.sessions.get(jid))
         out = self.take(two_t)
         self.assertIn(b"type=\"unavailable\"", out)
         self.assertIn(b"from=\"alice@example.org/one\"", out)
@@ -362,7 +365,7 @@ class PreauthIQTests(SynchronousTestCase):
         proto.dataReceived(f"<iq type='get' id='r1' from='mallory@example.org/x' "
                            f"to='Example.ORG'><query xmlns='{self.NS}'/></iq>".encode())
         [(iq, stream)] = self.calls
-        self.assertIs(stream, proto)
+        self.assertIs(stream, proto.stream)
         self.assertIsNone(iq.get("from"))
         self.assertEqual(stream.peer_address, "192.168.1.1")   # StringTransport's peer
         reply = etree.fromstring(self.take(transport))

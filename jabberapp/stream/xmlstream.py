@@ -1,15 +1,17 @@
 """
-The thin Twisted side of an XML stream (RFC 6120 §4): bytes in, parser events out, one at a
-time, and stanzas serialised back out.
+An XML stream (RFC 6120 §4) without I/O: bytes in, parser events out, one at a time, and
+stanzas serialised back out -- plus the thin Twisted protocol that s2s and component streams
+put on top of it (c2s streams sit on a transport adapter instead: jabberapp.transports).
 
 Theory of operation
 -------------------
-dataReceived() feeds the sans-I/O parser and queues its events. Events are handled strictly in
+data_received() feeds the sans-I/O parser and queues its events. Events are handled strictly in
 order; a handler that must wait (SASL, binding, storage) returns a Deferred and the queue pauses
 until it fires, so a pipelining peer can never overtake its own negotiation. Any StreamError --
 from the parser or a handler -- ends the stream: the opening header is sent first when it has
 not been yet (RFC 6120 §4.9.1.2), then <stream:error/> and the closing tag, then the TCP close.
-Subclasses implement stream_opened(event), element_received(element) and stream_closed().
+Subclasses implement stream_opened(event), element_received(element) and stream_closed(),
+and say where bytes go: write_bytes(data) and lose_connection().
 """
 import secrets
 from collections import deque
@@ -29,8 +31,8 @@ log = logger(__name__)
 CLOSE_TAG = b"</stream:stream>"
 
 
-class XMLStreamProtocol(Protocol):
-    """Base for c2s, s2s and component streams; see the module docstring."""
+class XMLStream:
+    """The sans-I/O stream: parser, ordered event queue, output; see the module docstring."""
 
     stream_ns = NS_CLIENT  # the content namespace written on this stream
 
@@ -44,7 +46,8 @@ class XMLStreamProtocol(Protocol):
 
     # -- input ----------------------------------------------------------------------------
 
-    def dataReceived(self, data):
+    def data_received(self, data):
+        """Feed bytes read from the peer; their events are handled in order."""
         if self.closed:
             return
         try:
@@ -93,8 +96,8 @@ class XMLStreamProtocol(Protocol):
         self._drain()
         return None
 
-    def connectionLost(self, reason=None):
-        """Subclasses extend this: the stream is over, its parser is freed."""
+    def stream_lost(self):
+        """The connection is gone: the stream is over, its parser is freed."""
         self.closed = True
         self.parser.close()
 
@@ -112,13 +115,13 @@ class XMLStreamProtocol(Protocol):
     # -- output ---------------------------------------------------------------------------
 
     def send_header(self, attrs):
-        self.transport.write(stream_header(attrs, self.stream_ns))
+        self.write_bytes(stream_header(attrs, self.stream_ns))
         self.header_sent = True
 
     def send(self, element):
         """Write one stanza or nonza; silently dropped once the stream is closed."""
         if not self.closed:
-            self.transport.write(serialize(element, self.stream_ns))
+            self.write_bytes(serialize(element, self.stream_ns))
 
     def close(self, error=None):
         """End the stream, sending C{error} (a StreamError) first when given."""
@@ -128,16 +131,24 @@ class XMLStreamProtocol(Protocol):
             self.send_header(self.default_header())
         if error is not None:
             log.info("closing stream: {condition}", condition=error.condition)
-            self.transport.write(serialize(error.to_element(), self.stream_ns))
+            self.write_bytes(serialize(error.to_element(), self.stream_ns))
         self.closed = True
-        self.transport.write(CLOSE_TAG)
-        self.transport.loseConnection()
+        self.write_bytes(CLOSE_TAG)
+        self.lose_connection()
 
     def default_header(self):
         """Header attributes for an error sent before the peer's header was accepted."""
         return {"version": "1.0"}
 
     # -- for subclasses ------------------------------------------------------------------
+
+    def write_bytes(self, data):
+        """Write C{data} to the peer (a transport's write)."""
+        raise NotImplementedError
+
+    def lose_connection(self):
+        """Close the connection once what was written has gone."""
+        raise NotImplementedError
 
     def stream_opened(self, event):
         raise NotImplementedError
@@ -148,6 +159,23 @@ class XMLStreamProtocol(Protocol):
     def stream_closed(self):
         """The peer closed its stream: close ours (RFC 6120 §4.4)."""
         self.close()
+
+
+class XMLStreamProtocol(XMLStream, Protocol):
+    """An XMLStream that is its own Twisted protocol (s2s and component streams)."""
+
+    def dataReceived(self, data):
+        self.data_received(data)
+
+    def connectionLost(self, reason=None):
+        """Subclasses extend this: the stream is over, its parser is freed."""
+        self.stream_lost()
+
+    def write_bytes(self, data):
+        self.transport.write(data)
+
+    def lose_connection(self):
+        self.transport.loseConnection()
 
 
 def addressed_domain(value, invalid="host-unknown", missing="improper-addressing"):

@@ -1,5 +1,5 @@
 """
-jabberapp.transport: accepted connections send at once when nothing is queued.
+jabberapp.transports.tcp: accepted connections send at once when nothing is queued.
 """
 import socket
 
@@ -10,7 +10,7 @@ from twisted.internet.testing import MemoryReactor, MemoryReactorClock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from jabberapp import transport
+from jabberapp.transports import tcp as transport
 from jabberapp.tls import ensure_self_signed, server_tls_options
 
 
