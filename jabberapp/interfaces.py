@@ -102,7 +102,8 @@ class IHost(Interface):
         [c2s] require_encryption; without an owner such an IQ ends the stream with
         <not-authorized/>, like any other stanza before authentication. The handler is
         called as C{handler(iq, stream)}: the IQ (its 'from' removed: nobody is
-        authenticated) and the stream, whose C{peer_address} and C{secure} it may read. It
+        authenticated) and the IClientStream, whose C{peer_address} and C{secure} it may
+        read. It
         answers as an iq_handler does (payload, None, StanzaError, Deferred or coroutine);
         the answer goes back on that stream, which handles nothing else meanwhile. One
         owner per namespace.
@@ -286,9 +287,11 @@ class ISessionRegistry(Interface):
 class IRouter(Interface):
     """Delivers a stanza to a local host, a component or a remote domain."""
 
-    def route(stanza):
-        """Deliver C{stanza} by its 'to' domain. Never raises for an unknown destination:
-        the sender gets the stanza error."""
+    def route(stanza, origin=None):
+        """Deliver C{stanza} by its 'to' domain; C{origin} is the sending ISession, if
+        any. Local domains go to their VirtualHost, whose dispatcher delivers to sessions
+        only through the host's ISessionRegistry and ISession.send. Never raises for an
+        unknown destination: the sender gets the stanza error."""
 
 
 class IStreamFeature(Interface):

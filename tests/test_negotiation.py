@@ -35,7 +35,7 @@ class NegotiationTests(SynchronousTestCase):
         verifyObject(ITransport, transport)
         verifyObject(IClientStream, transport.stream)
         verifyObject(IClientSession, transport.stream.session)
-        for step in CORE_STEPS:
+        for step in CORE_STEPS.steps:
             verifyObject(IStreamFeature, step)
 
     def test_starttls_scram_bind(self):

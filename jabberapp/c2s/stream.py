@@ -9,7 +9,7 @@ the Session it binds (jabberapp.stream.session).
 """
 from twisted.internet.protocol import ServerFactory
 
-from jabberapp.stream.negotiation import ClientStream
+from jabberapp.stream.negotiation import ClientStream, CoreSteps
 from jabberapp.tls import channel_bindings  # noqa: F401 (its old import path; tests patch it)
 from jabberapp.stream.saslauth import MAX_SASL_ATTEMPTS, SASLAuth
 from jabberapp.stream.steps import Bind, LegacySession, StartTLS
@@ -19,10 +19,10 @@ from jabberapp.xml.ns import NS_BIND, NS_SESSION
 __all__ = ["C2SFactory", "MAX_SASL_ATTEMPTS", "CORE_STEPS"]
 
 _BIND, _SESSION = Bind(), LegacySession()
-# The core's negotiation steps, in the order of their advertisements.
-CORE_STEPS = (StartTLS(), SASLAuth(), _BIND, _SESSION)
-# The core steps negotiated with IQs before binding, by payload namespace.
-CORE_IQ_STEPS = {NS_BIND: _BIND, NS_SESSION: _SESSION}
+# The core's negotiation steps, in the order of their advertisements; bind and the legacy
+# session are negotiated with IQs before binding, by payload namespace.
+CORE_STEPS = CoreSteps((StartTLS(), SASLAuth(), _BIND, _SESSION),
+                       {NS_BIND: _BIND, NS_SESSION: _SESSION})
 
 
 class C2SFactory(ServerFactory):
@@ -49,4 +49,4 @@ class C2SFactory(ServerFactory):
 
     def open_stream(self, transport):
         """The ClientStream for a new connection's C{transport} (an ITransport)."""
-        return ClientStream(transport, self, CORE_STEPS, CORE_IQ_STEPS)
+        return ClientStream(transport, self, CORE_STEPS)

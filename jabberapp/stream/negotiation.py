@@ -57,16 +57,28 @@ FEATURES = f"{{{NS_STREAMS}}}features"
 STANZA_TAGS = st.STANZA_TAGS
 
 
+class CoreSteps:
+    """
+    The core's IStreamFeature steps of a listener (C{steps}, in advertisement order) and
+    the lookups every stream makes in them, built once: the step owning a nonza namespace,
+    and (C{iq_steps}) the step negotiating with IQs whose payload is in a namespace before
+    binding.
+    """
+
+    def __init__(self, steps, iq_steps):
+        self.steps = tuple(steps)
+        self.owners = {step.namespace: step for step in self.steps}
+        self.iq_steps = dict(iq_steps)
+
+
 @implementer(IClientStream)
 class ClientStream(XMLStream):
     """One c2s stream over C{transport}; see the module docstring.
 
     C{listener} holds the listener's settings (IClientStream.listener) and C{hosts}
-    (domain -> VirtualHost); C{steps} are the core's IStreamFeature steps, in
-    advertisement order; C{iq_steps} maps a payload namespace to the core step that
-    negotiates with IQs in it before binding."""
+    (domain -> VirtualHost); C{core} is the CoreSteps it negotiates with first."""
 
-    def __init__(self, transport, listener, steps, iq_steps):
+    def __init__(self, transport, listener, core):
         super().__init__(max_stanza_size=listener.max_stanza_size)
         self.transport = transport
         self.listener = listener
@@ -75,9 +87,7 @@ class ClientStream(XMLStream):
         self.username = None       # set by authentication
         self.session = None        # the Session once bound (or adopted)
         self.state = {}            # per-stream state of the steps, keyed by namespace
-        self._steps = steps
-        self._owners = {step.namespace: step for step in steps}
-        self._iq_steps = iq_steps
+        self._core = core
         self._timeout = listener.clock.callLater(listener.negotiation_timeout,
                                                  self._negotiation_timed_out)
 
@@ -158,9 +168,10 @@ class ClientStream(XMLStream):
 
     def _steps_now(self):
         """The core steps, then the host's own once encryption is settled."""
+        steps = self._core.steps
         if self.listener.require_encryption and not self.secure:
-            return self._steps
-        return (*self._steps, *self.host.stream_features)
+            return steps
+        return (*steps, *self.host.stream_features)
 
     # -- elements ------------------------------------------------------------------------
 
@@ -177,7 +188,7 @@ class ClientStream(XMLStream):
         return step.handle(self, el)
 
     def _owner(self, namespace):
-        step = self._owners.get(namespace)
+        step = self._core.owners.get(namespace)
         if step is not None:
             return step
         if self.listener.require_encryption and not self.secure:
@@ -190,7 +201,7 @@ class ClientStream(XMLStream):
     def _stanza_unbound(self, el):
         if el.tag == st.IQ:
             if self.username is not None:
-                step = self._iq_steps.get(_payload_namespace(el))
+                step = self._core.iq_steps.get(_payload_namespace(el))
                 if step is not None:
                     return step.handle(self, el)
             else:

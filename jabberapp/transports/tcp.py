@@ -53,11 +53,15 @@ class TCPTransport(Protocol):
         set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
         if set_no_delay is not None:
             set_no_delay(True)
-        # The stream writes through Twisted's own write: no frame of ours per stanza.
+        # Bytes go straight between Twisted and the stream, with no frame of ours per read
+        # or per stanza: this adapter's write is the connection's, and the stream's
+        # data_received is what Twisted calls.
         self.write = self.transport.write
         self.stream = self.factory.open_stream(self)
+        self.dataReceived = self.stream.data_received
 
     def dataReceived(self, data):
+        """Bytes read (replaced by the stream's data_received once connected)."""
         self.stream.data_received(data)
 
     def connectionLost(self, reason=None):
