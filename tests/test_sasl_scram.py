@@ -622,6 +622,17 @@ class MechanismTableTests(SynchronousTestCase):
             create_mechanism("PLAIN", _ctx(FakeAuth(), secure=False, bindings={}))
         self.assertEqual(cm.exception.condition, "encryption-required")
 
+    def test_public_names(self):
+        """The package re-exports the value types the mechanism modules import."""
+        import jabberapp.sasl
+        from jabberapp.sasl import context, results
+
+        for name in ("Challenge", "Success", "SASLFailure", "SASL_CONDITIONS"):
+            self.assertIs(getattr(jabberapp.sasl, name), getattr(results, name))
+        for name in ("SASLContext", "authzid_matches"):
+            self.assertIs(getattr(jabberapp.sasl, name), getattr(context, name))
+        self.assertIs(scram.SASLFailure, results.SASLFailure)
+
     def test_failure_conditions(self):
         """SASLFailure accepts the RFC 6120 §6.5 conditions only."""
         self.assertEqual(SASLFailure("aborted", "x").text, "x")

@@ -1,22 +1,22 @@
 """
-Server-side SASL (RFC 6120 §6, RFC 4422): results, failures, context and the mechanism table.
+Server-side SASL (RFC 6120 §6, RFC 4422): the mechanism table, and the public face of the
+package.
 
-A mechanism (an L{jabberapp.interfaces.ISASLMechanism}) sees raw bytes: the stream layer
-owns base64 and the '=' empty-response convention, and turns a L{Challenge}, L{Success}
-or L{SASLFailure} into <challenge/>, <success/> or <failure/>.
+A mechanism (an L{jabberapp.interfaces.ISASLMechanism}) is built by L{create_mechanism} for a
+stream described by a L{SASLContext} and answers with a L{Challenge}, a L{Success} or a
+L{SASLFailure} (see L{jabberapp.sasl.results}). The value types live in
+L{jabberapp.sasl.results} and L{jabberapp.sasl.context}, which the mechanism modules import;
+they never import this package, which re-exports those names.
 """
-from collections.abc import Mapping
-from dataclasses import dataclass
+from jabberapp.sasl.context import SASLContext, authzid_matches
+from jabberapp.sasl.plain import PlainMechanism
+from jabberapp.sasl.results import SASL_CONDITIONS, Challenge, SASLFailure, Success
+from jabberapp.sasl.scram import ScramMechanism
 
-from jabberapp.interfaces import IAuthProvider
-from jabberapp.jid import JID, InvalidJID, prep_domain
-
-# RFC 6120 §6.5: the only conditions a <failure/> may carry.
-SASL_CONDITIONS = frozenset({
-    "aborted", "account-disabled", "credentials-expired", "encryption-required",
-    "incorrect-encoding", "invalid-authzid", "invalid-mechanism", "malformed-request",
-    "mechanism-too-weak", "not-authorized", "temporary-auth-failure",
-})
+__all__ = [
+    "MECHANISM_NAMES", "SASL_CONDITIONS", "Challenge", "SASLContext", "SASLFailure", "Success",
+    "authzid_matches", "available_mechanisms", "create_mechanism",
+]
 
 # (mechanism name, hash name, channel binding) in preference order.
 _SCRAM_MECHANISMS = (
@@ -28,76 +28,8 @@ _SCRAM_MECHANISMS = (
     ("SCRAM-SHA-1", "sha1", False),
 )
 
-
-@dataclass(frozen=True)
-class Challenge:
-    """A server challenge to send to the client (raw bytes, possibly empty)."""
-
-    data: bytes
-
-
-@dataclass(frozen=True)
-class Success:
-    """Authentication succeeded for C{username} (the prepared localpart).
-
-    C{data} is the additional data to send in <success/> (the SCRAM server-final message),
-    or None for none.
-    """
-
-    username: str
-    data: bytes | None = None
-
-
-class SASLFailure(Exception):
-    """The exchange failed with an RFC 6120 §6.5 C{condition} and optional C{text}.
-
-    The text reaches the client: never put a password, a key or an internal error in it.
-
-    C{counted} says whether the failed-login throttle counts this failure as a guess: by
-    default every condition except an abort or an unknown mechanism; a mechanism the client
-    could not have used at all (nothing was checked) passes C{counted=False}.
-    """
-
-    def __init__(self, condition: str, text: str | None = None, counted: bool | None = None):
-        if condition not in SASL_CONDITIONS:
-            raise ValueError(f"unknown SASL failure condition {condition!r}")
-        super().__init__(condition, text)
-        self.condition = condition
-        self.text = text
-        if counted is None:
-            counted = condition not in ("aborted", "invalid-mechanism")
-        self.counted = counted
-
-    def __repr__(self):
-        return f"SASLFailure({self.condition!r}, {self.text!r})"
-
 # Every mechanism name the server implements, most preferred first.
 MECHANISM_NAMES = tuple(name for name, _, _ in _SCRAM_MECHANISMS) + ("PLAIN",)
-
-
-@dataclass(frozen=True)
-class SASLContext:
-    """What a mechanism needs to know about the stream it runs on."""
-
-    host: str                              # the domain being logged into
-    auth: IAuthProvider
-    secure: bool                           # TLS is active on the stream
-    channel_bindings: Mapping[str, bytes]  # cb-name -> data; empty without TLS
-    allowed: frozenset | None = None       # [auth] mechanisms; None: all of them
-
-
-def authzid_matches(authzid: str, username: str, host: str) -> bool:
-    """True when C{authzid} is the bare JID of account C{username} (prepared) on C{host}.
-
-    RFC 6120 §6.3.8: we accept no authorization identity other than the authenticating
-    account's own bare JID, compared after RFC 7622 preparation.
-    """
-    try:
-        jid = JID.parse(authzid)
-        return (jid.resource is None and jid.local == username
-                and jid.domain == prep_domain(host))
-    except InvalidJID:
-        return False
 
 
 def available_mechanisms(ctx: SASLContext) -> list[str]:
@@ -121,10 +53,6 @@ def create_mechanism(name: str, ctx: SASLContext):
     Raises L{SASLFailure} 'encryption-required' for PLAIN without TLS and 'invalid-mechanism'
     for any other name not in L{available_mechanisms}.
     """
-    # Imported here: both modules import the value classes above.
-    from jabberapp.sasl.plain import PlainMechanism
-    from jabberapp.sasl.scram import ScramMechanism
-
     if name == "PLAIN" and not ctx.secure:
         raise SASLFailure("encryption-required", "PLAIN is only available over TLS")
     if name not in available_mechanisms(ctx):

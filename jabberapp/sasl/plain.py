@@ -9,7 +9,8 @@ from zope.interface import implementer
 
 from jabberapp.interfaces import ISASLMechanism
 from jabberapp.jid import InvalidJID, prep_localpart
-from jabberapp.sasl import Challenge, SASLContext, SASLFailure, Success, authzid_matches
+from jabberapp.sasl.context import SASLContext, authzid_matches
+from jabberapp.sasl.results import Challenge, SASLFailure, Success
 
 # RFC 4616 §2 asks for at least 255 octets per field; 1023 matches the JID part limit
 # (RFC 7622 §3.3) and bounds what reaches PRECIS and PBKDF2.

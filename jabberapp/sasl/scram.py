@@ -33,7 +33,8 @@ from zope.interface import implementer
 
 from jabberapp.interfaces import ISASLMechanism
 from jabberapp.jid import InvalidJID, prep_localpart
-from jabberapp.sasl import Challenge, SASLContext, SASLFailure, Success, authzid_matches
+from jabberapp.sasl.context import SASLContext, authzid_matches
+from jabberapp.sasl.results import Challenge, SASLFailure, Success
 
 HASHES = ("sha1", "sha256", "sha512")
 DEFAULT_ITERATIONS = 10000
