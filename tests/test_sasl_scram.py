@@ -275,35 +275,84 @@ class ChannelBindingTests(ScramTestMixin, SynchronousTestCase):
                                  "not-authorized")
 
     def test_unsupported_binding_type(self):
-        """A -PLUS request for a binding type the stream lacks is malformed-request at once."""
+        """A -PLUS request for a binding type the stream lacks is malformed-request at once,
+        and not counted as a guess: no account was looked at."""
         mech = self.mechanism("sha256", True, bindings={"tls-server-end-point": END_POINT})
         client = self.plus_client("tls-exporter", EXPORTER)
-        self.assertFailure_(mech.start(client.first()), "malformed-request")
+        failure = self.assertFailure_(mech.start(client.first()), "malformed-request")
+        self.assertFalse(failure.counted)
+        self.assertEqual(self.auth.lookups, [])
+
+    def test_tls_unique_on_tls13(self):
+        """slixmpp 1.8's p=tls-unique on a stream offering tls-exporter and
+        tls-server-end-point (TLS 1.3) fails uncounted with every -PLUS mechanism."""
+        for hash_name in HASHES:
+            client = self.plus_client("tls-unique", b"\x05" * 12, hash_name)
+            failure = self.assertFailure_(self.mechanism(hash_name, True).start(client.first()),
+                                          "malformed-request")
+            self.assertFalse(failure.counted)
+            self.assertIn("tls-unique", failure.text)
         self.assertEqual(self.auth.lookups, [])
 
     def test_plus_without_binding_flag(self):
-        """A -PLUS mechanism with GS2 flag 'n' or 'y' is malformed-request."""
+        """A -PLUS mechanism with GS2 flag 'n' or 'y' is malformed-request, not counted."""
         for header in ("n,,", "y,,"):
             client = Client("sha256", "juliet", self.password, gs2_header=header)
-            self.assertFailure_(self.mechanism("sha256", True).start(client.first()),
-                                "malformed-request")
+            failure = self.assertFailure_(self.mechanism("sha256", True).start(client.first()),
+                                          "malformed-request")
+            self.assertFalse(failure.counted)
 
     def test_binding_flag_on_plain_scram(self):
-        """'p=' on a mechanism without -PLUS is malformed-request."""
+        """'p=' on a mechanism without -PLUS is malformed-request, not counted."""
         client = self.plus_client("tls-exporter", EXPORTER)
-        self.assertFailure_(self.mechanism("sha256").start(client.first()), "malformed-request")
+        failure = self.assertFailure_(self.mechanism("sha256").start(client.first()),
+                                      "malformed-request")
+        self.assertFalse(failure.counted)
 
     def test_invalid_binding_name(self):
-        """A cb-name outside RFC 5802's alphabet is malformed-request."""
+        """A cb-name outside RFC 5802's alphabet is malformed-request, counted like any
+        other broken message."""
         client = self.plus_client("tls_exporter!", EXPORTER)
-        self.assertFailure_(self.mechanism("sha256", True).start(client.first()),
-                            "malformed-request")
+        failure = self.assertFailure_(self.mechanism("sha256", True).start(client.first()),
+                                      "malformed-request")
+        self.assertTrue(failure.counted)
 
     def test_downgrade_detected(self):
-        """Flag 'y' on SCRAM when -PLUS was offered is a downgrade: not-authorized (RFC 5802 §6)."""
+        """Flag 'y' on SCRAM when -PLUS was offered is a downgrade: not-authorized (RFC 5802 §6)
+        before any account is looked at, so not counted as a guess."""
         client = Client("sha256", "juliet", self.password, gs2_header="y,,")
-        self.assertFailure_(self.mechanism("sha256").start(client.first()), "not-authorized")
+        failure = self.assertFailure_(self.mechanism("sha256").start(client.first()),
+                                      "not-authorized")
+        self.assertFalse(failure.counted)
         self.assertEqual(self.auth.lookups, [])
+
+    def test_y_flag_with_only_types_the_client_lacks(self):
+        """'y' is refused even when the stream offers only types a tls-unique client lacks
+        (tls-exporter, tls-server-end-point): the server cannot tell that client from one
+        whose -PLUS offer a man in the middle removed."""
+        for bindings in ({"tls-exporter": EXPORTER}, {"tls-server-end-point": END_POINT},
+                         BINDINGS):
+            client = Client("sha512", "juliet", self.password, gs2_header="y,,")
+            failure = self.assertFailure_(
+                self.mechanism("sha512", bindings=bindings).start(client.first()),
+                "not-authorized")
+            self.assertFalse(failure.counted)
+
+    def test_y_flag_when_plus_is_not_allowed(self):
+        """With [auth] mechanisms leaving out every -PLUS, the stream offers no binding, so
+        'y' is right and logs in (RFC 5802 §6)."""
+        ctx = SASLContext(host=HOST, auth=self.auth, secure=True, channel_bindings=BINDINGS,
+                          allowed=frozenset({"SCRAM-SHA-256", "PLAIN"}))
+        self.assertEqual(ctx.channel_bindings, {})
+        client = Client("sha256", "juliet", self.password, gs2_header="y,,")
+        result = self.run_exchange(ScramMechanism("sha256", False, ctx), client)
+        self.assertEqual(result, Success("juliet", client.expected_verifier))
+
+    def test_n_flag_with_bindings(self):
+        """Flag 'n' (the client does not bind) logs in with SCRAM while -PLUS is offered."""
+        client = Client("sha256", "juliet", self.password)
+        result = self.run_exchange(self.mechanism("sha256"), client)
+        self.assertEqual(result, Success("juliet", client.expected_verifier))
 
     def test_y_flag_without_bindings(self):
         """Flag 'y' on a stream offering no channel binding is fine."""
@@ -622,6 +671,21 @@ class MechanismTableTests(SynchronousTestCase):
             create_mechanism("PLAIN", _ctx(FakeAuth(), secure=False, bindings={}))
         self.assertEqual(cm.exception.condition, "encryption-required")
 
+    def test_plus_not_allowed_offers_no_binding(self):
+        """[auth] mechanisms without any -PLUS empty the context's bindings, so neither -PLUS
+        nor (in the stream features) a XEP-0440 binding type is offered."""
+        ctx = SASLContext(host=HOST, auth=FakeAuth(), secure=True, channel_bindings=BINDINGS,
+                          allowed=frozenset({"SCRAM-SHA-512", "SCRAM-SHA-1"}))
+        self.assertEqual(ctx.channel_bindings, {})
+        self.assertEqual(available_mechanisms(ctx), ["SCRAM-SHA-512", "SCRAM-SHA-1"])
+
+    def test_one_plus_allowed_keeps_bindings(self):
+        """One allowed -PLUS mechanism keeps every binding of the stream."""
+        ctx = SASLContext(host=HOST, auth=FakeAuth(), secure=True, channel_bindings=BINDINGS,
+                          allowed=frozenset({"SCRAM-SHA-1-PLUS"}))
+        self.assertEqual(ctx.channel_bindings, BINDINGS)
+        self.assertEqual(available_mechanisms(ctx), ["SCRAM-SHA-1-PLUS"])
+
     def test_public_names(self):
         """The package re-exports the value types the mechanism modules import."""
         import jabberapp.sasl
@@ -638,3 +702,47 @@ class MechanismTableTests(SynchronousTestCase):
         self.assertEqual(SASLFailure("aborted", "x").text, "x")
         self.assertIsNone(SASLFailure("not-authorized").text)
         self.assertRaises(ValueError, SASLFailure, "bad-request")
+
+
+# --- What slixmpp 1.8 does over TLS 1.3 (issue 11 item 7) --------------------------------------
+
+@implementer(IAuthProvider)
+class ScramAndPlainAuth(FakeAuth):
+    """FakeAuth that also checks PLAIN passwords against one (username, password)."""
+
+    def __init__(self, credentials, username, password):
+        super().__init__(credentials)
+        self.plain = (username, password)
+
+    def check_password(self, host, username, password):
+        return defer.succeed(host == HOST and (username, password) == self.plain)
+
+
+class Slixmpp18Tests(SynchronousTestCase):
+    """slixmpp 1.8.3 with its defaults knows only tls-unique: over TLS 1.3 it tries every -PLUS
+    with p=tls-unique, then every SCRAM with 'y', then PLAIN, each on a new <auth/>."""
+
+    def setUp(self):
+        credentials = {(HOST, "juliet", name): derive("r0m30", name, iterations=4096)
+                       for name in HASHES}
+        self.auth = ScramAndPlainAuth(credentials, "juliet", "r0m30")
+        self.ctx = _ctx(self.auth)   # TLS 1.3: tls-exporter and tls-server-end-point
+
+    def test_default_sequence_logs_in_uncounted(self):
+        """Its six refused attempts are none of them counted, and PLAIN then logs in."""
+        refused = []
+        for name in available_mechanisms(self.ctx):
+            mech = create_mechanism(name, self.ctx)
+            if name == "PLAIN":
+                result = self.successResultOf(mech.start(b"\0juliet\0r0m30"))
+                break
+            hash_name = {"SCRAM-SHA-1": "sha1", "SCRAM-SHA-256": "sha256",
+                         "SCRAM-SHA-512": "sha512"}[name.removesuffix("-PLUS")]
+            header = "p=tls-unique,," if name.endswith("-PLUS") else "y,,"
+            client = Client(hash_name, "juliet", "r0m30", gs2_header=header)
+            refused.append(self.failureResultOf(mech.start(client.first()), SASLFailure).value)
+        self.assertEqual(result, Success("juliet"))
+        self.assertEqual([f.condition for f in refused], ["malformed-request"] * 3
+                         + ["not-authorized"] * 3)
+        self.assertEqual([f.counted for f in refused], [False] * 6)
+        self.assertEqual(self.auth.lookups, [])

@@ -11,13 +11,25 @@ from jabberapp.jid import JID, InvalidJID, prep_domain
 
 @dataclass(frozen=True)
 class SASLContext:
-    """What a mechanism needs to know about the stream it runs on."""
+    """What a mechanism needs to know about the stream it runs on.
+
+    C{channel_bindings} are the bindings this stream offers to SCRAM-*-PLUS (cb-name ->
+    data). When C{allowed} (the [auth] mechanisms; None: all of them) admits no -PLUS
+    mechanism, the stream offers no binding at all and the mapping is emptied: then the
+    stream advertises no XEP-0440 binding type that no offered mechanism could use, and a
+    client sending SCRAM's 'y' flag is right to think the server does not bind (RFC 5802 §6).
+    """
 
     host: str                              # the domain being logged into
     auth: IAuthProvider
     secure: bool                           # TLS is active on the stream
     channel_bindings: Mapping[str, bytes]  # cb-name -> data; empty without TLS
     allowed: frozenset | None = None       # [auth] mechanisms; None: all of them
+
+    def __post_init__(self):
+        if (self.channel_bindings and self.allowed is not None
+                and not any(name.endswith("-PLUS") for name in self.allowed)):
+            object.__setattr__(self, "channel_bindings", {})
 
 
 def authzid_matches(authzid: str, username: str, host: str) -> bool:

@@ -16,6 +16,29 @@ username preparation, authzid) fails at once. An unknown account is answered wit
 deterministic fake salt and the usual iteration count, and fails only after the
 client-final message, with the same condition as a wrong password: nothing before that
 tells the client whether the account exists.
+
+Channel binding negotiation. -PLUS is offered whenever the stream has a binding to offer
+(tls-exporter on TLS 1.3, tls-server-end-point from our certificate), and XEP-0440 lists the
+types.
+A client asking for another type (slixmpp 1.8 only knows tls-unique, undefined on TLS 1.3 by
+RFC 9266) gets malformed-request; a client sending the GS2 flag 'y' ("I bind, you do not")
+although -PLUS was offered gets not-authorized (RFC 5802 §6: a downgrade). The server cannot
+tell a client that lacks a common type from one whose mechanism list a man in the middle
+rewrote, and anything a client sent earlier on the stream could have been sent by that man in
+the middle, so 'y' is never excused while -PLUS is offered: that keeps the downgrade check for
+XEP-0440 clients, which never say 'y' once they saw -PLUS (they bind with a listed type, or say
+'n' and check the XEP-0474 hash). None of these refusals is counted by the failed-login
+throttle or towards closing the stream, since no password was checked, so such a client goes on
+to a mechanism it can use (PLAIN over TLS) and logs in. An operator who disables PLAIN can
+admit it by also leaving out the -PLUS mechanisms ([auth] mechanisms): the stream then offers
+no binding and 'y' is right.
+
+What the other servers do: Prosody 13 (util/sasl/scram.lua, mod_saslauth.lua) offers
+tls-exporter on TLS 1.3, refuses an unsupported type and 'y' while it offers a binding, and
+lets the client fall back to PLAIN with no failure limit by default; ejabberd 24 to 26.02
+accepted 'y' whatever it offered, a hole its xmpp library closed in 1.13.1 (ejabberd 26.03,
+xmpp_sasl_scram.erl): 'y' is refused unless every -PLUS is disabled; it also sends the XEP-0474
+'h' hash, and counts failures only in mod_fail2ban (20 an hour by default).
 """
 import base64
 import binascii
@@ -306,27 +329,36 @@ class ScramMechanism:
         return d
 
     def _check_cbind_flag(self, flag):
+        # Every refusal here is decided by the GS2 header alone, before any account is looked
+        # at: no password was tried, so none is counted as a guess (counted=False). See
+        # "Channel binding negotiation" in the module docstring.
         if flag.startswith("p="):
             cb_name = flag[2:]
             if not _CB_NAME.match(cb_name):
                 raise SASLFailure("malformed-request", "invalid channel binding name")
             if not self.plus:
                 raise SASLFailure("malformed-request",
-                                  f"channel binding requested with {self.name}")
+                                  f"channel binding requested with {self.name}", counted=False)
             if cb_name not in self._ctx.channel_bindings:
-                # A syntactically valid type we cannot serve: the request cannot be processed
-                # as sent (RFC 5802 §5.1 'unsupported-channel-binding-type'); not-authorized
-                # would wrongly suggest bad credentials.
+                # RFC 5802 'unsupported-channel-binding-type': the request cannot be processed
+                # as sent (malformed-request; not-authorized would suggest bad credentials).
+                # COMPAT: slixmpp 1.8 asks for tls-unique, which RFC 9266 leaves undefined on
+                # TLS 1.3 and we never offer; it then tries the next mechanism.
                 raise SASLFailure("malformed-request",
-                                  f"unsupported channel binding type {cb_name!r}")
+                                  f"unsupported channel binding type {cb_name!r}", counted=False)
             self._cb_data = self._ctx.channel_bindings[cb_name]
         elif flag in ("n", "y"):
             if self.plus:
-                raise SASLFailure("malformed-request", f"{self.name} requires channel binding")
+                raise SASLFailure("malformed-request", f"{self.name} requires channel binding",
+                                  counted=False)
             if flag == "y" and self._ctx.channel_bindings:
-                # RFC 5802 §6: the client supports channel binding and thinks we do not, yet
-                # we offered -PLUS: someone removed it from the mechanism list.
-                raise SASLFailure("not-authorized")
+                # RFC 5802 §6: the client binds and thinks we do not, yet we offered -PLUS:
+                # someone may have removed it from the mechanism list. Refused whatever the
+                # client tried before on this stream (a MITM could have tried it too).
+                # COMPAT: slixmpp 1.8 sends 'y' on every SCRAM without -PLUS over TLS after
+                # its tls-unique attempts failed, then falls back to PLAIN.
+                raise SASLFailure("not-authorized", "channel binding is offered: use -PLUS",
+                                  counted=False)
             self._cb_data = b""
         else:
             raise SASLFailure("malformed-request", "invalid GS2 channel binding flag")
