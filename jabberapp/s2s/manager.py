@@ -34,9 +34,9 @@ from jabberapp.errors import StreamError
 from jabberapp.jid import InvalidJID, JID
 from jabberapp.logging import logger
 from jabberapp.s2s import dialback
-from jabberapp.s2s.resolver import ResolutionError, S2SResolver, Target, is_ip
 from jabberapp.s2s.inbound import InboundStream
 from jabberapp.s2s.outbound import OutboundStream
+from jabberapp.s2s.resolver import ResolutionError, S2SResolver, Target, is_ip
 from jabberapp.tls import PeerCertificate
 
 log = logger(__name__)

@@ -4,8 +4,8 @@ existed for that verification."""
 from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase
 
-from jabberapp.s2s.resolver import S2SResolver
 from jabberapp.s2s.inbound import InboundStream
+from jabberapp.s2s.resolver import S2SResolver
 from tests.s2s.support import (LOCAL, REMOTE, Reader, TLSStringTransport, header,
                                make_manager)
 

@@ -8,10 +8,10 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from jabberapp import stanza as st
 from jabberapp.s2s import dialback
-from jabberapp.s2s.manager import VerificationFailed
-from jabberapp.s2s.resolver import ResolutionError, Target
 from jabberapp.s2s.inbound import InboundStream
+from jabberapp.s2s.manager import VerificationFailed
 from jabberapp.s2s.outbound import OutboundStream
+from jabberapp.s2s.resolver import ResolutionError, Target
 from jabberapp.xml import parse_element
 from jabberapp.xml.ns import NS_STANZAS
 from tests.s2s.support import (LOCAL, REMOTE, Reader, TLSStringTransport, header,
