@@ -19,7 +19,7 @@ from jabberapp.extensions.disco import service_discovery
 from jabberapp.extensions.muc import muc
 from jabberapp.extensions.muc.config import NS_ROOMCONFIG, RoomConfig, apply_form, config_form
 from jabberapp.extensions.pubsub.plugin import pep, pubsub_service
-from jabberapp.extensions.roster import roster
+from jabberapp.extensions.roster.extension import roster
 from jabberapp.errors import StanzaError
 from jabberapp.testing import FakeHost, parse
 from jabberapp.xml.ns import NS_DISCO_INFO
