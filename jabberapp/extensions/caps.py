@@ -595,5 +595,33 @@ class CapsService:
         """
         return self._verifier.when_known(session)
 
+    def supports_hash(self, name):
+        """True when caps with the hash C{name} can be verified (§5.4 step 2)."""
+        return name in HASHES
+
+    def verify(self, jid, hash_name, node, ver):
+        """
+        Ask the entity C{jid} (local or remote) for the disco#info of its caps node
+        C{node}#C{ver}, from the host's JID: a Deferred for the features (a frozenset) when
+        the answer hashes to C{ver} with C{hash_name} (§5.4), else None (an error, or no
+        answer within QUERY_TIMEOUT). Nothing is cached: the caller keeps what it trusts.
+        """
+        iq = element(NS_CLIENT, "iq", type="get", id=f"caps-{secrets.token_hex(8)}",
+                     to=str(jid), from_=self._host.domain)
+        iq.append(element(NS_DISCO_INFO, "query", node=f"{node}#{ver}"))
+
+        def verified(result):
+            query = result.find(DISCO_INFO)
+            try:
+                info = None if query is None else parse_disco_info(query)
+            except IllFormed:
+                return None
+            if info is None or hash_name not in HASHES or compute_ver(info, hash_name) != ver:
+                return None
+            return frozenset(info.features)
+
+        d = self._host.request(iq, timeout=QUERY_TIMEOUT)
+        return d.addCallbacks(verified, lambda failure: None)
+
 
 caps = EntityCapabilities()   # re-exported by jabberapp/plugins/jabberapp_builtin.py

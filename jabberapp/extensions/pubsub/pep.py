@@ -55,19 +55,16 @@ whitelist) -- including XEP-0048 bookmarks in the node storage:bookmarks -- are 
 with their publish-options. XEP-0048 bookmarks in XEP-0049 private XML are bridged to the
 XEP-0402 node (L{jabberapp.extensions.pubsub.bookmarks}; ``urn:xmpp:bookmarks:1#compat``).
 """
-import secrets
+from collections import OrderedDict
 
 from twisted.internet import defer
 from twisted.plugin import IPlugin
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from jabberapp import dispatch
 from jabberapp import stanza as st
 from jabberapp.config import Option, int_range
 from jabberapp.errors import StanzaError
-from jabberapp.extensions.caps import (
-    HASHES, QUERY_TIMEOUT, IllFormed, VerCache, compute_ver, parse_disco_info)
 from jabberapp.extensions.pubsub import config as cfg
 from jabberapp.extensions.pubsub.bookmarks import COMPAT_FEATURE, BookmarksCompat
 from jabberapp.extensions.pubsub.bookmarks import NODE as BOOKMARKS_NODE
@@ -79,8 +76,7 @@ from jabberapp.extensions.pubsub.subscription_forms import find_authorization
 from jabberapp.interfaces import IDiscoProvider, IExtension
 from jabberapp.jid import InvalidJID, JID
 from jabberapp.specs import Spec
-from jabberapp.xml import element
-from jabberapp.xml.ns import NS_CLIENT, NS_DISCO_INFO, NS_DISCO_ITEMS
+from jabberapp.xml.ns import NS_DISCO_INFO, NS_DISCO_ITEMS
 
 CAPS = "{http://jabber.org/protocol/caps}c"
 STATE_KEY = "pep"
@@ -149,7 +145,7 @@ class PEP:
         # Local bare JID -> {remote full JID: (hash, node, ver)} of the available remote
         # resources that sent it presence with caps.
         self.remote = {}
-        self._remote_vers = VerCache(REMOTE_VERS)    # vers verified from remote entities
+        self._remote_vers = OrderedDict()   # vers verified from remote entities (LRU)
         self._queries = {}                          # ver -> Deferred of its disco#info
 
     # -- remote contacts (§4.3) ---------------------------------------------------------
@@ -176,7 +172,7 @@ class PEP:
             return None
         c = presence.find(CAPS)
         caps = None
-        if (c is not None and c.get("hash") in HASHES and c.get("node")
+        if (c is not None and self.caps.supports_hash(c.get("hash")) and c.get("node")
                 and c.get("ver")):
             caps = (c.get("hash"), c.get("node"), c.get("ver"))
         old = table.get(sender)
@@ -198,7 +194,10 @@ class PEP:
         """The verified features of a remote resource's C{caps}, or None."""
         ver = caps[2]
         features = self.caps.features_for_ver(ver)
-        return features if features is not None else self._remote_vers.get(ver)
+        if features is None and ver in self._remote_vers:
+            self._remote_vers.move_to_end(ver)
+            features = self._remote_vers[ver]
+        return features
 
     async def _remote_caps(self, owner, sender, caps, old_features):
         item = (await self.roster.get_items(owner.local)).get(sender.bare())
@@ -230,35 +229,26 @@ class PEP:
             await self.protocol.notifications.send_last(str(owner), node, record, sender)
 
     async def _verify(self, sender, caps):
-        """Ask C{sender} for the disco#info of its caps node; the features when the
-        answer hashes to the ver (XEP-0115 §5.4), else None. One query per ver."""
+        """Ask C{sender} for the disco#info of its caps node (the caps service); the
+        features when the answer hashes to the ver (XEP-0115 §5.4), else None. One query
+        per ver."""
         hash_name, node, ver = caps
         pending = self._queries.get(ver)
         if pending is None:
-            iq = element(NS_CLIENT, "iq", type="get", id=f"pep-{secrets.token_hex(8)}",
-                         to=str(sender), from_=self.host.domain)
-            iq.append(element(NS_DISCO_INFO, "query", node=f"{node}#{ver}"))
-            pending = self._queries[ver] = self.host.request(iq, timeout=QUERY_TIMEOUT)
-            pending.addBoth(self._verified, ver, hash_name)
+            pending = self._queries[ver] = self.caps.verify(sender, hash_name, node, ver)
+            pending.addBoth(self._verified, ver)
         waiter = defer.Deferred()
         pending.addBoth(lambda result: (waiter.callback(result), result)[1])
         return await waiter
 
-    def _verified(self, result, ver, hash_name):
+    def _verified(self, features, ver):
         self._queries.pop(ver, None)
-        if isinstance(result, Failure):
-            return None
-        query = result.find(f"{{{NS_DISCO_INFO}}}query")
-        try:
-            if query is None:
-                return None
-            info = parse_disco_info(query)
-            if compute_ver(info, hash_name) != ver:
-                return None
-        except IllFormed:
-            return None
-        features = frozenset(info.features)
-        self._remote_vers.put(ver, features)
+        if not isinstance(features, frozenset):
+            return None     # not verified
+        self._remote_vers[ver] = features
+        self._remote_vers.move_to_end(ver)
+        while len(self._remote_vers) > REMOTE_VERS:
+            self._remote_vers.popitem(last=False)
         return features
 
     def handle(self, iq):

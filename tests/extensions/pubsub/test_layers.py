@@ -1,6 +1,7 @@
 """The layers of the pubsub package: the protocol's handler table and error map, and the
 rules, which decide without building stanzas."""
 import ast
+import os
 import inspect
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -139,3 +140,25 @@ class RulesTests(SynchronousTestCase):
         self.pep.keeps_owner({})
         self.assertRaises(rules.NotAcceptable, self.pep.may_set_affiliation,
                           "alice@example.org", "alice@example.org")
+
+
+class BoundaryTests(SynchronousTestCase):
+    """The package uses other extensions only through their services."""
+
+    def test_no_other_extension_imported(self):
+        """No module of jabberapp/extensions/pubsub imports another extension's module
+        (caps and roster are reached with host.service)."""
+        package = os.path.dirname(protocol.__file__)
+        for name in sorted(os.listdir(package)):
+            if not name.endswith(".py"):
+                continue
+            with open(os.path.join(package, name), encoding="utf-8") as f:
+                tree = ast.parse(f.read())
+            for node in ast.walk(tree):
+                modules = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                           else [node.module or ""] if isinstance(node, ast.ImportFrom)
+                           else [])
+                for module in modules:
+                    if module.startswith("jabberapp.extensions."):
+                        self.assertTrue(module.startswith("jabberapp.extensions.pubsub"),
+                                        f"{name} imports {module}")
