@@ -25,8 +25,9 @@ from twisted.internet import defer
 from jabberapp import dispatch
 from jabberapp import stanza as st
 from jabberapp.errors import StanzaError
-from jabberapp.extensions.pubsub.config import NS_DATA, PUBLISH_OPTIONS
+from jabberapp.extensions.pubsub.config import PUBLISH_OPTIONS
 from jabberapp.extensions.pubsub.ns import NS_PUBSUB
+from jabberapp.forms import Field, Form
 from jabberapp.jid import InvalidJID, JID
 from jabberapp.xml import element, parse_element, serialize
 from jabberapp.xml.ns import NS_CLIENT
@@ -167,13 +168,8 @@ class BookmarksCompat:
 
 def _publish_options():
     options = element(NS_PUBSUB, "publish-options")
-    x = element(NS_DATA, "x", type="submit")
-    for var, value in (("FORM_TYPE", PUBLISH_OPTIONS),) + tuple(
-            (f"pubsub#{name}", value) for name, value in OPTIONS):
-        field = element(NS_DATA, "field", var=var)
-        field.append(element(NS_DATA, "value", text=value))
-        x.append(field)
-    options.append(x)
+    options.append(Form("submit", PUBLISH_OPTIONS, fields=tuple(
+        Field(f"pubsub#{name}", None, values=(value,)) for name, value in OPTIONS)).to_element())
     return options
 
 

@@ -6,12 +6,10 @@ the XEP-0060 §16.4 registry gives them).
 A configuration is a dict of option name (without the ``pubsub#`` prefix) to a Python
 value: booleans, ints, "max" for max_items, strings, and a list for roster_groups_allowed.
 """
-from jabberapp import forms
 from jabberapp.errors import StanzaError
-from jabberapp.forms import NS_DATA_FORMS, Field, Form, FormError
+from jabberapp.forms import Field, Form, FormError
 from jabberapp.xml import element
 
-NS_DATA = NS_DATA_FORMS     # the name engine.py and bookmarks.py use
 NS_PUBSUB = "http://jabber.org/protocol/pubsub"
 NS_PUBSUB_ERRORS = "http://jabber.org/protocol/pubsub#errors"
 NODE_CONFIG = "http://jabber.org/protocol/pubsub#node_config"
@@ -128,8 +126,3 @@ def config_form(config, form_type="form", groups=()):
     values = {f"pubsub#{name}": config.get(name) for name in OPTIONS}
     values["pubsub#roster_groups_allowed"] = allowed
     return definition.filled(values, type=form_type).to_element()
-
-
-def find_form(parent):
-    """The jabber:x:data <x/> child of C{parent}, or None."""
-    return forms.find_form(parent)

@@ -8,6 +8,7 @@ C{async fn(pubsub, request)}, as in publishing.py.
 """
 import secrets
 
+from jabberapp import forms
 from jabberapp.errors import StanzaError
 from jabberapp.extensions.pubsub import config as cfg
 from jabberapp.extensions.pubsub.ns import NS_EVENT, NS_OWNER
@@ -43,7 +44,7 @@ async def get_configure(pubsub, request):
 async def set_configure(pubsub, request):
     """<configure/> set: apply the submitted configuration form."""
     node, record = await _owned(pubsub, request)
-    form = cfg.find_form(request.verb)
+    form = forms.find_form(request.verb)
     if form is None:
         raise StanzaError("bad-request", "A configuration form is required")
     options = cfg.read_form(form, cfg.NODE_CONFIG, pubsub.nodes.max_items_limit,

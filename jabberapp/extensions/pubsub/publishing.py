@@ -9,7 +9,7 @@ returns the answer payload or None; protocol.py's table routes to them.
 import copy
 import secrets
 
-from jabberapp import rsm
+from jabberapp import forms, rsm
 from jabberapp.errors import StanzaError
 from jabberapp.extensions.pubsub import config as cfg
 from jabberapp.extensions.pubsub.config import pubsub_error
@@ -21,7 +21,7 @@ from jabberapp.xml import element, parse_element, serialize
 
 def _form_options(pubsub, parent, form_type, error):
     """The options of the data form in C{parent} (none without one)."""
-    form = cfg.find_form(parent)
+    form = forms.find_form(parent)
     if form is None:
         return {}
     return cfg.read_form(form, form_type, pubsub.nodes.max_items_limit, error)

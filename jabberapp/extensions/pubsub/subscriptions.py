@@ -14,15 +14,14 @@ Handlers are C{async fn(pubsub, request)}, as in publishing.py.
 """
 import secrets
 
-from jabberapp.extensions.pubsub import config as cfg
+from jabberapp import forms
 from jabberapp.extensions.pubsub.config import pubsub_error
 from jabberapp.extensions.pubsub.ns import NS_EVENT, NS_PUBSUB
 from jabberapp.extensions.pubsub.request import (
     check_subid, jid_attribute, node_name, own_jid)
 from jabberapp.extensions.pubsub.subscription_forms import (
     read_authorization, read_subscribe_options, subscribe_options_form)
-from jabberapp.errors import StanzaError
-from jabberapp.jid import InvalidJID, JID
+from jabberapp.jid import JID
 from jabberapp.xml import element
 
 SEND_LAST_ON_SUBSCRIBE = ("on_sub", "on_sub_and_presence")
@@ -51,7 +50,7 @@ async def subscribe(pubsub, request):
     record = await pubsub.nodes.get(owner, node)
     options = None
     options_element = request.payload.find(f"{{{NS_PUBSUB}}}options")
-    if options_element is not None and cfg.find_form(options_element) is not None:
+    if options_element is not None and forms.find_form(options_element) is not None:
         options = read_subscribe_options(options_element)
     if pubsub.rules.needs_approval(owner, record, jid):
         return await _request_approval(pubsub, owner, node, record, jid, options)
@@ -168,11 +167,7 @@ async def authorize(pubsub, owner, sender, x):
     """
     if x.get("type") == "cancel":
         return
-    node, subscriber, allow, given_subid = read_authorization(x)
-    try:
-        jid = JID.parse(subscriber)
-    except InvalidJID:
-        raise StanzaError("jid-malformed") from None
+    node, jid, allow, given_subid = read_authorization(x)
     record = await pubsub.nodes.get(owner, node)
     pubsub.rules.require_owner(owner, record, sender)
     subid = record.get("pending", {}).get(str(jid))
