@@ -3,10 +3,14 @@ Stanza errors (RFC 6120 §8.3) and stream errors (RFC 6120 §4.9), with their co
 
 Stanza errors answer one request and leave the stream up; stream errors end the connection and
 are raised only by the stream layers (xml/, stream/, c2s/, s2s/, component/).
+
+This module is on the ground floor: it imports nothing of jabberapp but the namespace
+constants (jabberapp.namespaces, a leaf), so every layer, the XML parser included, may raise
+these errors.
 """
 from lxml import etree
 
-from jabberapp.xml.ns import NS_STANZAS, NS_STREAM_ERRORS, NS_STREAMS
+from jabberapp.namespaces import NS_CLIENT, NS_STANZAS, NS_STREAM_ERRORS, NS_STREAMS
 
 # Condition -> default error type, RFC 6120 §8.3.3.
 STANZA_CONDITIONS = {
@@ -60,7 +64,6 @@ class StanzaError(Exception):
 
     def to_element(self, by=None):
         """The <error/> child element (in the client namespace) for a reply."""
-        from jabberapp.xml.ns import NS_CLIENT
         error = etree.Element(f"{{{NS_CLIENT}}}error", type=self.type)
         if by:
             error.set("by", by)

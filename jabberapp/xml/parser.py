@@ -47,92 +47,31 @@ rewritten to jabber:client before lxml parses it, so every stanza inheriting it 
 straight into the canonical namespace at no per-stanza cost; a stanza that declares
 canonical_from itself is renamed when it is detached.  StreamOpened.ns still reports what the
 peer declared.
-"""
-import re
-from dataclasses import dataclass, field
 
+Where the code is: stage 1 and the stream error of each violation in jabberapp.xml.restricted
+(RestrictedScan), stage 2 in jabberapp.xml.header (HeaderStage), both mixed into StreamParser
+below, which does stage 3; the events in jabberapp.xml.events.
+"""
 from lxml import etree
 
-# jabberapp.errors imports jabberapp.xml.ns, which runs this package's __init__: import the
-# module, not the name, so that either import order works.
-from jabberapp import errors as _errors
+from jabberapp.errors import StreamError
+from jabberapp.xml.events import StreamClosed, StreamOpened
+from jabberapp.xml.header import HeaderStage
 from jabberapp.xml.ns import NS_CLIENT, NS_STREAMS, NS_XML
+from jabberapp.xml.restricted import (TAG, WS, RestrictedScan, inside, overlaps,
+                                      lxml_error, stream_error)
 from jabberapp.xml.serializer import rebind
 
 __all__ = ["StreamOpened", "StreamClosed", "StreamParser", "parse_element"]
 
 _STREAM_TAG = f"{{{NS_STREAMS}}}stream"
 _XML_LANG = f"{{{NS_XML}}}lang"
-_WS = b" \t\r\n"
 _WS_STR = " \t\r\n"
 _PIECE = 65536
-_CDATA_OPEN = b"<![CDATA["
-
-# A complete start or end tag from its '<': quotes are balanced, as libxml2's push parser
-# requires before it reports the tag.
-_TAG = re.compile(rb"""<[^>"']*(?:(?:"[^"]*"|'[^']*')[^>"']*)*>""")
-_WS_RUN = re.compile(rb"[ \t\r\n]*")
-_XMLDECL = re.compile(
-    rb"<\?xml[ \t\r\n]+version[ \t\r\n]*=[ \t\r\n]*(?:'1\.[0-9]+'|\"1\.[0-9]+\")"
-    rb"(?:[ \t\r\n]+encoding[ \t\r\n]*=[ \t\r\n]*"
-    rb"(?:'([A-Za-z][-A-Za-z0-9._]*)'|\"([A-Za-z][-A-Za-z0-9._]*)\"))?"
-    rb"(?:[ \t\r\n]+standalone[ \t\r\n]*=[ \t\r\n]*(?:'(?:yes|no)'|\"(?:yes|no)\"))?"
-    rb"[ \t\r\n]*\?>")
-_HEADER_NAME = re.compile(rb"<[^ \t\r\n/>]+")
-_HEADER_ATTR = re.compile(rb"""[ \t\r\n]+([^ \t\r\n=/>]+)[ \t\r\n]*=[ \t\r\n]*("[^"]*"|'[^']*')""")
-# References: the allowed ones, an entity name, and prefixes that more bytes may complete.
-_AMP_OK = re.compile(rb"&(?:lt|gt|amp|apos|quot|#[0-9]+|#x[0-9a-fA-F]+);")
-_AMP_NAME = re.compile(rb"&[A-Za-z_:\x80-\xff][-.0-9A-Za-z_:\x80-\xff]*")
-_AMP_CHARREF = re.compile(rb"&#(?:x[0-9a-fA-F]*|[0-9]*)")
-_MAX_REF = 64
 _STALL_SLACK = 4096
 
-_HOLD = object()
-# libxml2 2.12+ (older ones report the nesting limit as an internal error, matched by text).
-_ERR_RESOURCE_LIMIT = getattr(etree.ErrorTypes, "ERR_RESOURCE_LIMIT", -1)
 
-# Texts sent to the peer; fixed strings, so nothing the peer sent is echoed back.
-_TEXT = {
-    "not-well-formed": "XML is not well-formed",
-    "restricted-xml": ("comments, processing instructions, DTDs and entity references are "
-                       "not allowed"),
-    "policy-violation": "size or depth limit exceeded",
-    "bad-format": "non-whitespace text between stanzas",
-    "unsupported-encoding": "only UTF-8 is supported",
-}
-
-
-@dataclass(frozen=True)
-class StreamOpened:
-    """The peer's stream header (<stream:stream>) was received."""
-
-    # Plain attributes: 'to', 'from', 'id', 'version', 'xml:lang' (for {NS_XML}lang); other
-    # namespaced attributes keep their Clark name.
-    attrs: dict = field(hash=False)
-    # The content (default) namespace the peer declared, e.g. 'jabber:client', or None.
-    ns: str | None
-
-
-@dataclass(frozen=True)
-class StreamClosed:
-    """The peer closed its stream (</stream:stream>)."""
-
-
-def _error(condition, text=None):
-    return _errors.StreamError(condition, text or _TEXT.get(condition))
-
-
-def _syntax_error(err: etree.XMLSyntaxError):
-    """The stream error for an error lxml raised."""
-    if err.code == _ERR_RESOURCE_LIMIT or "Excessive depth" in (err.msg or ""):
-        # libxml2's own limits (nesting deeper than 256, 10 MB text nodes) are limits too.
-        return _error("policy-violation")
-    if err.code == etree.ErrorTypes.ERR_UNDECLARED_ENTITY:
-        return _error("restricted-xml")
-    return _error("not-well-formed")
-
-
-class StreamParser:
+class StreamParser(HeaderStage, RestrictedScan):
     """
     Turns the bytes of one XMPP stream into events: a L{StreamOpened}, detached lxml elements
     (the stream's top-level children), and a L{StreamClosed}.
@@ -211,24 +150,24 @@ class StreamParser:
         Raises L{jabberapp.errors.StreamError} on a violation.
         """
         if self._dead is not None:
-            raise _errors.StreamError(*self._dead)
+            raise StreamError(*self._dead)
         if not isinstance(data, bytes):
             if isinstance(data, (bytearray, memoryview)):
                 data = bytes(data)
             else:
                 raise TypeError(f"feed() takes bytes, not {type(data).__name__}")
         if self._closed:
-            if data.strip(_WS):
-                self._die(_error("not-well-formed", "data after the end of the stream"))
+            if data.strip(WS):
+                self._die(stream_error("not-well-formed", "data after the end of the stream"))
             return []
         out = []
         try:
             return self._feed(data, out)
-        except _errors.StreamError as err:
+        except StreamError as err:
             err.events = out  # what this chunk completed before the violation
             self._die(err)
         except etree.XMLSyntaxError as err:
-            error = _syntax_error(err)
+            error = lxml_error(err)
             error.events = out
             self._die(error)
 
@@ -246,7 +185,7 @@ class StreamParser:
                 # Inside the header's start tag: only a '>' can complete it.
                 self._pending += data
                 if len(self._pending) > self._max_header:
-                    raise _error("policy-violation", "stream header too large")
+                    raise stream_error("policy-violation", "stream header too large")
                 return out
             buf = self._pending + data
             self._pending = b""
@@ -256,12 +195,12 @@ class StreamParser:
             header = self._find_header(buf)
             if header is None:
                 if len(buf) > self._max_header:
-                    raise _error("policy-violation", "stream header too large")
+                    raise stream_error("policy-violation", "stream header too large")
                 self._pending = buf
                 return out
             tag_start, start = header
             if start > self._max_header:
-                raise _error("policy-violation", "stream header too large")
+                raise stream_error("policy-violation", "stream header too large")
             safe, violation = self._scan(buf, 0)
             if violation is not None and safe < start:
                 raise violation
@@ -280,57 +219,13 @@ class StreamParser:
             self._feed_piece(buf, i, j, out)
             i = j
         if self._closed:
-            if buf[self._fed - self._base:].strip(_WS):
-                raise _error("not-well-formed", "data after the end of the stream")
+            if buf[self._fed - self._base:].strip(WS):
+                raise stream_error("not-well-formed", "data after the end of the stream")
             return out
         if violation is not None:
             raise violation
         self._pending = buf[safe:]
         return out
-
-    def _find_header(self, buf: bytes):
-        """(offset of '<', offset after '>') of the stream header's start tag, or None."""
-        n = len(buf)
-        b0 = buf[0]
-        if b0 == 0xEF:
-            if buf.startswith(b"\xef\xbb\xbf"):
-                # RFC 6120 §11.6: a U+FEFF is never a byte order mark on an XMPP stream,
-                # so this is a character before the root element.
-                raise _error("not-well-formed", "byte order mark before the stream header")
-            if n < 3:
-                return None
-        if b0 in (0x00, 0xFE, 0xFF) or (n > 1 and buf[1] == 0):
-            # UTF-16 or UTF-32, with or without a byte order mark (RFC 6120 §11.6).
-            raise _error("unsupported-encoding")
-        i = 0
-        if buf.startswith(b"<?"):
-            decl = _XMLDECL.match(buf)
-            if decl is None:
-                if n >= 6 and not (buf[2:5] == b"xml" and buf[5] in _WS):
-                    raise _error("restricted-xml", "processing instructions are not allowed")
-                if buf.find(b"?>") >= 0:
-                    raise _error("not-well-formed", "malformed XML declaration")
-                return None
-            encoding = decl.group(1) or decl.group(2)
-            if encoding is not None and encoding.lower() != b"utf-8":
-                raise _error("unsupported-encoding")
-            i = decl.end()
-        i = _WS_RUN.match(buf, i).end()
-        if i == n:
-            return None
-        if buf[i] != 0x3C:
-            raise _error("not-well-formed", "text before the stream header")
-        if i + 1 == n:
-            return None
-        if buf[i + 1] == 0x21:
-            raise _error("restricted-xml", "DOCTYPE and comments are not allowed")
-        if buf[i + 1] == 0x3F:
-            raise _error("restricted-xml", "processing instructions are not allowed")
-        tag = _TAG.match(buf, i)
-        if tag is None:
-            self._header_tag_at = i
-            return None
-        return i, tag.end()
 
     def _feed_header(self, buf: bytes, tag_start: int, end: int, out: list) -> None:
         header = buf[:end]
@@ -338,116 +233,10 @@ class StreamParser:
             header = self._canonical_header(header, tag_start)
         self._lxml_feed(header, out)
         if not out:
-            raise _error("not-well-formed", "incomplete stream header")
+            raise stream_error("not-well-formed", "incomplete stream header")
         self._fed = end
         self._unit_start = None
         self._units_seen = self._units_done
-
-    def _canonical_header(self, header: bytes, tag_start: int) -> bytes:
-        """The header with a default namespace of canonical_from declared as jabber:client."""
-        name = _HEADER_NAME.match(header, tag_start)
-        if name is None:
-            return header
-        pos = name.end()
-        wanted = self._canonical_from.encode("utf-8")
-        while True:
-            attr = _HEADER_ATTR.match(header, pos)
-            if attr is None:
-                return header
-            if attr.group(1) == b"xmlns" and attr.group(2)[1:-1] == wanted:
-                self._declared_ns = self._canonical_from
-                quote = attr.group(2)[:1]
-                value_at = attr.start(2)
-                return b"".join((header[:value_at], quote, NS_CLIENT.encode("ascii"), quote,
-                                 header[attr.end(2):]))
-            pos = attr.end()
-
-    def _scan(self, buf: bytes, i: int):
-        """
-        Check buf[i:] for markup RFC 6120 §11.1 forbids.  Returns (safe, violation): buf[:safe]
-        may be fed to lxml; violation is a StreamError for the markup at safe, or None when
-        buf[safe:] only needs more bytes to be judged.
-        """
-        safe, violation = self._scan_markup(buf, i)
-        # NUL is never XML, and libxml2's push parser stops silently on one in CDATA.
-        nul = buf.find(b"\x00", i, safe + 1)
-        if nul >= 0:
-            return nul, _error("not-well-formed", "NUL character")
-        return safe, violation
-
-    def _scan_markup(self, buf: bytes, i: int):
-        n = len(buf)
-        find = buf.find
-        base = self._base
-        if self._in_cdata:
-            end = find(b"]]>", i)
-            if end < 0:
-                return max(i, n - _trailing_brackets(buf)), None
-            i = end + 3
-            self._in_cdata = False
-            self._cdata[-1][1] = base + i
-        amp = find(b"&", i)
-        bang = find(b"!", i)
-        query = find(b"?", i)
-        if amp < 0:
-            amp = n
-        if bang < 0:
-            bang = n
-        if query < 0:
-            query = n
-        while True:
-            if amp < bang and amp < query:
-                p = amp
-                if _AMP_OK.match(buf, p) is None:
-                    verdict = _reference_verdict(buf, p)
-                    if verdict is _HOLD:
-                        return p, None
-                    return p, verdict
-                amp = find(b"&", p + 1)
-                if amp < 0:
-                    amp = n
-            elif bang < query:
-                p = bang
-                if p >= n:
-                    break
-                if p and buf[p - 1] == 0x3C:
-                    s = p - 1
-                    if buf.startswith(_CDATA_OPEN, s):
-                        end = find(b"]]>", s + 9)
-                        if end < 0:
-                            self._in_cdata = True
-                            self._cdata.append([base + s, None])
-                            return max(s + 9, n - _trailing_brackets(buf)), None
-                        self._cdata.append([base + s, base + end + 3])
-                        i = end + 3
-                        amp, bang, query = find(b"&", i), find(b"!", i), find(b"?", i)
-                        if amp < 0:
-                            amp = n
-                        if bang < 0:
-                            bang = n
-                        if query < 0:
-                            query = n
-                        continue
-                    if _CDATA_OPEN.startswith(buf[s:]):
-                        return s, None
-                    return s, _error("restricted-xml", "DOCTYPE and comments are not allowed")
-                bang = find(b"!", p + 1)
-                if bang < 0:
-                    bang = n
-            else:
-                p = query
-                if p >= n:
-                    break
-                if p and buf[p - 1] == 0x3C and base + p - 1 != 0:
-                    # Offset 0 is the XML declaration, which _find_header checked.
-                    return p - 1, _error("restricted-xml",
-                                         "processing instructions are not allowed")
-                query = find(b"?", p + 1)
-                if query < 0:
-                    query = n
-        if n > i and buf[n - 1] == 0x3C:
-            return n - 1, None      # could become '<!' or '<?'
-        return n, None
 
     # -- stage 3: lxml ----------------------------------------------------------------
 
@@ -463,7 +252,7 @@ class StreamParser:
                 done = self._units_done
                 self._feed_range(buf, lo, stop, out)
                 if self._units_done == done:
-                    raise _error("policy-violation", "stanza too large")
+                    raise stream_error("policy-violation", "stanza too large")
                 lo = stop
                 if self._closed:
                     return
@@ -495,7 +284,7 @@ class StreamParser:
         elif self._units_done != self._units_seen:
             # Something ended here; what follows the last tag is whitespace or a new tag.
             at = self._last_lt(buf, lo, hi)
-            tag = _TAG.match(buf, at, hi) if at >= 0 else None
+            tag = TAG.match(buf, at, hi) if at >= 0 else None
             if at >= 0 and tag is None:
                 self._unit_start = base + at
             else:
@@ -510,13 +299,13 @@ class StreamParser:
                 text_from = lo
         # Text after the last tag, which libxml2 keeps until it sees the next '<': judge
         # it now rather than when the peer sends more.
-        if (text_from >= 0 and buf[text_from:hi].strip(_WS)
-                and not (self._cdata and _overlaps(self._cdata, base + text_from, base + hi))):
-            raise _error("bad-format")
+        if (text_from >= 0 and buf[text_from:hi].strip(WS)
+                and not (self._cdata and overlaps(self._cdata, base + text_from, base + hi))):
+            raise stream_error("bad-format")
         self._units_seen = self._units_done
 
         if self._unit_start is not None and base + hi - self._unit_start > self._limit:
-            raise _error("policy-violation", "stanza too large")
+            raise stream_error("policy-violation", "stanza too large")
         if self._cdata:
             self._cdata = [r for r in self._cdata if r[1] is None or r[1] > base + hi]
 
@@ -529,7 +318,7 @@ class StreamParser:
         consumed = 0
         if text is not None:
             if text.strip(_WS_STR):
-                raise _error("bad-format")
+                raise stream_error("bad-format")
             root.text = None
             consumed = len(text)
 
@@ -541,7 +330,7 @@ class StreamParser:
         else:
             self._stall += hi - lo - consumed
             if self._stall > self._limit + _STALL_SLACK:
-                raise _error("policy-violation", "stanza too large")
+                raise stream_error("policy-violation", "stanza too large")
 
     def _lxml_feed(self, data: bytes, out: list):
         """
@@ -568,9 +357,9 @@ class StreamParser:
                 if entry.level < etree.ErrorLevels.ERROR:
                     continue
                 if entry.type == etree.ErrorTypes.ERR_UNDECLARED_ENTITY:
-                    raise _error("restricted-xml")
+                    raise stream_error("restricted-xml")
                 if syntax_error is None or entry.domain == etree.ErrorDomains.NAMESPACE:
-                    raise _error("not-well-formed")
+                    raise stream_error("not-well-formed")
 
         depth = self._depth
         started = False
@@ -586,7 +375,7 @@ class StreamParser:
                 elif depth > 2:
                     count += 1
                     if depth > limit:
-                        raise _error("policy-violation", "elements nested too deeply")
+                        raise stream_error("policy-violation", "elements nested too deeply")
                 else:
                     out.append(self._opened(el))
             else:
@@ -597,7 +386,7 @@ class StreamParser:
                 elif depth == 0:
                     text = el.text
                     if text is not None and text.strip(_WS_STR):
-                        raise _error("bad-format")
+                        raise stream_error("bad-format")
                     self._closed = True
                     self._units_done += 1
                     out.append(StreamClosed())
@@ -615,15 +404,15 @@ class StreamParser:
                     f"{{{NS_STREAMS}}}"):
                 # RFC 6120 §4.9.3.2: <stream> sent without the prefix that binds it to the
                 # stream namespace, so it fell into the content (or no) namespace.
-                raise _error("bad-namespace-prefix",
+                raise stream_error("bad-namespace-prefix",
                              "the stream element is not in the stream namespace")
             if tag.startswith(f"{{{NS_STREAMS}}}"):
                 # Right namespace, wrong element: not a namespace problem, so not
                 # invalid-namespace; the XML simply cannot be processed as a stream.
-                raise _error("bad-format", "the root element must be <stream:stream>")
+                raise stream_error("bad-format", "the root element must be <stream:stream>")
             # RFC 6120 §4.8.1: the stream header is not qualified by the stream namespace;
             # the SHOULD is <invalid-namespace/> (Prosody sends the same).
-            raise _error("invalid-namespace", "the stream namespace must be " + NS_STREAMS)
+            raise stream_error("invalid-namespace", "the stream namespace must be " + NS_STREAMS)
         attrs = {}
         for key, value in root.items():
             attrs["xml:lang" if key == _XML_LANG else key] = value
@@ -642,7 +431,7 @@ class StreamParser:
         tail = stanza.tail
         if tail is not None:
             if tail.strip(_WS_STR):
-                raise _error("bad-format")
+                raise stream_error("bad-format")
             stanza.tail = None
         prefix = self._canonical_prefix
         if prefix is not None and stanza.tag.startswith(prefix):
@@ -664,11 +453,11 @@ class StreamParser:
             at = buf.rfind(b"<", lo, at)
             if at < 0:
                 return -1
-            if cdata and _inside(cdata, base + at):
+            if cdata and inside(cdata, base + at):
                 continue
             if last:
                 last = False
-                if _TAG.match(buf, at, hi) is None:
+                if TAG.match(buf, at, hi) is None:
                     continue        # an incomplete tag lxml has not reported yet
             if buf[at + 1] in b"/!":
                 continue            # end tag, CDATA section
@@ -682,7 +471,7 @@ class StreamParser:
         cdata = self._cdata
         if cdata:
             base = self._base
-            while at >= 0 and _inside(cdata, base + at):
+            while at >= 0 and inside(cdata, base + at):
                 at = buf.find(b"<", at + 1, hi)
         return at
 
@@ -692,61 +481,13 @@ class StreamParser:
         cdata = self._cdata
         if cdata:
             base = self._base
-            while at >= 0 and _inside(cdata, base + at):
+            while at >= 0 and inside(cdata, base + at):
                 at = buf.rfind(b"<", lo, at)
         return at
 
 
 _SAFE_PARSER = etree.XMLParser(
     resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, collect_ids=False)
-
-
-def _inside(ranges, offset: int) -> bool:
-    """Whether offset is in one of the CDATA sections (its '<![CDATA[' included)."""
-    for start, end in ranges:
-        if start <= offset and (end is None or offset < end):
-            return True
-    return False
-
-
-def _overlaps(ranges, lo: int, hi: int) -> bool:
-    for start, end in ranges:
-        if start < hi and (end is None or end > lo):
-            return True
-    return False
-
-
-def _trailing_brackets(buf: bytes) -> int:
-    """How many bytes at the end of buf could start ']]>'."""
-    if buf.endswith(b"]]"):
-        return 2
-    if buf.endswith(b"]"):
-        return 1
-    return 0
-
-
-def _reference_verdict(buf: bytes, p: int):
-    """For an '&' at p that is not an allowed reference: _HOLD or the StreamError."""
-    n = len(buf)
-    name = _AMP_NAME.match(buf, p)
-    if name is not None:
-        end = name.end()
-        if end < n:
-            if buf[end] == 0x3B:
-                return _error("restricted-xml", "entity references are not allowed")
-            return _error("not-well-formed", "malformed reference")
-        if end - p <= _MAX_REF:
-            return _HOLD
-        return _error("restricted-xml", "entity references are not allowed")
-    ref = _AMP_CHARREF.match(buf, p)
-    if ref is not None:
-        if ref.end() == n and n - p <= _MAX_REF:
-            return _HOLD
-        return _error("not-well-formed", "malformed character reference")
-    if p + 1 == n:
-        return _HOLD
-    return _error("not-well-formed", "malformed reference")
-
 
 def parse_element(data: str | bytes, default_ns: str = NS_CLIENT) -> etree._Element:
     """
@@ -766,7 +507,7 @@ def parse_element(data: str | bytes, default_ns: str = NS_CLIENT) -> etree._Elem
         events = parser.feed(header)
         events += parser.feed(data)
         events += parser.feed(b"</stream:stream>")
-    except _errors.StreamError as err:
+    except StreamError as err:
         raise ValueError(f"not a well-formed XMPP element ({err.condition})") from err
     elements = [event for event in events if isinstance(event, etree._Element)]
     if len(elements) != 1 or not isinstance(events[-1], StreamClosed):
