@@ -20,4 +20,21 @@ from jabberapp.extensions.roster.extension import roster
 from jabberapp.extensions.vcard import vcard_temp
 from jabberapp.extensions.version import software_version
 
-__all__ = ["entity_time", "ping", "service_discovery", "software_version"]
+__all__ = [
+    "blocking",
+    "caps",
+    "contact_addresses",
+    "entity_time",
+    "last_activity",
+    "muc",
+    "offline_messages",
+    "pep",
+    "ping",
+    "private_storage",
+    "pubsub_service",
+    "register",
+    "roster",
+    "service_discovery",
+    "software_version",
+    "vcard_temp",
+]
