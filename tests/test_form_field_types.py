@@ -17,7 +17,9 @@ from jabberapp.extensions.caps import caps
 from jabberapp.extensions.contact_addresses import contact_addresses
 from jabberapp.extensions.disco import service_discovery
 from jabberapp.extensions.muc import muc
-from jabberapp.extensions.muc.config import NS_ROOMCONFIG, RoomConfig, apply_form, config_form
+from jabberapp.extensions.muc.config import (
+    NS_ROOMCONFIG, RoomConfig, apply_form, config_form, register_form, room_info_form,
+    voice_request_form)
 from jabberapp.extensions.pubsub.plugin import pep, pubsub_service
 from jabberapp.extensions.roster.extension import roster
 from jabberapp.errors import StanzaError
@@ -276,6 +278,15 @@ class ServerFormsTests(SynchronousTestCase):
                       forms.Field("x-new#field", "boolean")):
             bad = forms.result_form(f"{PUBSUB}#subscribe_options", [field])
             self.assertRaises(self.failureException, self.assertRegistered, bad)
+
+    def test_muc_definitions(self):
+        """The MUC form definitions in muc/config.py (room info, voice request,
+        registration) type every field as the registry says, explicitly."""
+        for x in (room_info_form(RoomConfig(description="d"), 3, None),
+                  voice_request_form("bob@example.org/b", "bob"),
+                  register_form(ROOM)):
+            self.assertRegistered(x)
+            self.assertNotIn(None, [f.type for f in forms.parse(x).fields])
 
 
 class MaxUsersTests(SynchronousTestCase):
