@@ -13,16 +13,12 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from jabberapp import forms
-from jabberapp.extensions.caps import caps
-from jabberapp.extensions.contact_addresses import contact_addresses
-from jabberapp.extensions.disco import service_discovery
-from jabberapp.extensions.muc import muc
+from jabberapp.errors import StanzaError
 from jabberapp.extensions.muc.config import (
     NS_ROOMCONFIG, RoomConfig, apply_form, config_form, register_form, room_info_form,
     voice_request_form)
-from jabberapp.extensions.pubsub.plugin import pep, pubsub_service
-from jabberapp.extensions.roster.extension import roster
-from jabberapp.errors import StanzaError
+from jabberapp.plugins.jabberapp_builtin import (
+    caps, contact_addresses, muc, pep, pubsub_service, roster, service_discovery)
 from jabberapp.testing import FakeHost, parse
 from jabberapp.xml.ns import NS_DISCO_INFO
 
