@@ -13,8 +13,7 @@ from jabberapp import forms
 from jabberapp.errors import StanzaError
 from jabberapp.extensions.muc import admin, rules, stanzas
 from jabberapp.extensions.muc.config import NS_MUC_REQUEST, voice_request_form
-from jabberapp.extensions.muc.names import (
-    BODY, MUC_USER_X, NS_MUC_USER, SUBJECT)
+from jabberapp.extensions.muc.names import BODY, MUC_USER_X, NS_MUC_USER, SUBJECT
 from jabberapp.extensions.muc.room import HistoryEntry
 from jabberapp.jid import InvalidJID, JID
 from jabberapp.xml import element, serialize
