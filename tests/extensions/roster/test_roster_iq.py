@@ -553,6 +553,24 @@ class StoreTests(SynchronousTestCase):
         self.assertEqual(len(stored.items), 2)
         self.assertEqual(stored.version, 2)
 
+    def test_flood_of_refused_changes_drains(self):
+        """Thousands of changes refused at once (a full roster, served from the cache),
+        queued behind a slow write, all fail without recursion and the user's next change
+        is stored (issue 11 §3: this used to wedge the roster with RecursionError)."""
+        def refuse(roster):
+            raise ValueError("roster full")
+
+        first = self.add("bob@example.org")
+        refused = [self.store.modify("alice", refuse) for _ in range(5000)]
+        self.slow.flush()
+        self.successResultOf(first)
+        for d in refused:
+            self.failureResultOf(d, ValueError)
+        after = self.add("carol@example.org")
+        self.slow.flush()
+        self.assertEqual(len(self.successResultOf(after)[1].items), 2)
+        self.assertEqual(len(self.store._turns), 0)
+
     def test_readers_see_stored_state_only(self):
         """A change is visible to readers only once it is stored."""
         self.add("bob@example.org")
