@@ -19,6 +19,14 @@ class NodeNotFound(Exception):
     """The owner has no node of that name."""
 
 
+class NodeLimitReached(Exception):
+    """create_node(): the owner already has C{limit} nodes, the most it may have."""
+
+    def __init__(self, limit):
+        super().__init__(limit)
+        self.limit = limit
+
+
 class INodeStore(Interface):
     """Nodes of pubsub owners; see the module docstring."""
 
@@ -35,9 +43,11 @@ class INodeStore(Interface):
         changing it changes nothing stored.
         """
 
-    def create_node(owner, node, config, affiliations):
+    def create_node(owner, node, config, affiliations, max_nodes=None):
         """Deferred: create the node with C{config} and C{affiliations}, no items or
-        subscriptions; fails with NodeExists."""
+        subscriptions; fails with NodeLimitReached when C{max_nodes} is given and the
+        owner has that many nodes already (checked with the creation, so creations at
+        the same time cannot pass it together), else with NodeExists."""
 
     def delete_node(owner, node):
         """Deferred: remove the node with its items and subscriptions; NodeNotFound."""

@@ -3,8 +3,8 @@ The storage layer of pubsub: what the protocol does with an L{INodeStore} beyond
 single calls -- a node that must exist, every node of an owner, creation from the defaults,
 publishing with the number of items the node keeps, the last item.
 
-Failures are the store's domain exceptions (L{NodeNotFound}, L{NodeExists}); the protocol
-edge maps them to stanza errors.
+Failures are the store's domain exceptions (L{NodeNotFound}, L{NodeExists},
+L{NodeLimitReached}); the protocol edge maps them to stanza errors.
 """
 from jabberapp.extensions.pubsub.interfaces import NodeNotFound
 
@@ -14,13 +14,14 @@ class Nodes:
     The nodes of one kind of owner (the service domain, or users' bare JIDs) in C{store}.
 
     New nodes take C{defaults} (option name -> value); C{max_items_limit} caps
-    pubsub#max_items, and is what 'max' means.
+    pubsub#max_items, and is what 'max' means; an owner has at most C{max_nodes} nodes.
     """
 
-    def __init__(self, store, defaults, max_items_limit=1000):
+    def __init__(self, store, defaults, max_items_limit=1000, max_nodes=1000):
         self.store = store
         self.defaults = dict(defaults)
         self.max_items_limit = max_items_limit
+        self.max_nodes = max_nodes
 
     async def get(self, owner, node):
         """The record of C{owner}'s C{node}; NodeNotFound when there is none."""
@@ -38,15 +39,13 @@ class Nodes:
             if record is not None:
                 yield name, record
 
-    async def count(self, owner):
-        """The number of nodes C{owner} has."""
-        return len(await self.store.list_nodes(owner))
-
     async def create(self, owner, node, options, creator):
         """Create C{node} with the defaults overridden by C{options}, owned by
-        C{creator}'s bare JID; NodeExists."""
+        C{creator}'s bare JID; NodeLimitReached when C{owner} has max_nodes nodes already
+        (checked in the owner's turn), else NodeExists."""
         config = dict(self.defaults, **options)
-        await self.store.create_node(owner, node, config, {str(creator.bare()): "owner"})
+        await self.store.create_node(owner, node, config, {str(creator.bare()): "owner"},
+                                     max_nodes=self.max_nodes)
 
     def max_items(self, config):
         """The number of items a node with C{config} keeps."""

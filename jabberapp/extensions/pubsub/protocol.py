@@ -54,7 +54,7 @@ than one item per publish, notifications of configuration changes.
 from jabberapp.errors import StanzaError
 from jabberapp.extensions.pubsub import owner, publishing, rules, subscriptions
 from jabberapp.extensions.pubsub.config import pubsub_error, unsupported
-from jabberapp.extensions.pubsub.interfaces import NodeExists, NodeNotFound
+from jabberapp.extensions.pubsub.interfaces import NodeExists, NodeLimitReached, NodeNotFound
 from jabberapp.extensions.pubsub.nodes import Nodes
 from jabberapp.extensions.pubsub.notifications import Notifications
 from jabberapp.extensions.pubsub.ns import NS_OWNER, NS_PUBSUB, OWNER
@@ -91,6 +91,8 @@ KNOWN_VERBS = frozenset(name for _, _, name in HANDLERS)
 ERRORS = {
     NodeNotFound: ("item-not-found", None, None),
     NodeExists: ("conflict", None, "The node already exists"),
+    NodeLimitReached: ("policy-violation", None,
+                       "No more than {limit} nodes may be created here"),
     rules.Forbidden: ("forbidden", None, None),
     rules.PendingSubscription: ("not-authorized", "pending-subscription", None),
     rules.NotSubscribed: ("not-authorized", "not-subscribed", None),
@@ -98,7 +100,6 @@ ERRORS = {
     rules.PresenceSubscriptionRequired: (
         "not-authorized", "presence-subscription-required", None),
     rules.NotInRosterGroup: ("not-authorized", "not-in-roster-group", None),
-    rules.TooManyNodes: ("policy-violation", None, None),
     rules.NotAcceptable: ("not-acceptable", None, None),
 }
 DOMAIN_ERRORS = tuple(ERRORS)
@@ -109,6 +110,8 @@ def stanza_error(error):
     condition, app, text = ERRORS[type(error)]
     if isinstance(error, rules.Refused) and error.text:
         text = error.text
+    elif isinstance(error, NodeLimitReached):
+        text = text.format(limit=error.limit)
     return pubsub_error(condition, app, text=text)
 
 
@@ -134,8 +137,8 @@ class PubSubProtocol:
         self.store = store
         self.pep = pep
         self.max_payload_size = max_payload_size
-        self.nodes = Nodes(store, defaults, max_items_limit)
-        self.rules = rules.Rules(host, pep, max_nodes)
+        self.nodes = Nodes(store, defaults, max_items_limit, max_nodes)
+        self.rules = rules.Rules(host, pep)
         self.notifications = Notifications(host, self.nodes, self.rules, pep)
 
     async def handle(self, iq, owner):

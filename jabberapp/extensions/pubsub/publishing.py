@@ -45,7 +45,6 @@ async def create(pubsub, request):
     options = _form_options(
         pubsub, request.payload.find(f"{{{NS_PUBSUB}}}configure"), cfg.NODE_CONFIG,
         lambda text: StanzaError("not-acceptable", text))
-    pubsub.rules.may_add_node(await pubsub.nodes.count(owner))
     await _create(pubsub, owner, node, options, requester)
     if instant:
         answer = element(NS_PUBSUB, "pubsub")
@@ -90,7 +89,6 @@ async def publish(pubsub, request):
         if not pubsub.pep:
             raise StanzaError("item-not-found")
         pubsub.rules.may_create(owner, requester)
-        pubsub.rules.may_add_node(await pubsub.nodes.count(owner))
         try:
             await _create(pubsub, owner, node, options, requester)
         except NodeExists:

@@ -51,10 +51,6 @@ class NotInRosterGroup(Refused):
     """Access model roster: the requester is in none of the allowed roster groups."""
 
 
-class TooManyNodes(Refused):
-    """The owner has as many nodes as it may have."""
-
-
 class NotAcceptable(Refused):
     """An affiliation change would leave a node without its owner."""
 
@@ -79,13 +75,13 @@ class Rules:
     """
     The rules of one host's pubsub service or PEP; see the module docstring.
 
-    C{pep} selects PEP rules; C{max_nodes} is the most nodes an owner may have.
+    C{pep} selects PEP rules. (The most nodes an owner may have is kept by the storage
+    layer, which checks it with each creation: L{Nodes.create}.)
     """
 
-    def __init__(self, host, pep=False, max_nodes=1000):
+    def __init__(self, host, pep=False):
         self.host = host
         self.pep = pep
-        self.max_nodes = max_nodes
 
     def affiliation(self, owner, record, jid):
         """The affiliation of C{jid} (a JID) with a node of C{owner}."""
@@ -107,11 +103,6 @@ class Rules:
                 raise Forbidden("Only the account owner creates its nodes")
         elif requester.domain != self.host.domain or requester.local is None:
             raise Forbidden("Only local users may create nodes")
-
-    def may_add_node(self, count):
-        """Refuse another node to an owner that has C{count}."""
-        if count >= self.max_nodes:
-            raise TooManyNodes(f"No more than {self.max_nodes} nodes may be created here")
 
     def may_publish(self, owner, record, requester):
         """Refuse C{requester} publishing unless its affiliation or the publish model

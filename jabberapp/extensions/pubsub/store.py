@@ -11,7 +11,8 @@ owner's turn (jabberapp.peruser).
 from twisted.internet import defer
 from zope.interface import implementer
 
-from jabberapp.extensions.pubsub.interfaces import INodeStore, NodeExists, NodeNotFound
+from jabberapp.extensions.pubsub.interfaces import (
+    INodeStore, NodeExists, NodeLimitReached, NodeNotFound)
 from jabberapp.jid import JID
 from jabberapp.peruser import PerUserQueue
 
@@ -61,9 +62,14 @@ class KeyValueNodeStore:
         """See INodeStore.get_node."""
         return self._get(owner, "node:" + node)
 
-    def create_node(self, owner, node, config, affiliations):
+    def create_node(self, owner, node, config, affiliations, max_nodes=None):
         """See INodeStore.create_node."""
         def create(owner):
+            # The limit first: a full owner is refused even a name it has already.
+            if max_nodes is not None:
+                names = yield self.list_nodes(owner)
+                if len(names) >= max_nodes:
+                    raise NodeLimitReached(max_nodes)
             existing = yield self._get(owner, "node:" + node)
             if existing is not None:
                 raise NodeExists(node)

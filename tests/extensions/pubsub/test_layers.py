@@ -1,17 +1,23 @@
 """The layers of the pubsub package: the protocol's handler table and error map, and the
 rules, which decide without building stanzas."""
 import ast
-import os
 import inspect
+import os
 
+from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase
 
+from jabberapp.errors import StanzaError
 from jabberapp.extensions.pubsub import (
     nodes, notifications, owner, protocol, publishing, rules, subscriptions)
-from jabberapp.extensions.pubsub.interfaces import NodeExists, NodeNotFound
+from jabberapp.extensions.pubsub.config import PEP_DEFAULTS
+from jabberapp.extensions.pubsub.interfaces import NodeExists, NodeLimitReached, NodeNotFound
+from jabberapp.extensions.pubsub.store import KeyValueNodeStore
 from jabberapp.jid import JID
-from jabberapp.testing import FakeHost
+from jabberapp.storage.memory import MemoryStorage
+from jabberapp.testing import FakeHost, parse
 from tests.extensions.pubsub.helpers import NS_ERRORS, NS_OWNER, NS_PUBSUB, PubSubTestCase
+from tests.extensions.pubsub.test_store import SlowKeyValue
 
 ALICE = "alice@example.org/r"
 BOB = "bob@example.org/r"
@@ -71,7 +77,8 @@ class ErrorMapTests(SynchronousTestCase):
 
     def test_every_refusal_mapped(self):
         """Every refusal the rules can raise, and the store's errors, are in ERRORS."""
-        refusals = set(rules.Refused.__subclasses__()) | {NodeExists, NodeNotFound}
+        refusals = set(rules.Refused.__subclasses__()) | {
+            NodeExists, NodeLimitReached, NodeNotFound}
         self.assertEqual(set(protocol.ERRORS), refusals)
 
     def test_conditions_and_texts(self):
@@ -85,6 +92,9 @@ class ErrorMapTests(SynchronousTestCase):
                          ("not-allowed", f"{{{NS_ERRORS}}}closed-node"))
         error = protocol.stanza_error(NodeNotFound("secret-node-name"))
         self.assertEqual((error.condition, error.text), ("item-not-found", None))
+        error = protocol.stanza_error(NodeLimitReached(5))
+        self.assertEqual((error.condition, error.text),
+                         ("policy-violation", "No more than 5 nodes may be created here"))
 
 
 class RulesTests(SynchronousTestCase):
@@ -92,7 +102,7 @@ class RulesTests(SynchronousTestCase):
 
     def setUp(self):
         self.host = FakeHost("example.org")
-        self.service = rules.Rules(self.host, pep=False, max_nodes=2)
+        self.service = rules.Rules(self.host, pep=False)
         self.pep = rules.Rules(self.host, pep=True)
 
     def test_affiliation(self):
@@ -131,15 +141,43 @@ class RulesTests(SynchronousTestCase):
         self.failureResultOf(access(_record("authorize")), rules.NotSubscribed)
         self.failureResultOf(access(_record("whitelist")), rules.ClosedNode)
 
-    def test_node_limit_and_owner_kept(self):
-        """The node limit and the last owner are refused as not stanza errors."""
-        self.service.may_add_node(1)
-        self.assertRaises(rules.TooManyNodes, self.service.may_add_node, 2)
+    def test_owner_kept(self):
+        """A node is not left without its owner (a refusal, not a stanza error)."""
         self.assertRaises(rules.NotAcceptable, self.service.keeps_owner,
                           {"bob@example.org": "publisher"})
         self.pep.keeps_owner({})
         self.assertRaises(rules.NotAcceptable, self.pep.may_set_affiliation,
                           "alice@example.org", "alice@example.org")
+
+
+class PipelinedCreationTests(SynchronousTestCase):
+    """The node limit holds for requests whose storage work overlaps."""
+
+    def test_publishes_to_new_pep_nodes(self):
+        """Publishes to four new PEP nodes in flight together, with room for two: two
+        create their nodes, two get policy-violation."""
+        host = FakeHost("example.org")
+        keyvalue = SlowKeyValue(MemoryStorage().keyvalue("pubsub"))
+        pubsub = protocol.PubSubProtocol(host, KeyValueNodeStore(keyvalue), PEP_DEFAULTS,
+                                         pep=True, max_nodes=2)
+        owner = JID.parse("alice@example.org")
+        answers = [defer.ensureDeferred(pubsub.handle(parse(
+            f"<iq type='set' id='p{n}' from='{ALICE}'><pubsub xmlns='{NS_PUBSUB}'>"
+            f"<publish node='urn:new:{n}'><item><e xmlns='urn:e'/></item></publish>"
+            "</pubsub></iq>"), owner)) for n in range(4)]
+        keyvalue.flush()
+        conditions = []
+        for d in answers:
+            failures = []
+            d.addCallbacks(lambda _: conditions.append(None), failures.append)
+            for failure in failures:
+                failure.trap(StanzaError)
+                conditions.append(failure.value.condition)
+        self.assertEqual(sorted(conditions, key=str),
+                         [None, None, "policy-violation", "policy-violation"])
+        nodes = pubsub.store.list_nodes(str(owner))
+        keyvalue.flush()
+        self.assertEqual(len(self.successResultOf(nodes)), 2)
 
 
 class BoundaryTests(SynchronousTestCase):

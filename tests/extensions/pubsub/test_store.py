@@ -1,8 +1,10 @@
 """Unit tests of KeyValueNodeStore, the INodeStore over the key-value storage."""
+from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from jabberapp.extensions.pubsub.interfaces import INodeStore, NodeExists, NodeNotFound
+from jabberapp.extensions.pubsub.interfaces import (
+    INodeStore, NodeExists, NodeLimitReached, NodeNotFound)
 from jabberapp.extensions.pubsub.store import KeyValueNodeStore
 from jabberapp.storage.memory import MemoryStorage
 
@@ -78,3 +80,61 @@ class StoreTests(SynchronousTestCase):
         self.assertEqual(record["subscription_options"], {"b@x": {"deliver": False}})
         self.failureResultOf(self.store.set_pending(SERVICE, "gone", "b@x", "s"),
                              NodeNotFound)
+
+    def test_node_limit(self):
+        """create_node with max_nodes refuses a node past the limit, before NodeExists."""
+        self.successResultOf(self.store.create_node(USER, "a", {}, {}, max_nodes=2))
+        self.failureResultOf(self.store.create_node(USER, "a", {}, {}, max_nodes=2),
+                             NodeExists)
+        self.successResultOf(self.store.create_node(USER, "b", {}, {}, max_nodes=2))
+        failure = self.failureResultOf(self.store.create_node(USER, "c", {}, {}, max_nodes=2),
+                                       NodeLimitReached)
+        self.assertEqual(failure.value.limit, 2)
+        self.failureResultOf(self.store.create_node(USER, "a", {}, {}, max_nodes=2),
+                             NodeLimitReached)
+        self.successResultOf(self.store.create_node(USER, "c", {}, {}))     # no limit
+
+
+class SlowKeyValue:
+    """A key-value store whose every call answers only when the test calls flush()."""
+
+    def __init__(self, keyvalue):
+        self.keyvalue = keyvalue
+        self.pending = []
+
+    def _later(self, method, *args):
+        d = defer.Deferred()
+        self.pending.append((d, method, args))
+        return d
+
+    def get(self, *args):
+        return self._later(self.keyvalue.get, *args)
+
+    def set(self, *args):
+        return self._later(self.keyvalue.set, *args)
+
+    def keys(self, *args):
+        return self._later(self.keyvalue.keys, *args)
+
+    def flush(self):
+        while self.pending:
+            d, method, args = self.pending.pop(0)
+            method(*args).chainDeferred(d)
+
+
+class ConcurrentCreationTests(SynchronousTestCase):
+    """The node limit holds when creations are in flight together."""
+
+    def test_limit_under_concurrent_creation(self):
+        """Two creations in flight at once with room for one: one node is made and the
+        other is refused with NodeLimitReached."""
+        keyvalue = SlowKeyValue(MemoryStorage().keyvalue("pubsub"))
+        store = KeyValueNodeStore(keyvalue)
+        first = store.create_node(USER, "a", {}, {}, max_nodes=1)
+        second = store.create_node(USER, "b", {}, {}, max_nodes=1)
+        keyvalue.flush()
+        self.successResultOf(first)
+        self.failureResultOf(second, NodeLimitReached)
+        d = store.list_nodes(USER)
+        keyvalue.flush()
+        self.assertEqual(self.successResultOf(d), ["a"])
