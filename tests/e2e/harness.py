@@ -9,13 +9,13 @@ import asyncio
 import os
 import random
 import re
-import select
 import signal
 import socket
 import ssl
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import slixmpp
@@ -79,6 +79,52 @@ def ctl(config_path, *args, stdin=None, plugin_path=None):
                           env=subprocess_env(plugin_path), timeout=60)
 
 
+class OutputReader:
+    """
+    Reads a server's output on a thread of its own, as it comes, into C{lines}.
+
+    The server must never block writing its log: with debug logging, a test that reads
+    only while it waits for a line would let the pipe fill (64 KiB) and stall the server.
+    next_line() hands out the lines in order, each once, waiting for one until a deadline.
+    """
+
+    def __init__(self, stream, lines):
+        self.lines = lines
+        self.ended = False
+        self._next = len(lines)
+        self._stream = stream
+        self._arrived = threading.Condition()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self):
+        for raw in iter(self._stream.readline, b""):
+            with self._arrived:
+                self.lines.append(raw.decode("utf-8", "replace"))
+                self._arrived.notify_all()
+        with self._arrived:
+            self.ended = True
+            self._arrived.notify_all()
+
+    def next_line(self, deadline):
+        """The next line not handed out yet; None at the deadline or once the output
+        ended with nothing left."""
+        with self._arrived:
+            while self._next >= len(self.lines):
+                remaining = deadline - time.monotonic()
+                if self.ended or remaining <= 0:
+                    return None
+                self._arrived.wait(remaining)
+            line = self.lines[self._next]
+            self._next += 1
+        return line if line.endswith("\n") else line + "\n"
+
+    def join(self):
+        """Wait for the end of the output (the process has exited)."""
+        self._thread.join(timeout=TIMEOUT)
+        self._stream.close()
+
+
 class ServerProcess:
     """A jabberapp server in a subprocess with its own data directory and config file."""
 
@@ -96,8 +142,8 @@ class ServerProcess:
         self.has_s2s = not S2S_DISABLED.search(s2s)  # readiness waits for its listener
         self.plugin_path = plugin_path
         self.has_components = "[component:" in config  # readiness waits for their listener
-        self.output = []
-        self._pending = b""
+        self.output = []         # every line the server wrote, appended as it comes
+        self._reader = None
         self.process = None
         with open(self.config_path, "w") as f:
             f.write(textwrap.dedent(f"""\
@@ -130,6 +176,7 @@ class ServerProcess:
             [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
              "-n", "--pidfile=", "jabberapp", "--config", self.config_path],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=self.directory, env=env)
+        self._reader = OutputReader(self.process.stdout, self.output)
         wanted = {"c2s", "c2s direct TLS"}
         if self.has_components:
             wanted.add("component")
@@ -140,26 +187,15 @@ class ServerProcess:
         return self
 
     def lines_until(self, predicate, timeout=TIMEOUT):
-        """Yield server output lines until one satisfies C{predicate}; fail on timeout/exit."""
+        """Yield server output lines not yielded before, until one satisfies C{predicate};
+        fail on timeout or when the server exits first."""
         deadline = time.monotonic() + timeout
-        fd = self.process.stdout.fileno()
         while True:
-            while b"\n" not in self._pending:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError("server did not get there in time:\n" + self.log())
-                # Raw reads: a buffered readline could hide lines that select() cannot see.
-                ready, _, _ = select.select([fd], [], [], remaining)
-                if ready:
-                    chunk = os.read(fd, 65536)
-                    if not chunk:
-                        self.output.append(self._pending.decode("utf-8", "replace"))
-                        self._pending = b""
-                        raise AssertionError("server exited:\n" + self.log())
-                    self._pending += chunk
-            raw, self._pending = self._pending.split(b"\n", 1)
-            line = raw.decode("utf-8", "replace") + "\n"
-            self.output.append(line)
+            line = self._reader.next_line(deadline)
+            if line is None:
+                if self._reader.ended:
+                    raise AssertionError("server exited:\n" + self.log())
+                raise AssertionError("server did not get there in time:\n" + self.log())
             yield line
             if predicate(line):
                 return
@@ -173,12 +209,11 @@ class ServerProcess:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                rest, _ = self.process.communicate(timeout=TIMEOUT)
+                self.process.wait(timeout=TIMEOUT)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-                rest, _ = self.process.communicate()
-            self.output.append((self._pending + rest).decode("utf-8", "replace"))
-            self._pending = b""
+                self.process.wait()
+        self._reader.join()
         self.process = None
 
     def restart(self, crash=False):
@@ -186,9 +221,8 @@ class ServerProcess:
         the same data directory, configuration and ports."""
         if crash and self.process is not None:
             self.process.kill()
-            rest, _ = self.process.communicate(timeout=TIMEOUT)
-            self.output.append((self._pending + rest).decode("utf-8", "replace"))
-            self._pending = b""
+            self.process.wait(timeout=TIMEOUT)
+            self._reader.join()
             self.process = None
         self.stop()
         return self.start()
