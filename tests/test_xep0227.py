@@ -601,6 +601,15 @@ class RefusedFileTests(MigrationTestCase):
                                                "than [extension:roster] max_items = 2",
                             limits=Limits(max_roster_items=2))
 
+    def test_empty_vcard_kept(self):
+        """An empty <vCard/> is imported as the vcard extension stores one that was set, so
+        it is served back rather than answered service-unavailable."""
+        storage = MemoryStorage()
+        self.import_into(storage, self.write("f.xml", document(
+            "<user name='a'><vCard xmlns='vcard-temp'/></user>")))
+        self.assertEqual(self.value(storage.keyvalue("vcard").get(HOST, "a", "vcard")),
+                         '<vCard xmlns="vcard-temp"/>')
+
     def test_self_contact_skipped(self):
         """COMPAT: a roster item naming its own user is left out, and counted."""
         storage = MemoryStorage()

@@ -321,8 +321,7 @@ class UserReader:
                                  f"{text!r}: {exc}")
 
     def _vcard(self, user, el) -> None:
-        if len(el) == 0 and not (el.text or "").strip() and not el.attrib:
-            return      # an empty vCard is no vCard (as the vcard extension stores it)
+        # An empty <vCard/> is kept too: the vcard extension stores and serves what was set.
         text = vcard.to_text(el)
         size = len(text.encode("utf-8"))
         if size > self.limits.max_vcard_size:
