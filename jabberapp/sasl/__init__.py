@@ -4,14 +4,17 @@ package.
 
 A mechanism (an L{jabberapp.interfaces.ISASLMechanism}) is built by L{create_mechanism} for a
 stream described by a L{SASLContext} and answers with a L{Challenge}, a L{Success} or a
-L{SASLFailure} (see L{jabberapp.sasl.results}). The value types live in
-L{jabberapp.sasl.results} and L{jabberapp.sasl.context}, which the mechanism modules import;
-they never import this package, which re-exports those names.
+L{SASLFailure}. Those value types live in L{jabberapp.sasl_exchange}, outside this package,
+so that the mechanism modules import nothing of it; import them from here, which re-exports
+them.
 """
-from jabberapp.sasl.context import SASLContext, authzid_matches
+# Only modules that import nothing of this package may be imported here (plain and scram
+# take their value types from jabberapp.sasl_exchange): anything else would run this file
+# again half-way, an import cycle through the package.
 from jabberapp.sasl.plain import PlainMechanism
-from jabberapp.sasl.results import SASL_CONDITIONS, Challenge, SASLFailure, Success
 from jabberapp.sasl.scram import ScramMechanism
+from jabberapp.sasl_exchange import (SASL_CONDITIONS, Challenge, SASLContext, SASLFailure,
+                                     Success, authzid_matches)
 
 __all__ = [
     "MECHANISM_NAMES", "SASL_CONDITIONS", "Challenge", "SASLContext", "SASLFailure", "Success",

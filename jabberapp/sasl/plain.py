@@ -9,8 +9,8 @@ from zope.interface import implementer
 
 from jabberapp.interfaces import ISASLMechanism
 from jabberapp.jid import InvalidJID, prep_localpart
-from jabberapp.sasl.context import SASLContext, authzid_matches
-from jabberapp.sasl.results import Challenge, SASLFailure, Success
+from jabberapp.sasl_exchange import (Challenge, SASLContext, SASLFailure, Success,
+                                      authzid_matches)
 
 # RFC 4616 §2 asks for at least 255 octets per field; 1023 matches the JID part limit
 # (RFC 7622 §3.3) and bounds what reaches PRECIS and PBKDF2.

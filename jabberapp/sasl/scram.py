@@ -56,8 +56,8 @@ from zope.interface import implementer
 
 from jabberapp.interfaces import ISASLMechanism
 from jabberapp.jid import InvalidJID, prep_localpart
-from jabberapp.sasl.context import SASLContext, authzid_matches
-from jabberapp.sasl.results import Challenge, SASLFailure, Success
+from jabberapp.sasl_exchange import (Challenge, SASLContext, SASLFailure, Success,
+                                      authzid_matches)
 
 HASHES = ("sha1", "sha256", "sha512")
 DEFAULT_ITERATIONS = 10000
