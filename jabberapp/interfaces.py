@@ -278,10 +278,11 @@ class ISessionRegistry(Interface):
         """
 
     def __iter__():
-        """Every bound session."""
+        """Every bound session this process holds (a cluster registry does not walk other
+        nodes': what iterates -- keepalive pings, shutdown -- acts on local sessions)."""
 
     def __len__():
-        """The number of bound sessions."""
+        """The number of bound sessions this process holds."""
 
 
 class IRouter(Interface):
