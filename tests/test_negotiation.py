@@ -99,6 +99,13 @@ class NegotiationTests(SynchronousTestCase):
         self.assertIn(b"<unsupported-stanza-type", transport.take())
         self.assertTrue(transport.closed)
 
+    def test_idle_stream_keeps_no_queue(self):
+        """Once every element read is handled, the stream holds no event list (an idle
+        session costs no queue)."""
+        transport = self.world.login()
+        transport.feed(b"<presence/><presence/>")
+        self.assertIsNone(transport.stream._events)
+
     def test_drop_ends_a_bound_session(self):
         """A connection that drops ends its session when no extension keeps it."""
         transport = self.world.login()

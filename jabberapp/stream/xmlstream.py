@@ -14,7 +14,6 @@ Subclasses implement stream_opened(event), element_received(element) and stream_
 and say where bytes go: write_bytes(data) and lose_connection().
 """
 import secrets
-from collections import deque
 
 from twisted.internet import defer
 from twisted.internet.protocol import Protocol
@@ -38,7 +37,10 @@ class XMLStream:
 
     def __init__(self, max_stanza_size=262144):
         self.parser = StreamParser(max_stanza_size=max_stanza_size)
-        self._events = deque()
+        # Events read and not yet handled: the parser's own list and the index of the next
+        # one; None when there are none, so an idle stream keeps no queue.
+        self._events = None
+        self._next = 0
         self._busy = False
         self.header_sent = False
         self.closed = False
@@ -54,16 +56,27 @@ class XMLStream:
             events = self.parser.feed(data)
         except StreamError as error:
             # Stanzas completed before the violation are still handled, then the error.
-            self._events.extend(getattr(error, "events", ()))
-            self._events.append(error)
-            self._drain()
+            events = [*getattr(error, "events", ()), error]
+        if not events:
             return
-        self._events.extend(events)
+        if self._events is None:
+            self._events, self._next = events, 0
+        else:
+            self._events.extend(events)
         self._drain()
 
     def _drain(self):
-        while self._events and not self._busy and not self.closed:
-            event = self._events.popleft()
+        while not self._busy and not self.closed:
+            events = self._events
+            if events is None:
+                return
+            index = self._next
+            if index == len(events):
+                self._events, self._next = None, 0
+                return
+            event = events[index]
+            events[index] = None    # handled elements are not kept while the rest waits
+            self._next = index + 1
             try:
                 if isinstance(event, StreamError):
                     raise event
@@ -104,7 +117,7 @@ class XMLStream:
     def discard_pending(self):
         """Drop queued events and restart the parser (after STARTTLS and SASL success: bytes
         sent before the restart must not be trusted, RFC 6120 §5.3.4, §6.4.6)."""
-        self._events.clear()
+        self._events, self._next = None, 0
         self.parser.reset()
 
     def new_stream_id(self):
