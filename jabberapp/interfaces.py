@@ -381,13 +381,16 @@ class IClientStream(Interface):
         new IClientSession attached to this stream. A session bound to the same full JID
         is closed with <conflict/> (the newer wins, RFC 6120 §7.7.2.2). C{reply(session)}
         returns the element to send before SESSION_BOUND fires (the bind result). Raises
-        InvalidJID for a resource that fails preparation.
+        InvalidJID for a resource that fails preparation, RuntimeError when the stream is
+        not authenticated or already has a session.
         """
 
     def adopt(session):
         """
         Attach this stream to an existing, bound C{session} instead of binding a new one
         (stream resumption): the negotiation ends and stanzas flow to and from C{session}.
+        The step checks that the session belongs to the authenticated user; RuntimeError
+        when this stream has a session already, or C{session} is of another host or ended.
         """
 
 

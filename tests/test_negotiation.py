@@ -99,6 +99,17 @@ class NegotiationTests(SynchronousTestCase):
         self.assertIn(b"<unsupported-stanza-type", transport.take())
         self.assertTrue(transport.closed)
 
+    def test_bind_and_adopt_misuse_raise(self):
+        """A step that binds before authentication, binds twice or adopts a second session
+        is a programming error: RuntimeError, and nothing is bound."""
+        unauthenticated = self.world.secure()
+        self.assertRaises(RuntimeError, unauthenticated.stream.bind, "r")
+        bound = self.world.login()
+        self.assertRaises(RuntimeError, bound.stream.bind, "other")
+        other = self.world.login("bob", "b")
+        self.assertRaises(RuntimeError, bound.stream.adopt, other.stream.session)
+        self.assertEqual(len(self.world.host.sessions), 2)
+
     def test_idle_stream_keeps_no_queue(self):
         """Once every element read is handled, the stream holds no event list (an idle
         session costs no queue)."""

@@ -254,6 +254,8 @@ class ClientStream(XMLStream):
 
     def bind(self, resource=None, reply=None):
         """See IClientStream.bind."""
+        if self.username is None or self.session is not None:
+            raise RuntimeError("bind() needs an authenticated stream with no session")
         resource = secrets.token_hex(8) if resource is None else prep_resource(resource)
         host = self.host
         session = Session(host, JID.make(self.username, host.domain, resource))
@@ -270,6 +272,8 @@ class ClientStream(XMLStream):
 
     def adopt(self, session):
         """See IClientStream.adopt."""
+        if self.session is not None or session.host is not self.host or session.ended:
+            raise RuntimeError("adopt() takes a live session of the stream's host, once")
         self._stop_timer()
         self.state.clear()        # negotiation is over; the session keeps what stays
         session.attach(self)
