@@ -57,6 +57,7 @@ from lxml import etree
 from jabberapp.errors import StreamError
 from jabberapp.xml.events import StreamClosed, StreamOpened
 from jabberapp.xml.header import HeaderStage
+from jabberapp.xml.namedict import MAX_STREAM_NAMES, NameScope
 from jabberapp.xml.ns import NS_CLIENT, NS_STREAMS, NS_XML
 from jabberapp.xml.restricted import (TAG, WS, RestrictedScan, inside, overlaps,
                                       lxml_error, stream_error)
@@ -86,12 +87,16 @@ class StreamParser(HeaderStage, RestrictedScan):
     @param canonical_from: a content namespace (jabber:server, jabber:component:accept) whose
         stanzas are returned in jabber:client, the canonical namespace (DESIGN.md §1).
     @param max_header_size: bytes the XML declaration plus the stream header may take.
+    @param max_names: distinct names (and short strings) libxml2 may intern for one stream
+        document; past it the stream ends with policy-violation (jabberapp.xml.namedict).
     """
 
     def __init__(self, max_stanza_size: int = 262144, max_depth: int = 64,
-                 canonical_from: str | None = None, *, max_header_size: int = 8192):
-        if max_stanza_size < 1 or max_depth < 1 or max_header_size < 1:
+                 canonical_from: str | None = None, *, max_header_size: int = 8192,
+                 max_names: int = MAX_STREAM_NAMES):
+        if max_stanza_size < 1 or max_depth < 1 or max_header_size < 1 or max_names < 1:
             raise ValueError("limits must be positive")
+        self._max_names = max_names
         self._limit = max_stanza_size
         self._max_depth = max_depth
         self._max_header = max_header_size
@@ -100,11 +105,15 @@ class StreamParser(HeaderStage, RestrictedScan):
         self._canonical_prefix = f"{{{canonical_from}}}" if canonical_from else None
         self._dead = None
         self._parser = None
+        self._names = None
         self.reset()
 
     def reset(self) -> None:
         """Start a new stream document: the next bytes fed begin with a fresh header."""
         self._free_lxml()
+        # Each stream document interns its names in a dictionary of its own, freed with it
+        # and the last stanza detached from it (jabberapp.xml.namedict).
+        self._names = NameScope()
         self._parser = etree.XMLPullParser(
             events=("start", "end"), encoding="utf-8",
             resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
@@ -138,11 +147,17 @@ class StreamParser(HeaderStage, RestrictedScan):
         # context (about 6 KiB) until the cyclic garbage collector runs -- and every login
         # drops three (two stream restarts and the end). close() frees it at once.
         parser, self._parser = self._parser, None
+        names, self._names = self._names, None
         if parser is not None:
+            # In the document's own name scope: lxml re-assigns the dictionary of the
+            # document it frees to the current one, which must be the one its names are in.
+            token = names.enter()
             try:
                 parser.close()
             except etree.XMLSyntaxError:
                 pass    # the document was incomplete, as it always is mid-stream
+            finally:
+                names.leave(token)
 
     def feed(self, data: bytes) -> list:
         """
@@ -161,6 +176,8 @@ class StreamParser(HeaderStage, RestrictedScan):
                 self._die(stream_error("not-well-formed", "data after the end of the stream"))
             return []
         out = []
+        names = self._names
+        token = names.enter()
         try:
             return self._feed(data, out)
         except StreamError as err:
@@ -170,10 +187,13 @@ class StreamParser(HeaderStage, RestrictedScan):
             error = lxml_error(err)
             error.events = out
             self._die(error)
+        finally:
+            names.leave(token)
 
     def _die(self, err):
         self._dead = (err.condition, err.text)
         self._parser = self._root = None
+        self._names = None      # its dictionary goes with the last stanza detached
         self._pending = b""
         raise err
 
@@ -345,6 +365,10 @@ class StreamParser(HeaderStage, RestrictedScan):
             syntax_error = error
         else:
             syntax_error = None
+        names = self._names.names_in_use()
+        if names is not None and names > self._max_names:
+            # Checked per piece (at most 64 KiB, so a few thousand names past the limit).
+            raise stream_error("policy-violation", "too many distinct names")
         log = parser.feed_error_log
         if len(log) != self._log_len:
             # libxml2 logs namespace errors (an undeclared prefix, xmlns:p='') without
