@@ -2,6 +2,9 @@
 Tests for jabberapp.xml.parser: the sans-I/O stream parser (RFC 6120 §4, §11) and
 parse_element().
 """
+import copy
+import ctypes
+import gc
 import os
 import random
 from unittest import mock
@@ -11,6 +14,7 @@ from lxml import etree
 from twisted.trial.unittest import SynchronousTestCase
 
 from jabberapp.errors import StreamError
+from jabberapp.xml import namedict
 from jabberapp.xml import parser as parser_module
 from jabberapp.xml import (
     NS_CLIENT, NS_COMPONENT, NS_SERVER, StreamClosed, StreamOpened, StreamParser, parse_element,
@@ -949,3 +953,130 @@ class FuzzFindingTests(SynchronousTestCase):
             parser.feed(b"<pres:lce/>" + b"\xa8" * 8 + b"\xff" + b"\xa8" * 17 + b"\x02<iq type='")
         self.assertEqual(caught.exception.condition, "not-well-formed")
         self.assertEqual(list(getattr(caught.exception, "events", ())), [])
+
+
+def unique_stanza(n: int) -> bytes:
+    """A stanza with an element name, a namespace and an attribute name no other one uses."""
+    return f"<message><x{n} xmlns='urn:n{n}' a{n}='v'/></message>".encode()
+
+
+class NameDictionaryTests(SynchronousTestCase):
+    """Names a peer invents are interned per stream and bounded (jabberapp.xml.namedict)."""
+
+    def setUp(self):
+        # Makes the thread's shared lxml context one of ours, as any feed() does.
+        StreamParser().feed(HEADER)
+
+    def test_available(self):
+        """The installed lxml keeps its name dictionary where namedict reads it (if this
+        fails after an lxml upgrade, names are neither scoped nor counted)."""
+        self.assertTrue(namedict.available())
+        self.assertIsNotNone(namedict.shared_names())
+        self.assertIsNotNone(namedict._count_at)    # counts are read, not called for
+
+    def test_distinct_names_limit(self):
+        """A stream is ended with policy-violation by the stanza that takes it past
+        max_names distinct names, and not before."""
+        parser = StreamParser(max_names=300)
+        parser.feed(HEADER)
+        counts = []
+        with self.assertRaises(StreamError) as caught:
+            for n in range(1000):
+                parser.feed(unique_stanza(n))
+                counts.append(parser._names.names_in_use())
+        self.assertEqual(caught.exception.condition, "policy-violation")
+        self.assertEqual(caught.exception.text, "too many distinct names")
+        self.assertLessEqual(counts[-1], 300)
+        self.assertGreater(counts[-1] + 3, 300)     # each stanza adds three strings
+        self.assertRaises(StreamError, parser.feed, b"<presence/>")
+
+    def test_default_limit(self):
+        """The default limit ends a stream of unique names after about
+        MAX_STREAM_NAMES / 3 stanzas."""
+        parser = StreamParser()
+        parser.feed(HEADER)
+        data = b"".join(unique_stanza(n) for n in range(namedict.MAX_STREAM_NAMES // 3 + 10))
+        with self.assertRaises(StreamError) as caught:
+            parser.feed(data)
+        self.assertEqual(caught.exception.condition, "policy-violation")
+
+    def test_repeated_names_do_not_count(self):
+        """A long stream of ordinary stanzas reusing the same names stays far from the limit."""
+        parser = StreamParser(max_names=300)
+        parser.feed(HEADER)
+        stanza = (b"<message to='juliet@example.com' type='chat' id='abcdef'><body>hello there"
+                  b"</body><active xmlns='http://jabber.org/protocol/chatstates'/></message>"
+                  b"<iq type='get' id='ping-1'><ping xmlns='urn:xmpp:ping'/></iq><presence/>")
+        for _ in range(2000):
+            self.assertEqual(len(parser.feed(stanza)), 3)
+        self.assertLess(parser._names.names_in_use(), 50)
+
+    def test_stream_names_stay_out_of_the_shared_dictionary(self):
+        """Names a stream's peer sent are not interned in the thread's shared dictionary."""
+        before = namedict.shared_names()
+        parser = StreamParser()
+        parser.feed(HEADER)
+        stanzas = parser.feed(b"".join(unique_stanza(n) for n in range(2000)))
+        parser.close()
+        self.assertEqual(len(stanzas), 2000)
+        self.assertEqual(stanzas[5][0].tag, "{urn:n5}x5")
+        self.assertLess(namedict.shared_names() - before, 20)
+
+    def test_stream_dictionary_freed_with_its_last_stanza(self):
+        """A stream's dictionary is kept by its parser and stanzas only, and freed when the
+        parser is closed and the last stanza is gone (counted by libxml2's reference count)."""
+        parser = StreamParser()
+        parser.feed(HEADER)
+        stanzas = parser.feed(b"".join(unique_stanza(n) for n in range(100)))
+        pointer = namedict._pointer_at(parser._names._context, namedict._DICT_AT)
+        self.assertNotEqual(pointer, 0)
+        namedict._lib.xmlDictReference(ctypes.c_void_p(pointer))     # ours, to look at it
+        try:
+            references = ctypes.c_int.from_address(pointer)
+            parser.close()
+            gc.collect()
+            self.assertGreater(references.value, 1)     # the stanzas still use it
+            kept = stanzas[-1]
+            del stanzas
+            gc.collect()
+            self.assertGreater(references.value, 1)
+            self.assertEqual(kept[0].tag, "{urn:n99}x99")
+            del kept
+            gc.collect()
+            self.assertEqual(references.value, 1)       # only ours is left
+        finally:
+            namedict._lib.xmlDictFree(ctypes.c_void_p(pointer))
+
+    def test_shared_dictionary_replaced_past_its_limit(self):
+        """Past MAX_SHARED_NAMES the thread gets a fresh shared dictionary at the next
+        feed(); documents of the old one keep working and can be mixed with new ones."""
+        self.patch(namedict, "MAX_SHARED_NAMES", 100)
+        old = [etree.Element(f"{{urn:old{n}}}e{n}", {f"a{n}": "v"}) for n in range(200)]
+        self.assertGreater(namedict.shared_names(), 100)
+        StreamParser().feed(HEADER)
+        self.assertLess(namedict.shared_names(), 100)
+        wrapper = etree.Element("{urn:xmpp:forward:0}forwarded")
+        for el in old[:3]:
+            wrapper.append(el)
+        del old
+        gc.collect()
+        self.assertEqual([child.tag for child in wrapper],
+                         ["{urn:old0}e0", "{urn:old1}e1", "{urn:old2}e2"])
+        self.assertIn(b'<ns0:e2 xmlns:ns0="urn:old2" a2="v"/>', etree.tostring(wrapper))
+
+    def test_stanzas_move_between_dictionaries(self):
+        """A stanza from a stream can be appended to the server's elements and copied, and
+        outlives its stream with its names intact."""
+        parser = StreamParser()
+        parser.feed(HEADER)
+        stanza, = parser.feed(unique_stanza(7))
+        parser.close()
+        del parser
+        wrapper = etree.Element("{urn:xmpp:forward:0}forwarded")
+        wrapper.append(copy.deepcopy(stanza))
+        wrapper.append(stanza)
+        del stanza
+        gc.collect()
+        for message in wrapper:
+            self.assertEqual((message.tag, message[0].tag, message[0].attrib),
+                             (f"{{{NS_CLIENT}}}message", "{urn:n7}x7", {"a7": "v"}))

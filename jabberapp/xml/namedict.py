@@ -86,7 +86,10 @@ _dict_exists.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
 _BASICSIZE = 48
 _DICT_AT = 24
 _PARSER_AT = 32
+# Offset of nbElems in libxml2's struct _xmlDict (int, xmlDictEntry*, size_t, unsigned int).
+_COUNT_AT = 24
 _context_type = None      # set by _probe(); None until then, False if lxml does not fit
+_count_at = None          # _COUNT_AT once _probe() has checked it, else xmlDictSize() is called
 
 
 def _pointer_at(obj, offset: int) -> int:
@@ -95,7 +98,7 @@ def _pointer_at(obj, offset: int) -> int:
 
 def _probe() -> bool:
     """Check, with a context of our own, that lxml keeps its dictionary where we read it."""
-    global _context_type
+    global _context_type, _count_at
     if _context_type is not None:
         return _context_type is not False
     _context_type = False
@@ -114,13 +117,21 @@ def _probe() -> bool:
     try:
         parser = etree.get_default_parser()
         etree.fromstring(b"<jabberapp-namedict-probe/>", parser)
+        pointer = _pointer_at(context, _DICT_AT)
+        if pointer == 0 or _pointer_at(context, _PARSER_AT) != id(parser):
+            return False
+        if not _dict_exists(pointer, b"jabberapp-namedict-probe", -1):
+            return False
+        # The count can be read straight from the dictionary (libxml2 2.12+ layout) if it
+        # follows xmlDictSize() as names are added.
+        view = ctypes.c_uint.from_address(pointer + _COUNT_AT)
+        before = _dict_size(pointer)
+        etree.fromstring(b"<jabberapp-namedict-probe-2 jabberapp-namedict-probe-3=''/>", parser)
+        after = _dict_size(pointer)
+        if view.value == after and after == before + 2:
+            _count_at = _COUNT_AT
     finally:
         tsd[_KEY] = current
-    if _pointer_at(context, _PARSER_AT) != id(parser):
-        return False
-    pointer = _pointer_at(context, _DICT_AT)
-    if pointer == 0 or not _dict_exists(pointer, b"jabberapp-namedict-probe", -1):
-        return False
     _context_type = kind
     return True
 
@@ -130,56 +141,85 @@ def available() -> bool:
     return _probe()
 
 
-def _shared(tsd) -> object:
-    """The thread's shared context, replaced by a fresh one when it is lxml's (the first
-    time) or its dictionary has grown past MAX_SHARED_NAMES."""
-    state = tsd.get(_STATE)
-    current = tsd.get(_KEY)
-    if state is not None and current is state[0]:
-        pointer = state[1]
-        if pointer == 0:
-            pointer = state[1] = _pointer_at(current, _DICT_AT)
-        if pointer == 0 or _dict_size(pointer) <= MAX_SHARED_NAMES:
-            return current
+class _SizeCall:
+    """Stands in for a view of the count where the layout check failed."""
+
+    __slots__ = ("_pointer",)
+
+    def __init__(self, pointer: int):
+        self._pointer = pointer
+
+    @property
+    def value(self) -> int:
+        return _dict_size(self._pointer)
+
+
+def _count_of(context):
+    """Something whose .value is the number of strings in C{context}'s dictionary (which the
+    context keeps alive), or None while it has none."""
+    pointer = _pointer_at(context, _DICT_AT)
+    if pointer == 0:
+        return None
+    if _count_at is None:
+        return _SizeCall(pointer)
+    return ctypes.c_uint.from_address(pointer + _count_at)
+
+
+def _fresh_shared(tsd):
     # lxml's own context of the main thread is a module global that is never freed; ours
     # are freed with the last document that uses their dictionary.
     fresh = _context_type.__new__(_context_type)
     tsd[_KEY] = fresh
-    tsd[_STATE] = [fresh, 0]
+    tsd[_STATE] = [fresh, None]
     return fresh
 
 
 def shared_names() -> int | None:
-    """Strings in the current thread's shared dictionary, or None (not available)."""
+    """Strings in the current thread's shared dictionary, or None (not ours, or not
+    available)."""
     if not _probe():
         return None
     tsd = _get_thread_dict()
     state = tsd.get(_STATE)
     if state is None or tsd.get(_KEY) is not state[0]:
         return None
-    pointer = state[1] or _pointer_at(state[0], _DICT_AT)
-    return _dict_size(pointer) if pointer else 0
+    count = _count_of(state[0])
+    return 0 if count is None else count.value
 
 
 class NameScope:
     """
     The name dictionary of one stream.  enter() installs it for the current thread and
-    returns a token for leave(), which puts the shared one back; names_in_use() counts it.
+    returns a token for leave(), which puts the shared one back (not re-entrant: a scope is
+    entered around lxml calls only); names_in_use() counts its strings.
     """
 
-    __slots__ = ("_context", "_pointer")
+    __slots__ = ("_context", "_count")
 
     def __init__(self):
         self._context = _context_type.__new__(_context_type) if _probe() else None
-        self._pointer = 0
+        self._count = None
 
     def enter(self):
-        """Make lxml intern names in this scope's dictionary, until leave(token)."""
+        """Make lxml intern names in this scope's dictionary, until leave(token); replace
+        the thread's shared context first if it is lxml's or has grown too large."""
         context = self._context
         if context is None:
             return None
-        tsd = _get_thread_dict()
-        saved = _shared(tsd)
+        try:
+            tsd = _local.tsd
+        except AttributeError:
+            tsd = _get_thread_dict()
+        saved = tsd.get(_KEY)
+        state = tsd.get(_STATE)
+        if state is None or saved is not state[0]:
+            saved = _fresh_shared(tsd)
+        else:
+            count = state[1]
+            if count is None:
+                count = state[1] = _count_of(saved)
+            if count is not None and count.value > MAX_SHARED_NAMES:
+                saved = _fresh_shared(tsd)
         tsd[_KEY] = context
         return tsd, saved
 
@@ -192,17 +232,12 @@ class NameScope:
 
     def names_in_use(self) -> int | None:
         """Distinct strings interned in this scope so far (None: not available)."""
-        pointer = self._pointer
-        if pointer == 0:
+        count = self._count
+        if count is None:
             if self._context is None:
                 return None
             # lxml gives the context its dictionary when the first parser is fed.
-            pointer = self._pointer = _pointer_at(self._context, _DICT_AT)
-            if pointer == 0:
+            count = self._count = _count_of(self._context)
+            if count is None:
                 return 0
-        return _dict_size(pointer)
-
-    def close(self) -> None:
-        """Let go of the dictionary (documents still using it keep it alive)."""
-        self._context = None
-        self._pointer = 0
+        return count.value

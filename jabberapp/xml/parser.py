@@ -148,6 +148,7 @@ class StreamParser(HeaderStage, RestrictedScan):
         # drops three (two stream restarts and the end). close() frees it at once.
         parser, self._parser = self._parser, None
         names, self._names = self._names, None
+        self._root = None       # the stream document, which holds the parser and names
         if parser is not None:
             # In the document's own name scope: lxml re-assigns the dictionary of the
             # document it frees to the current one, which must be the one its names are in.
