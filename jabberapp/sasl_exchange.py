@@ -13,7 +13,7 @@ inside the package would run the package's __init__ half-way (an import cycle). 
 names from jabberapp.sasl, which re-exports them; this module imports nothing of jabberapp
 but jid and interfaces.
 """
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from jabberapp.interfaces import IAuthProvider
@@ -79,6 +79,11 @@ class SASLContext:
     mechanism, the stream offers no binding at all and the mapping is emptied: then the
     stream advertises no XEP-0440 binding type that no offered mechanism could use, and a
     client sending SCRAM's 'y' flag is right to think the server does not bind (RFC 5802 §6).
+
+    C{admit}, when given, is called with the prepared username just before a mechanism checks
+    credentials for it; the check waits for the Deferred it returns (None: check at once). The
+    stream uses it for the failed-login throttle (jabberapp.sasl.throttle), so guesses are
+    slowed before they are checked.
     """
 
     host: str                              # the domain being logged into
@@ -86,6 +91,7 @@ class SASLContext:
     secure: bool                           # TLS is active on the stream
     channel_bindings: Mapping[str, bytes]  # cb-name -> data; empty without TLS
     allowed: frozenset | None = None       # [auth] mechanisms; None: all of them
+    admit: Callable[[str], object] | None = None  # username -> Deferred or None; see above
 
     def __post_init__(self):
         if (self.channel_bindings and self.allowed is not None

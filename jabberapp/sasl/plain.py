@@ -110,8 +110,15 @@ class PlainMechanism:
         if authzid and not authzid_matches(authzid, username, self._ctx.host):
             raise SASLFailure("invalid-authzid")
 
-        d = defer.maybeDeferred(self._ctx.auth.check_password, self._ctx.host, username,
-                                password)
+        # The throttle may hold the check (not just its answer) for this account's turn.
+        admit = self._ctx.admit
+        wait = admit(username) if admit is not None else None
+        if wait is None:
+            d = defer.maybeDeferred(self._ctx.auth.check_password, self._ctx.host, username,
+                                    password)
+        else:
+            d = wait.addCallback(lambda _: self._ctx.auth.check_password(
+                self._ctx.host, username, password))
 
         def checked(ok):
             if ok is not True:

@@ -406,6 +406,14 @@ class ScramMechanism:
         without_proof = message[:-len(attrs[-1]) - 1]
         auth_message = ",".join((self._client_first_bare, self._server_first_message,
                                  without_proof)).encode("utf-8")
+        # The throttle may hold the proof's check (not just its answer) for this account's turn.
+        admit = self._ctx.admit
+        wait = admit(self.username) if admit is not None else None
+        if wait is None:
+            return self._verify(auth_message, proof)
+        return wait.addCallback(lambda _: self._verify(auth_message, proof))
+
+    def _verify(self, auth_message, proof):
         credentials = self._credentials
         client_signature = hmac.digest(credentials.stored_key, auth_message, self.hash_name)
         client_key = bytes(a ^ b for a, b in zip(proof, client_signature))

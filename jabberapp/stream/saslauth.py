@@ -3,13 +3,16 @@ The SASL negotiation step (RFC 6120 §6) of c2s streams: mechanisms offered, the
 <auth/>, <challenge/>, <response/> and <abort/>, and the failed-login throttle.
 
 The mechanisms themselves are jabberapp.sasl's (create_mechanism, available_mechanisms,
-SASLContext); this step only speaks the protocol around them. A failure the mechanism marks
-as counted (failure.counted: a guessed password, not an unusable mechanism) is delayed by the
-throttle, per client address and per account, before its <failure/> is sent, and the stream
-closes after MAX_SASL_ATTEMPTS of them.
+SASLContext); this step only speaks the protocol around them. Before a mechanism checks
+credentials it asks for the account's turn (SASLContext.admit): the throttle holds the check,
+per account and per client address (jabberapp.sasl.throttle), and counts it even if the client
+drops the connection meanwhile. A failure the mechanism marks as counted (failure.counted: a
+guessed password, not an unusable mechanism) that checked nothing is delayed by the throttle
+before its <failure/> is sent, and the stream closes after MAX_SASL_ATTEMPTS counted failures.
 """
 import base64
 import binascii
+import dataclasses
 
 from lxml import etree
 from twisted.internet import defer
@@ -19,6 +22,7 @@ from jabberapp import sasl
 from jabberapp.errors import StreamError
 from jabberapp.interfaces import IStreamFeature
 from jabberapp.logging import logger
+from jabberapp.sasl.throttle import ThrottleFull, address_key
 from jabberapp.xml import element
 from jabberapp.xml.ns import NS_SASL, NS_SASL_CB
 
@@ -35,11 +39,12 @@ MAX_SASL_ATTEMPTS = 5
 class _Exchange:
     """What one stream remembers of SASL (stream.state[NS_SASL])."""
 
-    __slots__ = ("mechanism", "failures")
+    __slots__ = ("mechanism", "failures", "attempt")
 
     def __init__(self):
         self.mechanism = None   # the mechanism of the exchange under way
         self.failures = 0       # counted failures on this stream
+        self.attempt = None     # the throttle's Attempt of the credential check under way
 
 
 @implementer(IStreamFeature)
@@ -92,8 +97,9 @@ class SASLAuth:
         if _encryption_missing(stream):
             return self._failed(stream, sasl.SASLFailure("encryption-required"))
         try:
-            exchange.mechanism = sasl.create_mechanism(el.get("mechanism", ""),
-                                                       stream.sasl_context())
+            context = dataclasses.replace(stream.sasl_context(),
+                                          admit=lambda username: self._admit(stream, username))
+            exchange.mechanism = sasl.create_mechanism(el.get("mechanism", ""), context)
             initial = decode(el.text, initial=True)
         except sasl.SASLFailure as failure:
             return self._failed(stream, failure)
@@ -114,12 +120,29 @@ class SASLAuth:
                        errbackArgs=(stream,))
         return d
 
+    def _admit(self, stream, username):
+        """The throttle's turn for a credential check of C{username}: None or a Deferred."""
+        exchange = self._exchange(stream)
+        try:
+            attempt = stream.listener.throttle.admit(
+                ("account", stream.host.domain, username), address_key(stream.peer_address),
+                alive=lambda: not stream.closed)
+        except ThrottleFull:
+            raise sasl.SASLFailure("temporary-auth-failure", counted=False) from None
+        exchange.attempt = attempt
+        return attempt.wait
+
     def _outcome(self, outcome, stream):
         if isinstance(outcome, sasl.Challenge):
             stream.send(element(NS_SASL, "challenge", text=encode(outcome.data)))
             return None
         # Success: the stream restarts; nothing sent before it is trusted.
-        stream.listener.throttle.succeeded(*self._throttle_keys(stream))
+        exchange = self._exchange(stream)
+        attempt, exchange.attempt = exchange.attempt, None
+        if attempt is not None:
+            attempt.succeeded()
+        else:
+            stream.listener.throttle.succeeded(*self._throttle_keys(stream))
         stream.authenticated(outcome.username)
         self._exchange(stream).mechanism = None
         stream.send(element(NS_SASL, "success",
@@ -134,7 +157,7 @@ class SASLAuth:
         return self._failed(stream, failure.value)
 
     def _throttle_keys(self, stream):
-        keys = [("address", stream.peer_address)]
+        keys = [address_key(stream.peer_address)]
         username = getattr(self._exchange(stream).mechanism, "username", None)
         if username:
             keys.append(("account", stream.host.domain, username))
@@ -147,9 +170,19 @@ class SASLAuth:
         exchange.mechanism = None
         throttle = stream.listener.throttle
         counted = failure.counted
-        delay = throttle.delay(*keys) if counted else 0
+        attempt, exchange.attempt = exchange.attempt, None
+        if attempt is not None:
+            # The throttle already held the check itself: answer at once.
+            delay = 0
+            if counted:
+                attempt.failed()
+            else:
+                attempt.release()
+        else:
+            delay = throttle.delay(*keys) if counted else 0
+            if counted:
+                throttle.failed(*keys)
         if counted:
-            throttle.failed(*keys)
             exchange.failures += 1
         reply = element(NS_SASL, "failure")
         etree.SubElement(reply, f"{{{NS_SASL}}}{failure.condition}")
