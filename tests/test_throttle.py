@@ -1,9 +1,14 @@
-"""Tests for jabberapp.sasl.throttle: back-off after failed logins, with bounded memory."""
+"""Tests for jabberapp.sasl.throttle: back-off before credential checks, with bounded memory,
+and its use by the c2s SASL step."""
+import base64
+
 from twisted.internet.defer import CancelledError
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from jabberapp.sasl.throttle import FailureThrottle, ThrottleFull, address_key
+from tests.c2s_bytes import NS_SASL, PASSWORD, World, b64, text_of, unb64
+from tests.scram_client import Client
 
 IP = ("ip", "192.0.2.1")
 USER = ("user", "example.org", "juliet")
@@ -340,3 +345,77 @@ class AddressKeyTests(SynchronousTestCase):
     def test_other_is_as_given(self):
         """Anything that is no IP address (a UNIX socket, '?') is keyed as given."""
         self.assertEqual(address_key("?"), ("address", "?"))
+
+
+def plain_auth(user, password):
+    """A PLAIN <auth/> element for C{user} and C{password}."""
+    message = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+    return f"<auth xmlns='{NS_SASL}' mechanism='PLAIN'>{message}</auth>".encode()
+
+
+class StreamTests(SynchronousTestCase):
+    """The c2s SASL step asks the throttle before the mechanism checks a password."""
+
+    def setUp(self):
+        self.world = World()
+        self.clock = self.world.clock
+        auth = self.world.host.auth
+        self.checks = []
+        check_password = auth.check_password
+
+        def counting(host, username, password):
+            self.checks.append(username)
+            return check_password(host, username, password)
+
+        auth.check_password = counting
+
+    def test_dropped_guess_is_not_checked_but_counted(self):
+        """A guess whose connection drops while it waits for its turn is never checked, but
+        counts: the account's delay grows all the same."""
+        first = self.world.secure()
+        first.feed(plain_auth("alice", "wrong"))
+        self.assertIn(b"<not-authorized/>", first.take())
+        second = self.world.secure()
+        second.feed(plain_auth("alice", "wrong again"))
+        second.drop()
+        self.clock.advance(60)
+        self.assertEqual(self.checks, ["alice"])
+        self.assertEqual(self.world.listener.throttle.delay(("account", "example.org", "alice")),
+                         2)
+
+    def test_plain_check_waits_for_its_turn(self):
+        """After a wrong password the next PLAIN check on the account runs after the delay,
+        and the right password then succeeds."""
+        first = self.world.secure()
+        first.feed(plain_auth("alice", "wrong"))
+        second = self.world.secure()
+        second.feed(plain_auth("alice", PASSWORD))
+        self.assertEqual((self.checks, second.take()), (["alice"], b""))
+        self.clock.advance(1)
+        self.assertEqual(self.checks, ["alice", "alice"])
+        self.assertIn(b"<success", second.take())
+
+    def test_scram_proof_waits_for_its_turn(self):
+        """After a wrong password the next SCRAM proof on the account is checked after the
+        delay (the server-first message is not held), and the right one then succeeds."""
+        first = self.world.secure()
+        first.feed(plain_auth("alice", "wrong"))
+        second = self.world.secure()
+        client = Client("sha256", "alice", PASSWORD)
+        second.feed(f"<auth xmlns='{NS_SASL}' mechanism='SCRAM-SHA-256'>"
+                    f"{b64(client.first())}</auth>".encode())
+        server_first = unb64(text_of(second.take(), "challenge"))
+        second.feed(f"<response xmlns='{NS_SASL}'>"
+                    f"{b64(client.final(server_first))}</response>".encode())
+        self.assertEqual(second.take(), b"")
+        self.clock.advance(1)
+        client.verify(unb64(text_of(second.take(), "success")))
+
+    def test_clean_login_needs_no_timer(self):
+        """A login on an account and address without failures sets no timer and leaves
+        nothing in the throttle."""
+        before = len(self.clock.getDelayedCalls())
+        self.world.scram(self.world.secure())
+        self.assertEqual(len(self.clock.getDelayedCalls()), before + 1)   # negotiation timeout
+        self.assertEqual((len(self.world.listener.throttle),
+                          self.world.listener.throttle.queued()), (0, 0))
