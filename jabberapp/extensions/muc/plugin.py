@@ -24,7 +24,8 @@ class MultiUserChat:
              "registration, voice requests, private IQs, multi-session nicks; no room "
              "archive"),
         Spec("XEP-0410", "1.1.0", "MUC Self-Ping (Schrödinger's Chat)",
-             "answered by the service for joined occupants"),
+             "rooms answer joined occupants' self-pings themselves and advertise "
+             "muc#self-ping-optimization"),
         Spec("XEP-0421", "0.2.0", "Anonymous unique occupant identifiers for MUCs"),
     )
     options = (
