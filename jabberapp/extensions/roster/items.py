@@ -195,11 +195,17 @@ class RosterStore:
         self._turns = PerUserQueue()    # each user's changes, one at a time
         self._stale = set()             # usernames forgotten while their read was in flight
 
-    def load(self, username):
-        """Deferred: the user's Roster (from the cache when possible)."""
+    def cached(self, username):
+        """The user's Roster when it is in the cache (treat it as read-only), else None."""
         roster = self._cache.get(username)
         if roster is not None:
             self._cache.move_to_end(username)
+        return roster
+
+    def load(self, username):
+        """Deferred: the user's Roster (from the cache when possible)."""
+        roster = self.cached(username)
+        if roster is not None:
             return defer.succeed(roster)
         d = defer.Deferred()
         waiting = self._loading.get(username)

@@ -36,6 +36,16 @@ session; when the session goes unavailable -- by its own unavailable presence, a
 a dropped connection, all of which reach PRESENCE_BROADCAST -- those JIDs get unavailable
 presence too, unless they already got it as subscribed contacts. A session that never sent
 initial presence does it from SESSION_CLOSED.
+
+Order (issue 11 §9): every presence a user's sessions send -- broadcasts, directed presence,
+the unavailable presence a closing session owes its directed recipients -- leaves in the
+order it was sent. The broadcast needs the user's roster, which is cached after the first
+read but may have to come from storage; directed presence needs nothing and would overtake
+it (a contact keeping the last presence it saw would keep a stale one). So both run in the
+user's turn (jabberapp.peruser): with nothing pending -- a cached roster -- a turn runs at
+once, with no extra read; directed presence sent while a broadcast waits for storage is
+held behind it (after every other PRE_PRESENCE hook, at ORDER_PRIORITY) and then routed as
+the core would have, through FILTER_OUTBOUND.
 """
 import copy
 
@@ -49,10 +59,12 @@ from jabberapp.extensions.roster import subscription
 from jabberapp.extensions.roster.items import RosterFull
 from jabberapp.extensions.roster.service import STATE_KEY, session_state
 from jabberapp.jid import InvalidJID, JID
+from jabberapp.peruser import PerUserQueue
 from jabberapp.xml import element, parse_element, serialize
 from jabberapp.xml.ns import NS_CLIENT
 
 MAX_KEPT_REQUEST = 4096   # bytes of a subscription request kept for later delivery
+ORDER_PRIORITY = -1000    # PRE_PRESENCE: hold directed presence after every other hook
 
 
 def presence(sender, recipient, type_=None):
@@ -86,9 +98,11 @@ class PresenceHandler:
         self.service = service
         self.host = service.host
         self.store = service.store
+        self._order = PerUserQueue()    # bare JID -> the user's presence, in order
 
     def install(self, host):
         host.hook(dispatch.PRE_PRESENCE, self.outgoing)
+        host.hook(dispatch.PRE_PRESENCE, self.keep_order, priority=ORDER_PRIORITY)
         host.hook(dispatch.PRESENCE_BARE, self.incoming)
         host.hook(dispatch.PRESENCE_FULL, self.incoming)
         host.hook(dispatch.PRESENCE_BROADCAST, self.broadcast)
@@ -162,6 +176,26 @@ class PresenceHandler:
             self.service.push(user.local, roster, [(contact, item)])
         if transition.presence == subscription.AVAILABLE:
             send_current(self.host, user, contact)
+
+    def keep_order(self, stanza, origin):
+        """PRE_PRESENCE, last: directed presence waits behind the user's pending
+        presence (a broadcast reading the roster), then is routed as the core would."""
+        if origin is None or stanza.get("to") is None:
+            return None
+        if stanza.get("type") not in (None, "unavailable"):
+            return None
+        user = origin.jid.bare()
+        if not self._order.busy(user):
+            return None     # the common case: nothing pending, the core routes it now
+        self._in_order(user, self.host.send_from_user, stanza, origin)
+        return dispatch.HANDLED
+
+    def _in_order(self, user, fn, *args):
+        """Run C{fn(*args)} in C{user}'s presence turn (now when nothing is pending)."""
+        d = self._order.run(user, fn, *args)
+        d.addErrback(lambda failure: self.host.log.failure(
+            "presence of {user} failed", failure, user=user))
+        return d
 
     # -- stanzas addressed to a local user ----------------------------------------------
 
@@ -256,11 +290,19 @@ class PresenceHandler:
         if stanza.get("type") == "unavailable":
             state = session_state(session)
             directed, state.directed = list(state.directed), {}
-        self._spawn(self._broadcast(stanza, session, directed), "presence broadcast failed")
+        user = session.jid.bare()
+        roster = None if self._order.busy(user) else self.store.cached(user.local)
+        if roster is not None:
+            # The common case: nothing of the user's pending, the roster cached.
+            self._send_broadcast(roster, stanza, session, directed)
+        else:
+            self._in_order(user, self._broadcast, stanza, session, directed)
 
     async def _broadcast(self, stanza, session, directed):
-        user = session.jid.bare()
-        roster = await self.store.load(user.local)
+        roster = await self.store.load(session.jid.local)
+        self._send_broadcast(roster, stanza, session, directed)
+
+    def _send_broadcast(self, roster, stanza, session, directed):
         subscribers = [jid for jid, item in roster.items.items()
                        if item.subscription in (subscription.FROM, subscription.BOTH)]
         for jid in subscribers:
@@ -310,7 +352,10 @@ class PresenceHandler:
         if state is None or not state.directed:
             return
         directed, state.directed = list(state.directed), {}
-        for target in directed:
+        self._in_order(session.jid.bare(), self._unavailable_to, session, directed)
+
+    def _unavailable_to(self, session, targets):
+        for target in targets:
             self.host.send_from_user(presence(session.jid, target, "unavailable"), session)
 
     def user_deleted(self, bare_jid):
