@@ -41,11 +41,12 @@ Order (issue 11 §9): every presence a user's sessions send -- broadcasts, direc
 the unavailable presence a closing session owes its directed recipients -- leaves in the
 order it was sent. The broadcast needs the user's roster, which is cached after the first
 read but may have to come from storage; directed presence needs nothing and would overtake
-it (a contact keeping the last presence it saw would keep a stale one). So both run in the
-user's turn (jabberapp.peruser): with nothing pending -- a cached roster -- a turn runs at
-once, with no extra read; directed presence sent while a broadcast waits for storage is
-held behind it (after every other PRE_PRESENCE hook, at ORDER_PRIORITY) and then routed as
-the core would have, through FILTER_OUTBOUND.
+it (a contact keeping the last presence it saw would keep a stale one). So a broadcast
+whose roster is not cached runs in the user's presence turn (jabberapp.peruser), and
+directed presence sent while the turn is busy is held behind it (after every other
+PRE_PRESENCE hook, at ORDER_PRIORITY), then routed as the core would have, through
+FILTER_OUTBOUND. With the roster cached and nothing pending -- the common case -- both go
+out at once, with no read and no queue.
 """
 import copy
 
