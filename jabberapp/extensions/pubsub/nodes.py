@@ -1,5 +1,5 @@
 """
-The storage layer of pubsub: what the protocol does with an L{INodeStore} beyond its
+XEP-0060 nodes in storage: what the protocol does with an L{INodeStore} beyond its
 single calls -- a node that must exist, every node of an owner, creation from the defaults,
 publishing with the number of items the node keeps, the last item.
 

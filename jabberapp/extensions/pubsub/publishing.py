@@ -1,5 +1,5 @@
 """
-The pubsub handlers that make nodes and items: create (§8.1, with <configure/>), publish
+XEP-0060 handlers that make nodes and items: create (§8.1, with <configure/>), publish
 (§7.1, publish-options preconditions §7.1.5, PEP auto-create), retract (§7.2) and items
 retrieval (§6.5: all, by id, max_items, XEP-0059 RSM).
 

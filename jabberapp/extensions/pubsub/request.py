@@ -1,6 +1,6 @@
 """
-A pubsub request as the handlers see it, and the checks of its attributes that every kind
-of request shares (XEP-0060 §6.1.3, §7.1.3).
+XEP-0060 requests as the handlers see them, and the checks of their attributes that every
+kind of request shares (§6.1.3, §7.1.3).
 """
 from dataclasses import dataclass
 
