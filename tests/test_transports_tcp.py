@@ -1,15 +1,19 @@
 """
-jabberapp.transports.tcp: accepted connections send at once when nothing is queued.
+jabberapp.transports.tcp: accepted connections send at once when nothing is queued, and the
+TCPTransport adapter under c2s streams.
 """
 import socket
 
 from OpenSSL import SSL
+from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.testing import MemoryReactor, MemoryReactorClock
+from twisted.internet.testing import MemoryReactor, MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
+from jabberapp.interfaces import ITransport
 from jabberapp.transports import tcp as transport
 from jabberapp.tls import ensure_self_signed, server_tls_options
 
@@ -93,3 +97,85 @@ class SendAtOnceTests(SynchronousTestCase):
         port.stopListening()
         reactor.advance(0)
         self.assertNotIn(port, reactor.getReaders())
+
+
+class _Stream:
+    """What a transport's factory opens: records what the transport hands it."""
+
+    def __init__(self, transport):
+        self.transport = transport
+        self.received = []
+        self.lost = []
+
+    def data_received(self, data):
+        self.received.append(data)
+
+    def connection_lost(self, reason):
+        self.lost.append(reason)
+
+
+class _Factory:
+    secure = False
+
+    def __init__(self, tls_options=None):
+        self.tls_options = tls_options
+        self.streams = []
+
+    def open_stream(self, transport):
+        stream = _Stream(transport)
+        self.streams.append(stream)
+        return stream
+
+
+class _TLSStringTransport(StringTransport):
+    tls_started_with = None
+
+    def startTLS(self, options):
+        self.tls_started_with = options
+
+
+class TCPTransportTests(SynchronousTestCase):
+    """TCPTransport: the ITransport between a Twisted connection and a stream."""
+
+    def connect(self, tls_options=None):
+        factory = _Factory(tls_options)
+        adapter = transport.TCPTransport(factory)
+        connection = _TLSStringTransport(peerAddress=IPv4Address("TCP", "203.0.113.5", 4000))
+        adapter.makeConnection(connection)
+        return adapter, connection, factory.streams[0]
+
+    def test_interface(self):
+        """A connected TCPTransport provides ITransport and reports the peer's address."""
+        adapter, _, _ = self.connect()
+        verifyObject(ITransport, adapter)
+        self.assertEqual(adapter.peer_address, "203.0.113.5")
+
+    def test_bytes_both_ways(self):
+        """Bytes read go to the stream the factory opened; bytes written go out; the end of
+        the connection is reported to the stream."""
+        adapter, connection, stream = self.connect()
+        self.assertIs(stream.transport, adapter)
+        adapter.dataReceived(b"<a/>")
+        adapter.write(b"<b/>")
+        self.assertEqual((stream.received, connection.value()), ([b"<a/>"], b"<b/>"))
+        adapter.connectionLost(None)
+        self.assertEqual(stream.lost, [None])
+
+    def test_starttls(self):
+        """STARTTLS is possible once, with the factory's options; then the transport is
+        secure; close() loses the connection."""
+        options = object()
+        adapter, connection, _ = self.connect(tls_options=options)
+        self.assertTrue(adapter.can_start_tls)
+        self.assertEqual(adapter.channel_bindings(), {})
+        adapter.start_tls()
+        self.assertIs(connection.tls_started_with, options)
+        self.assertTrue(adapter.secure)
+        self.assertFalse(adapter.can_start_tls)
+        adapter.close()
+        self.assertTrue(connection.disconnecting)
+
+    def test_no_tls_configured(self):
+        """Without TLS options STARTTLS is not possible."""
+        adapter, _, _ = self.connect()
+        self.assertFalse(adapter.can_start_tls)
