@@ -7,6 +7,8 @@ IQ table and hook chains the server runs. Only the edges are fake:
 
 - L{FakeSession} is a bound c2s resource (an ISession) that records what it is sent, after
   the host's outbound pipeline (IHost.add_outbound_stage) as a real session.
+- C{host.connect()} is a c2s connection without a socket (L{FakeTransport}): its stream is the
+  real negotiation, so stream features and outbound stages are tested with plain bytes.
 - C{host.remote} is the router's destination for every other domain; it records too.
 - C{host.sent} is every stanza that left the server, in order: whatever was delivered to a
   FakeSession of this host or handed to the remote destination.
@@ -46,17 +48,19 @@ from zope.interface import implementer
 from jabberapp import dispatch
 from jabberapp import stanza as st
 from jabberapp.auth import InternalAuthProvider
+from jabberapp.c2s.stream import C2SFactory
 from jabberapp.errors import StreamError
 from jabberapp.host import HostAPI, VirtualHost
-from jabberapp.interfaces import IHost, ISession
+from jabberapp.interfaces import IHost, ISession, ITransport
 from jabberapp.jid import JID
 from jabberapp.router import Router
 from jabberapp.sessions import presence_without_to, session_ended
 from jabberapp.sasl.scram import derive_all
+from jabberapp.sasl.throttle import FailureThrottle
 from jabberapp.storage.memory import MemoryStorage
 from jabberapp.xml import parse_element
 
-__all__ = ["FakeHost", "FakeRemote", "FakeSession", "parse"]
+__all__ = ["FakeHost", "FakeRemote", "FakeSession", "FakeTransport", "parse"]
 
 # The lowest iteration count SCRAM allows (RFC 7677): test accounts need no real cost.
 _TEST_ITERATIONS = 4096
@@ -141,6 +145,60 @@ class FakeSession:
 
     def __repr__(self):
         return f"<FakeSession {self.jid}>"
+
+
+@implementer(ITransport)
+class FakeTransport:
+    """
+    A c2s connection without a socket (an ITransport): C{feed(bytes)} plays what the client
+    sends, C{take()} returns what the server wrote since the last take, C{drop()} loses the
+    connection. STARTTLS only makes it C{secure}. Made by L{FakeHost.connect}, whose
+    C{stream} is the real negotiation (jabberapp.stream.negotiation.ClientStream): stream
+    features and outbound stages are tested with plain bytes.
+    """
+
+    def __init__(self, secure=False, tls=True, peer_address="192.0.2.1"):
+        self.secure = secure
+        self.tls = tls
+        self.peer_address = peer_address
+        self.written = bytearray()
+        self.closed = False
+        self.stream = None
+
+    @property
+    def can_start_tls(self):
+        """See ITransport.can_start_tls."""
+        return self.tls and not self.secure
+
+    def write(self, data):
+        """See ITransport.write: kept for take()."""
+        self.written += data
+
+    def start_tls(self):
+        """See ITransport.start_tls: the connection is now secure."""
+        self.secure = True
+
+    def channel_bindings(self):
+        """See ITransport.channel_bindings: none (no real TLS)."""
+        return {}
+
+    def close(self):
+        """See ITransport.close."""
+        self.closed = True
+
+    def feed(self, data):
+        """Bytes from the client (str is encoded as UTF-8)."""
+        self.stream.data_received(data.encode() if isinstance(data, str) else data)
+
+    def take(self):
+        """What the server wrote since the last take()."""
+        data = bytes(self.written)
+        self.written.clear()
+        return data
+
+    def drop(self):
+        """The connection is lost (without a close)."""
+        self.stream.connection_lost(None)
 
 
 class _DirectConfig(dict):
@@ -229,6 +287,20 @@ class FakeHost:
                 return stanza
         self.router.route(stanza, origin)
         return stanza
+
+    def connect(self, secure=True, require_encryption=True, peer_address="192.0.2.1"):
+        """
+        A new c2s connection to this host: a L{FakeTransport} whose C{stream} negotiates as
+        a real client stream does (the core's steps, then the extensions' stream features),
+        on a listener with this host's clock. C{secure}: as if STARTTLS or direct TLS were
+        done.
+        """
+        listener = C2SFactory({self.domain: self.virtual_host}, tls_options=object(),
+                              clock=self.clock, throttle=FailureThrottle(self.clock),
+                              require_encryption=require_encryption)
+        transport = FakeTransport(secure=secure, peer_address=peer_address)
+        transport.stream = listener.open_stream(transport)
+        return transport
 
     def session(self, jid):
         """The session bound to C{jid} (str or JID), or None."""

@@ -7,16 +7,15 @@ import re
 
 from twisted.internet import defer
 from twisted.internet.task import Clock
-from zope.interface import implementer
 
 from jabberapp.auth import InternalAuthProvider
 from jabberapp.c2s.stream import C2SFactory
 from jabberapp.host import VirtualHost
-from jabberapp.interfaces import ITransport
 from jabberapp.router import Router
 from jabberapp.sasl.scram import derive_all
 from jabberapp.sasl.throttle import FailureThrottle
 from jabberapp.storage.memory import MemoryStorage
+from jabberapp.testing import FakeTransport
 from tests.scram_client import Client
 
 HEADER = (b"<?xml version='1.0'?><stream:stream to='example.org' version='1.0' "
@@ -26,48 +25,17 @@ CREDENTIALS = derive_all(PASSWORD, 4096)
 NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
 
 
-@implementer(ITransport)
-class BytesTransport:
-    """An ITransport that keeps what is written; STARTTLS only flips C{secure}."""
+class BytesTransport(FakeTransport):
+    """jabberapp.testing's FakeTransport, remembering whether STARTTLS was asked for."""
+
+    tls_started = False
 
     def __init__(self, tls=True, secure=False, peer_address="198.51.100.7"):
-        self.tls = tls
-        self.secure = secure
-        self.peer_address = peer_address
-        self.written = bytearray()
-        self.closed = False
-        self.tls_started = False
-        self.stream = None
-
-    @property
-    def can_start_tls(self):
-        return self.tls and not self.secure
-
-    def write(self, data):
-        self.written += data
+        super().__init__(secure=secure, tls=tls, peer_address=peer_address)
 
     def start_tls(self):
-        self.tls_started = self.secure = True
-
-    def channel_bindings(self):
-        return {}
-
-    def close(self):
-        self.closed = True
-
-    def take(self):
-        """What was written since the last take()."""
-        data = bytes(self.written)
-        self.written.clear()
-        return data
-
-    def feed(self, data):
-        """Bytes from the client."""
-        self.stream.data_received(data)
-
-    def drop(self):
-        """The connection is gone."""
-        self.stream.connection_lost(None)
+        super().start_tls()
+        self.tls_started = True
 
 
 class World:
