@@ -166,6 +166,10 @@ def test_pep_notification_to_remote_contact(pair):
         # New caps (a new ver) announced now that alice's roster has bob as a contact.
         bob.plugin["xep_0163"].add_interest(NS_TUNE)
         await bob.plugin["xep_0115"].update_caps(broadcast=True)
+        # update_caps addresses its presence to each contact, which leaves b.test's record of
+        # bob's broadcast presence (what it answers a.test's probes with) on the old caps:
+        # a broadcast makes both servers agree, so a late probe answer cannot undo it.
+        bob.send_presence()
         await alice.plugin["xep_0060"].publish(None, NS_TUNE, id="t1", payload=entry("one"))
         # Delivered on publish if a.test verified bob's caps already, else as the last
         # item once it has: either way a notification from alice's bare JID.

@@ -249,8 +249,6 @@ def test_pep_publish_flood(server):
         account.close()
 
 
-@pytest.mark.xfail(reason="the PEP node count is read outside the owner's turn, so "
-                          "pipelined publishes to new nodes all pass max_nodes")
 def test_pep_node_limit_under_pipelined_creation(server):
     """Publishes to new nodes sent together create no more than max_nodes nodes."""
     account = Account(server, "pepnodes")
