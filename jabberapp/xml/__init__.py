@@ -1,11 +1,45 @@
-"""Sans-I/O XML for XMPP streams: namespaces, element builder, parser, serializer."""
+"""
+Sans-I/O XML for XMPP streams: namespaces, element builder, parser, serializer.
+
+``from jabberapp.xml import StreamParser, element, serialize, stream_header, NS_CLIENT, ...``
+is the usual way in. The namespace constants are imported here at once (``ns`` imports
+nothing of this package); the other names are imported from the module that defines them
+when first used (PEP 562), so this ``__init__`` loads none of the modules that import each
+other (parser, serializer, restricted, header): importing one of them, or ``jabberapp.xml.ns``,
+never runs the others first, and there is no import cycle through the package.
+"""
+import importlib
+
 from jabberapp.xml import ns as _ns
 from jabberapp.xml.ns import *  # noqa: F401,F403 -- every NS_* constant
-from jabberapp.xml.parser import StreamClosed, StreamOpened, StreamParser, parse_element
-from jabberapp.xml.serializer import element, serialize, stream_header
+
+# Name -> the module that defines it.
+_EXPORTS = {
+    "element": "jabberapp.xml.serializer",
+    "serialize": "jabberapp.xml.serializer",
+    "stream_header": "jabberapp.xml.serializer",
+    "parse_element": "jabberapp.xml.parser",
+    "StreamParser": "jabberapp.xml.parser",
+    "StreamOpened": "jabberapp.xml.events",
+    "StreamClosed": "jabberapp.xml.events",
+}
 
 __all__ = [
     "element", "serialize", "stream_header", "parse_element",
     "StreamParser", "StreamOpened", "StreamClosed",
     *sorted(name for name in vars(_ns) if name.startswith("NS_")),
 ]
+
+
+def __getattr__(name):
+    """The exported C{name}, from the module that defines it (then kept here)."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
