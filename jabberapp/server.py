@@ -166,6 +166,9 @@ class ServerService(Service):
         common = dict(hosts=self.hosts, clock=self.reactor, throttle=throttle,
                       require_encryption=c2s.require_encryption,
                       max_stanza_size=c2s.max_stanza_size,
+                      max_send_buffer=c2s.max_send_buffer,
+                      send_buffer_timeout=c2s.send_buffer_timeout,
+                      read_rate=c2s.read_rate, read_burst=c2s.read_burst,
                       mechanisms=frozenset(self.settings.auth.mechanisms) or None)
         plain = C2SFactory(tls_options=self.tls_options, **common)
         self._listen_on("c2s", c2s.port, plain)

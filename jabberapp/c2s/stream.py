@@ -9,6 +9,7 @@ the Session it binds (jabberapp.stream.session).
 """
 from twisted.internet.protocol import ServerFactory
 
+from jabberapp.stream.flow import Intake, OutputFlow
 from jabberapp.stream.negotiation import ClientStream, CoreSteps
 from jabberapp.tls import channel_bindings  # noqa: F401 (its old import path; tests patch it)
 from jabberapp.stream.saslauth import MAX_SASL_ATTEMPTS, SASLAuth
@@ -33,7 +34,8 @@ class C2SFactory(ServerFactory):
 
     def __init__(self, hosts, tls_options, clock, throttle, require_encryption=True,
                  max_stanza_size=262144, negotiation_timeout=60.0, secure=False,
-                 mechanisms=None):
+                 mechanisms=None, max_send_buffer=4194304, send_buffer_timeout=30.0,
+                 read_rate=0, read_burst=0.0):
         self.hosts = hosts                  # domain -> VirtualHost
         self.tls_options = tls_options      # for STARTTLS (None: no TLS offered)
         self.clock = clock
@@ -43,6 +45,11 @@ class C2SFactory(ServerFactory):
         self.negotiation_timeout = negotiation_timeout
         self.secure = secure                # direct TLS listener (XEP-0368)
         self.mechanisms = mechanisms        # frozenset of SASL names to offer; None: all
+        # Flow control (jabberapp.stream.flow): output backpressure and the read rate.
+        self.max_send_buffer = max_send_buffer
+        self.send_buffer_timeout = send_buffer_timeout
+        self.read_rate = read_rate          # bytes/s; 0: not limited
+        self.read_burst = read_burst        # seconds of read_rate saved up
 
     def buildProtocol(self, addr):
         return TCPTransport(self)
@@ -50,3 +57,11 @@ class C2SFactory(ServerFactory):
     def open_stream(self, transport):
         """The ClientStream for a new connection's C{transport} (an ITransport)."""
         return ClientStream(transport, self, CORE_STEPS)
+
+    def open_flow(self, connection, stream):
+        """The flow control (an OutputFlow with its Intake) of C{stream} on the Twisted
+        transport C{connection}: see jabberapp.stream.flow."""
+        intake = Intake(connection, stream.data_received, self.clock, self.read_rate,
+                        self.read_burst, stream)
+        return OutputFlow(connection, stream, intake, self.clock, self.max_send_buffer,
+                          self.send_buffer_timeout)

@@ -156,6 +156,23 @@ CORE_SCHEMA: Mapping[str, tuple[Option, ...]] = MappingProxyType({
         Option("max_stanza_size", int_range(10000, 2**31 - 1), 262144,
                "Largest client stanza accepted, in bytes; a larger one closes the stream "
                "with policy-violation. RFC 6120 requires at least 10000."),
+        Option("max_send_buffer", int_range(65536, 2**31 - 1), 4194304,
+               "Bytes that may wait to be sent to one client that does not read fast "
+               "enough. Past it, stanzas to that client are refused (messages go to "
+               "offline storage when it has no other resource, otherwise the sender gets "
+               "resource-constraint) and the connections sending to it are not read "
+               "until it drains."),
+        Option("send_buffer_timeout", positive_seconds, 30.0,
+               "Seconds a client's send buffer may stay past max_send_buffer; then its "
+               "stream is closed with policy-violation and what was queued is freed."),
+        Option("read_rate", int_range(0, 2**31 - 1), 100000,
+               "Bytes per second read from one client connection (Prosody's "
+               "limits.c2s.rate); past it the connection is not read until it is within "
+               "the rate again, so nothing is lost, only slowed. 0: no limit."),
+        Option("read_burst", positive_seconds, 5.0,
+               "Seconds of read_rate a quiet client saves up and may then send at once "
+               "(Prosody's limits.c2s.burst): 5 s at 100000 bytes/s lets a client send "
+               "500 kB at full speed (a login, an avatar) before the rate applies."),
     ),
     "s2s": (
         Option("enabled", bool, True,
@@ -210,6 +227,13 @@ CORE_SCHEMA: Mapping[str, tuple[Option, ...]] = MappingProxyType({
         Option("max_stanza_size", int_range(10000, 2**31 - 1), 524288,
                "Largest stanza accepted from a server, in bytes; a larger one closes the "
                "stream with policy-violation."),
+        Option("read_rate", int_range(0, 2**31 - 1), 1000000,
+               "Bytes per second read from one server-to-server connection, either "
+               "direction (Prosody's limits.s2sin.rate); past it the connection is not "
+               "read until it is within the rate again. 0: no limit."),
+        Option("read_burst", positive_seconds, 5.0,
+               "Seconds of read_rate a quiet server-to-server connection saves up and may "
+               "then send at once."),
     ),
     "components": (
         Option("interface", ip_address, "127.0.0.1",

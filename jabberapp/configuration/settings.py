@@ -57,6 +57,10 @@ class C2SConfig:
     direct_tls_port: int = 5223
     require_encryption: bool = True
     max_stanza_size: int = 262144
+    max_send_buffer: int = 4194304
+    send_buffer_timeout: float = 30.0
+    read_rate: int = 100000
+    read_burst: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,8 @@ class S2SConfig:
     negotiation_timeout: float = 60.0
     idle_timeout: float = 600.0
     max_stanza_size: int = 524288
+    read_rate: int = 1000000
+    read_burst: float = 5.0
 
     def routes_for(self, domain: str) -> tuple[S2SRoute, ...]:
         """The static targets of C{domain}, in the order written (empty: use DNS)."""

@@ -37,6 +37,7 @@ from jabberapp.errors import StreamError
 from jabberapp.jid import InvalidJID, JID
 from jabberapp.logging import logger
 from jabberapp.s2s import dialback
+from jabberapp.stream.flow import Intake
 from jabberapp.stream.xmlstream import XMLStreamProtocol, addressed_domain
 from jabberapp.tls import PeerCertificate, tls_version
 from jabberapp.xml import StreamParser
@@ -68,6 +69,7 @@ class S2SStream(XMLStreamProtocol):
 
     stream_ns = NS_SERVER
     direction = None
+    intake = None   # the Intake of the connection, once made
 
     def __init__(self, manager, secure=False):
         size = manager.config.max_stanza_size
@@ -87,6 +89,17 @@ class S2SStream(XMLStreamProtocol):
         host = getattr(peer, "host", "?")
         port = getattr(peer, "port", None)
         self.peer_address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        # Reads go through the link's read rate limit (jabberapp.stream.flow).
+        config = self.manager.config
+        self.intake = Intake(self.transport, self.data_received, self.manager.clock,
+                             getattr(config, "read_rate", 0), getattr(config, "read_burst", 0),
+                             f"s2s {self.direction} {self.peer_address}")
+        self.dataReceived = self.intake.read
+
+    def connectionLost(self, reason=None):
+        if self.intake is not None:
+            self.intake.stop()
+        super().connectionLost(reason)
 
     def send_header(self, attrs):
         # xmlns:db announces dialback support (XEP-0220 §2.1); older servers look for it.

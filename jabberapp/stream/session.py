@@ -31,7 +31,7 @@ class Session:
 
     # An idle session costs this much and no more: no per-instance dict.
     __slots__ = ("host", "jid", "priority", "available", "presence", "state", "stream",
-                 "secure", "ended", "_closing", "_pipeline", "__weakref__")
+                 "secure", "ended", "flow", "_closing", "_pipeline", "__weakref__")
 
     def __init__(self, host, jid):
         self.host = host
@@ -43,6 +43,7 @@ class Session:
         self.stream = None          # the attached ClientStream; None while detached
         self.secure = False
         self.ended = False
+        self.flow = None            # the OutputFlow while the connection is congested
         self._closing = False
         self._pipeline = host.outbound
 
@@ -50,6 +51,9 @@ class Session:
 
     def send(self, stanza):
         """See IClientSession.send."""
+        flow = self.flow
+        if flow is not None and not flow.admit(self, stanza):
+            return      # the send buffer is full: refused and answered (stream/flow.py)
         pipeline = self._pipeline
         if pipeline.stages:
             stanza = pipeline.run(self, stanza)

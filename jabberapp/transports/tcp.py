@@ -35,11 +35,13 @@ class TCPTransport(Protocol):
     One accepted TCP connection (plain, with STARTTLS, or direct TLS) under a stream.
 
     The factory provides C{open_stream(transport)} (the stream, with data_received() and
-    connection_lost()), C{tls_options} (for STARTTLS; None: not offered) and C{secure}
+    connection_lost()), C{open_flow(connection, stream)} (its flow control, or None),
+    C{tls_options} (for STARTTLS; None: not offered) and C{secure}
     (a direct TLS listener, XEP-0368).
     """
 
     stream = None
+    flow = None     # the stream's flow control: factory.open_flow (jabberapp.stream.flow)
 
     def __init__(self, factory):
         self.factory = factory
@@ -58,13 +60,18 @@ class TCPTransport(Protocol):
         # data_received is what Twisted calls.
         self.write = self.transport.write
         self.stream = self.factory.open_stream(self)
-        self.dataReceived = self.stream.data_received
+        self.flow = flow = self.factory.open_flow(self.transport, self.stream)
+        self.dataReceived = self.stream.data_received if flow is None else flow.intake.read
 
     def dataReceived(self, data):
         """Bytes read (replaced by the stream's data_received once connected)."""
         self.stream.data_received(data)
 
     def connectionLost(self, reason=None):
+        flow = self.flow
+        if flow is not None:
+            flow.release()
+            flow.intake.stop()
         if self.stream is not None:
             self.stream.connection_lost(reason)
 
@@ -93,6 +100,8 @@ class TCPTransport(Protocol):
 
     def close(self):
         """See ITransport.close."""
+        if self.flow is not None:
+            self.flow.release()     # a registered producer would hold the close back
         self.transport.loseConnection()
 
 

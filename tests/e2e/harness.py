@@ -129,9 +129,10 @@ class ServerProcess:
     """A jabberapp server in a subprocess with its own data directory and config file."""
 
     def __init__(self, directory, hosts=("localhost",), config="", plugin_path=None, s2s="",
-                 s2s_port=None):
-        """C{config} is appended to the generated file; C{s2s} holds extra [s2s] options
-        (federation listens on C{s2s_port}, by default a free loopback port)."""
+                 s2s_port=None, c2s=""):
+        """C{config} is appended to the generated file; C{s2s} and C{c2s} hold extra [s2s]
+        and [c2s] options (federation listens on C{s2s_port}, by default a free loopback
+        port)."""
         self.directory = str(directory)
         self.hosts = hosts
         self.config_path = os.path.join(self.directory, "jabberapp.ini")
@@ -155,6 +156,7 @@ class ServerProcess:
                 interface = 127.0.0.1
                 port = {self.port}
                 direct_tls_port = {self.direct_tls_port}
+                """) + textwrap.dedent(c2s).strip("\n") + "\n" + textwrap.dedent(f"""\
                 [auth]
                 scram_iterations = 4096
                 [s2s]
