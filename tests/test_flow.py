@@ -337,3 +337,15 @@ class FileDescriptorTests(SynchronousTestCase):
         from twisted.internet.abstract import FileDescriptor
         fd = FileDescriptor(reactor=Clock())
         self.assertEqual(flow.queued_bytes(fd), 0)
+
+
+class UnblockableTests(SynchronousTestCase):
+    """An Intake made with blockable=False is never named as the connection being read."""
+
+    def test_not_named(self):
+        """NOW.intake stays None while an unblockable Intake's bytes are handled."""
+        seen = []
+        intake = Intake(StringTransport(), lambda data: seen.append(NOW.intake), Clock(),
+                        blockable=False)
+        intake.read(b"x")
+        self.assertEqual(seen, [None])

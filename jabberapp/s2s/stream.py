@@ -93,7 +93,7 @@ class S2SStream(XMLStreamProtocol):
         config = self.manager.config
         self.intake = Intake(self.transport, self.data_received, self.manager.clock,
                              getattr(config, "read_rate", 0), getattr(config, "read_burst", 0),
-                             f"s2s {self.direction} {self.peer_address}")
+                             f"s2s {self.direction} {self.peer_address}", blockable=False)
         self.dataReceived = self.intake.read
 
     def connectionLost(self, reason=None):

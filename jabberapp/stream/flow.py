@@ -23,7 +23,9 @@ read. While congested, each stanza for the session is admitted while fewer than
 ``max_send_buffer`` bytes are queued; past that it is refused (``refuse``: offline storage or
 an error to its sender, RFC 6120 §8.3.3.18 resource-constraint, never dropped without a word
 where the RFCs allow an answer) and the connection being read at that moment -- the sender --
-is paused until the slow session drains or goes. A session whose buffer is still full
+is paused until the slow session drains or goes. Server-to-server links are never paused
+this way: one carries many users' stanzas, and a local user who stops reading must not stall
+federation with a whole domain; what they bring for a full session is refused all the same. A session whose buffer is still full
 ``send_buffer_timeout`` seconds after the first refusal is closed with policy-violation, its
 queued bytes thrown away first (the client was not reading them) and its connection aborted,
 so their memory is freed at once and not when the peer finally times out.
@@ -89,12 +91,15 @@ class Intake:
     The read side of one connection: C{handle(data)} (the stream's data_received) behind a
     token bucket (C{rate} bytes/s, C{burst} seconds; rate 0: no limit); pauses and resumes
     the Twisted C{transport} (an IProducer: pauseProducing stops reading) for each reason
-    separately. C{name} is shown in log lines.
+    separately. C{name} is shown in log lines. A C{blockable} connection is paused while
+    it sends to a session whose send buffer is full; others only have such stanzas refused.
     """
 
-    __slots__ = ("transport", "handle", "clock", "bucket", "paused", "name", "_timer")
+    __slots__ = ("transport", "handle", "clock", "bucket", "paused", "name", "_timer",
+                 "_current")
 
-    def __init__(self, transport, handle, clock, rate=0, burst=0.0, name=None):
+    def __init__(self, transport, handle, clock, rate=0, burst=0.0, name=None,
+                 blockable=True):
         self.transport = transport
         self.handle = handle
         self.clock = clock
@@ -102,6 +107,7 @@ class Intake:
         self.paused = 0             # RATE | BLOCKED bits
         self.name = name
         self._timer = None          # the end of a RATE pause
+        self._current = self if blockable else None     # what NOW.intake says while read
 
     def read(self, data):
         """Bytes read from the connection (this is its dataReceived)."""
@@ -114,7 +120,7 @@ class Intake:
                 self.pause(RATE)
                 self._timer = self.clock.callLater(delay, self._refilled)
         now = NOW
-        previous, now.intake = now.intake, self
+        previous, now.intake = now.intake, self._current
         try:
             self.handle(data)
         finally:
