@@ -35,8 +35,8 @@ class TCPTransport(Protocol):
     One accepted TCP connection (plain, with STARTTLS, or direct TLS) under a stream.
 
     The factory provides C{open_stream(transport)} (the stream, with data_received() and
-    connection_lost()), C{open_flow(connection, stream)} (its flow control, or None),
-    C{tls_options} (for STARTTLS; None: not offered) and C{secure}
+    connection_lost()), optionally C{open_flow(connection, stream)} (its flow control,
+    jabberapp.stream.flow), C{tls_options} (for STARTTLS; None: not offered) and C{secure}
     (a direct TLS listener, XEP-0368).
     """
 
@@ -60,7 +60,8 @@ class TCPTransport(Protocol):
         # data_received is what Twisted calls.
         self.write = self.transport.write
         self.stream = self.factory.open_stream(self)
-        self.flow = flow = self.factory.open_flow(self.transport, self.stream)
+        open_flow = getattr(self.factory, "open_flow", None)
+        self.flow = flow = open_flow(self.transport, self.stream) if open_flow else None
         self.dataReceived = self.stream.data_received if flow is None else flow.intake.read
 
     def dataReceived(self, data):
