@@ -6,10 +6,9 @@ from zope.interface.verify import verifyObject
 from jabberapp import dispatch
 from jabberapp.c2s.stream import CORE_STEPS
 from jabberapp.errors import StreamError
-from jabberapp.host import HostAPI
-from jabberapp.testing import parse
 from jabberapp.interfaces import (IClientSession, IClientStream, IStreamFeature,
                                   ITransport)
+from jabberapp.testing import parse
 from jabberapp.xml import element
 from tests.c2s_bytes import HEADER, NS_SASL, BytesTransport, World
 
