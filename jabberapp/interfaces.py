@@ -220,7 +220,8 @@ class IClientSession(ISession):
     def send(stanza):
         """
         Send C{stanza} to the client: through the outbound pipeline, then to the attached
-        stream. Nothing is written while detached (a pipeline stage may have queued it).
+        stream. Nothing is written while detached (a pipeline stage may have queued it);
+        once the session has ended, nothing passes the pipeline either.
         """
 
     def release(stanza, after):

@@ -125,6 +125,20 @@ class DetachedTests(SynchronousTestCase):
         self.assertEqual(self.kept, [])
         self.assertTrue(session.ended)
 
+    def test_stages_hear_nothing_for_an_ended_session(self):
+        """Once a session has ended -- its own unavailable presence included -- nothing sent
+        to it reaches the outbound stages."""
+        transport = self.world.login()
+        transport.feed(b"<presence/>")
+        session = transport.stream.session
+        seen = []
+        self.world.host.outbound.add(lambda s, stanza: seen.append(stanza) or stanza)
+        session.close()
+        transport.drop()
+        session.send(message("late"))
+        self.assertTrue(session.ended)
+        self.assertEqual(seen, [])
+
     def test_session_close_is_not_kept(self):
         """A session closed by the server (conflict, shutdown) ends when its connection
         goes; the hook is not asked."""

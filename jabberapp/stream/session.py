@@ -56,6 +56,9 @@ class Session:
             return      # the send buffer is full: refused and answered (stream/flow.py)
         pipeline = self._pipeline
         if pipeline.stages:
+            if self.ended:
+                return      # no stage hears of a session that is over (checked only here:
+                            # without stages the detached stream already writes nothing)
             stanza = pipeline.run(self, stanza)
             if stanza is None:
                 return
