@@ -39,6 +39,7 @@ from jabberapp.jid import InvalidJID, JID
 from jabberapp.logging import logger
 from jabberapp.stream.xmlstream import XMLStreamProtocol, addressed_domain
 from jabberapp.xml import StreamParser, element
+from jabberapp.xml.namedict import TRUNK_STREAM_NAMES
 from jabberapp.xml.ns import NS_CLIENT, NS_COMPONENT
 
 __all__ = ["ComponentFactory", "ComponentStream", "handshake_digest"]
@@ -65,7 +66,7 @@ class ComponentStream(XMLStreamProtocol):
     def __init__(self, factory):
         super().__init__(max_stanza_size=factory.max_stanza_size)
         self.parser = StreamParser(max_stanza_size=factory.max_stanza_size,
-                                   canonical_from=NS_COMPONENT)
+                                   canonical_from=NS_COMPONENT, max_names=TRUNK_STREAM_NAMES)
         self.factory = factory
         self.route = None          # the ComponentRoute named in the stream header
         self.jid = None            # the component's domain JID once accepted

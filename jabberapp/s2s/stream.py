@@ -41,6 +41,7 @@ from jabberapp.stream.flow import Intake
 from jabberapp.stream.xmlstream import XMLStreamProtocol, addressed_domain
 from jabberapp.tls import PeerCertificate, tls_version
 from jabberapp.xml import StreamParser
+from jabberapp.xml.namedict import TRUNK_STREAM_NAMES
 from jabberapp.xml.ns import (NS_BIDI, NS_BIDI_FEATURE, NS_DIALBACK, NS_DIALBACK_FEATURE,
                               NS_SASL, NS_SERVER, NS_STREAM_ERRORS, NS_STREAMS, NS_TLS)
 
@@ -74,7 +75,8 @@ class S2SStream(XMLStreamProtocol):
     def __init__(self, manager, secure=False):
         size = manager.config.max_stanza_size
         super().__init__(max_stanza_size=size)
-        self.parser = StreamParser(max_stanza_size=size, canonical_from=NS_SERVER)
+        self.parser = StreamParser(max_stanza_size=size, canonical_from=NS_SERVER,
+                                   max_names=TRUNK_STREAM_NAMES)
         self.manager = manager
         self.secure = secure
         self.stream_id = None

@@ -41,13 +41,17 @@ import threading
 
 from lxml import etree
 
-__all__ = ["MAX_SHARED_NAMES", "MAX_STREAM_NAMES", "NameScope", "available", "shared_names"]
+__all__ = ["MAX_SHARED_NAMES", "MAX_STREAM_NAMES", "NameScope", "TRUNK_STREAM_NAMES", "available",
+           "shared_names"]
 
 # Distinct strings one stream may intern.  A client's whole vocabulary is a few hundred names
 # and namespaces (everything the test suite sends, all XEPs together, is about 1 500 strings,
 # most of them short attribute values); the rest are short values and texts (XEP-0198 'h'
 # counters up to 999, three-letter ids and bodies), at most a few thousand in a long session.
 MAX_STREAM_NAMES = 20000
+# s2s links and component streams carry many users' traffic for days (short texts and
+# values of up to 3 bytes are interned too): they get a larger allowance.
+TRUNK_STREAM_NAMES = 100000
 # Strings the thread's shared dictionary may hold before it is replaced.  Replacing is cheap
 # (names are interned again as they are used), so this is only a bound, not a cache size.
 MAX_SHARED_NAMES = 50000
