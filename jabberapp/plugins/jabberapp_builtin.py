@@ -17,6 +17,7 @@ from jabberapp.extensions.private import private_storage
 from jabberapp.extensions.pubsub.plugin import pep, pubsub_service
 from jabberapp.extensions.register import register
 from jabberapp.extensions.roster.extension import roster
+from jabberapp.extensions.sm import stream_management
 from jabberapp.extensions.vcard import vcard_temp
 from jabberapp.extensions.version import software_version
 
@@ -36,5 +37,6 @@ __all__ = [
     "roster",
     "service_discovery",
     "software_version",
+    "stream_management",
     "vcard_temp",
 ]

@@ -180,7 +180,9 @@ class ClientStream(XMLStream):
         if tag in STANZA_TAGS:
             session = self.session
             if session is not None:
-                return client_stanza(session, el)
+                client_stanza(session, el)
+                session.received += 1
+                return None
             return self._stanza_unbound(el)
         step = self._owner(etree.QName(el).namespace)
         if step is None:

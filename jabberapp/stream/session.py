@@ -31,7 +31,8 @@ class Session:
 
     # An idle session costs this much and no more: no per-instance dict.
     __slots__ = ("host", "jid", "priority", "available", "presence", "state", "stream",
-                 "secure", "ended", "flow", "_closing", "_pipeline", "__weakref__")
+                 "secure", "ended", "flow", "received", "_closing", "_pipeline",
+                 "__weakref__")
 
     def __init__(self, host, jid):
         self.host = host
@@ -44,6 +45,7 @@ class Session:
         self.secure = False
         self.ended = False
         self.flow = None            # the OutputFlow while the connection is congested
+        self.received = 0           # stanzas its client sent that the intake took (XEP-0198 h)
         self._closing = False
         self._pipeline = host.outbound
 

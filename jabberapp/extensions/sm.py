@@ -1,0 +1,362 @@
+"""
+XEP-0198: Stream Management (urn:xmpp:sm:3) -- acks and resumption for c2s sessions.
+
+Theory of operation
+-------------------
+One IStreamFeature step, one outbound stage and two session hooks, all through IHost:
+
+- **Enable.** <sm/> is advertised once the stream is authenticated. <enable/> on a bound
+  stream starts counting both ways; with resume='true' the session gets an unguessable id
+  and may outlive its connection for ``resume_timeout`` seconds (``max`` in <enabled/>).
+  <enable/> before binding, or twice, is <failed/> with <unexpected-request/>.
+- **Inbound count.** h is the number of stanzas the session's intake took since <enable/>
+  (``session.received``, counted by the core after the intake handled each stanza: routed,
+  answered, stored or bounced). <r/> is answered with <a h=…/>.
+- **Outbound queue.** The stage, registered last before the wire, numbers every stanza to
+  an enabled session and keeps a copy (a later hook may alter the shared element) until the
+  client's <a h=…/> acknowledges it. Once ``request_every`` stanzas are unacknowledged an
+  <r/> follows them (written on the next reactor turn, after the stanza). Past
+  ``max_queue`` unacknowledged stanzas the session is closed with <policy-violation/>, as
+  Prosody does. An h above what was sent is <undefined-condition/> with
+  <handled-count-too-high/>.
+- **Drop and resume.** A connection that drops without a close detaches the session;
+  SESSION_DETACHED keeps it when resumption was enabled and starts the resumption timer.
+  While detached the stage still numbers and queues (nothing is written). A new stream,
+  authenticated as the same account and not bound, sends <resume previd=… h=…/>: the
+  session is adopted by the new stream (an old stream still attached is closed: the
+  client came back before the server saw the drop), <resumed/> carries our h, and every
+  stanza after the client's h is written again, in order, once. An unknown or expired id,
+  or one of another account, is <failed/> with <item-not-found/> and tells nothing more.
+- **The end.** A session that times out, closes cleanly or is closed for any reason ends
+  as the core ends sessions (unavailable presence, unbind, SESSION_CLOSED); then its
+  unacknowledged stanzas are handled as RFC 6121 says for undelivered ones: chat and
+  normal messages go back through delivery to the bare JID (another resource, else
+  offline storage, else the core's error) with a XEP-0203 <delay/> of when they were first
+  sent; IQ requests are answered with <service-unavailable/>; presence, headlines,
+  groupchat and errors are dropped.
+"""
+import copy
+import secrets
+from collections import deque
+from datetime import datetime, timezone
+
+from twisted.plugin import IPlugin
+from zope.interface import implementer
+
+from jabberapp import dispatch
+from jabberapp import stanza as st
+from jabberapp.config import Option, int_range
+from jabberapp.errors import StanzaError, StreamError
+from jabberapp.interfaces import IExtension, IStreamFeature
+from jabberapp.specs import Spec
+from jabberapp.xml import element
+
+NS_SM = "urn:xmpp:sm:3"
+NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+NS_DELAY = "urn:xmpp:delay"
+MOD = 2 ** 32                      # h wraps at 2^32 (XEP-0198 §5)
+# Last before the wire: what the client is sent is what is numbered and kept.
+STAGE_PRIORITY = -1000
+
+
+class HandledCountTooHigh(StreamError):
+    """<undefined-condition/> with XEP-0198's <handled-count-too-high/> (§4)."""
+
+    def __init__(self, h, sent):
+        super().__init__("undefined-condition", "You acknowledged stanzas never sent")
+        self.h = h
+        self.sent = sent
+
+    def to_element(self):
+        error = super().to_element()
+        error.append(element(NS_SM, "handled-count-too-high", h=str(self.h),
+                             **{"send-count": str(self.sent)}))
+        return error
+
+
+class SMState:
+    """One session's stream management: counts, the unacknowledged queue, resumption."""
+
+    __slots__ = ("id", "resume", "base", "acked", "sent", "queue", "timer",
+                 "requested", "request_due")
+
+    def __init__(self, base, resume):
+        self.id = secrets.token_urlsafe(18) if resume else None
+        self.resume = resume
+        self.base = base          # session.received at <enable/>
+        self.acked = 0            # stanzas the client acknowledged (unbounded int)
+        self.sent = 0             # stanzas numbered by the stage (unbounded int)
+        self.queue = deque()      # (sent-at seconds, stanza copy) for acked+1 .. sent
+        self.timer = None         # the resumption timeout while detached
+        self.requested = False    # an <r/> is outstanding
+        self.request_due = False  # an <r/> is scheduled for the next turn
+
+    def handled(self, session):
+        """Our h: the stanzas of the client handled since <enable/>."""
+        return (session.received - self.base) % MOD
+
+    def acknowledge(self, h):
+        """Drop what the client's C{h} acknowledges; False when h is above what was sent."""
+        delta = (h - self.acked) % MOD
+        if delta > self.sent - self.acked:
+            return False
+        for _ in range(delta):
+            self.queue.popleft()
+        self.acked += delta
+        return True
+
+
+@implementer(IPlugin, IExtension)
+class StreamManagement:
+    """The stream management extension (see the module docstring)."""
+
+    name = "sm"
+    depends = ()
+    specs = (Spec("XEP-0198", "1.6", "Stream Management",
+                  "acks and resumption on c2s; unacknowledged messages re-routed or stored "
+                  "offline when a session ends"),)
+    options = (
+        Option("resume_timeout", int_range(1, 3600), default=300,
+               doc="Seconds a session whose connection dropped is kept for a resumption "
+                   "(the 'max' of <enabled/>); then it ends and its unacknowledged "
+                   "messages go to another resource or offline storage."),
+        Option("max_queue", int_range(1, 100000), default=500,
+               doc="Unacknowledged stanzas kept per session; a client that falls further "
+                   "behind is disconnected with a policy-violation stream error."),
+        Option("request_every", int_range(1, 10000), default=5,
+               doc="Ask the client for an acknowledgement (<r/>) once this many stanzas "
+                   "sent to it are unacknowledged."),
+    )
+
+    def install(self, host):
+        """Register the stream feature, the outbound stage and the session hooks."""
+        manager = SMManager(host, host.config["resume_timeout"], host.config["max_queue"],
+                            host.config["request_every"])
+        host.add_stream_feature(manager)
+        host.add_outbound_stage(manager.stage, priority=STAGE_PRIORITY)
+        host.hook(dispatch.SESSION_DETACHED, manager.detached)
+        host.hook(dispatch.SESSION_CLOSED, manager.closed)
+        host.on_unload(manager.unload)
+
+
+@implementer(IStreamFeature)
+class SMManager:
+    """Stream management on one host: the step, the stage, the resumable sessions."""
+
+    namespace = NS_SM
+    key = "sm"   # in session.state
+
+    def __init__(self, host, resume_timeout, max_queue, request_every):
+        self.host = host
+        self.resume_timeout = resume_timeout
+        self.max_queue = max_queue
+        self.request_every = request_every
+        self.resumable = {}      # id -> session
+
+    # -- IStreamFeature ---------------------------------------------------------------------
+
+    def advertise(self, stream):
+        """<sm/> once authenticated (XEP-0198 §2)."""
+        return element(NS_SM, "sm") if stream.username is not None else None
+
+    def handle(self, stream, el):
+        """<enable/>, <resume/>, <r/>, <a/>."""
+        name = el.tag.rpartition("}")[2]
+        handler = self._handlers.get(name)
+        if handler is None:
+            raise StreamError("unsupported-stanza-type")
+        handler(self, stream, el)
+        return None
+
+    def _enable(self, stream, el):
+        session = stream.session
+        if session is None or self.key in session.state:
+            stream.send(failed("unexpected-request"))
+            return
+        resume = el.get("resume") in ("true", "1")
+        state = SMState(session.received, resume)
+        session.state[self.key] = state
+        if resume:
+            self.resumable[state.id] = session
+            stream.send(element(NS_SM, "enabled", id=state.id, resume="true",
+                                max=str(self.resume_timeout)))
+        else:
+            stream.send(element(NS_SM, "enabled"))
+
+    def _request(self, stream, el):
+        state = self._state_of(stream)
+        stream.send(element(NS_SM, "a", h=str(state.handled(stream.session))))
+
+    def _ack(self, stream, el):
+        state = self._state_of(stream)
+        state.requested = False
+        self._acknowledge(state, el)
+        if len(state.queue) >= self.request_every:
+            self._schedule_request(stream.session, state)
+
+    def _resume(self, stream, el):
+        if stream.username is None or stream.session is not None:
+            stream.send(failed("unexpected-request"))
+            return
+        session = self.resumable.get(el.get("previd") or "")
+        if session is None or session.ended or session.jid.local != stream.username:
+            # Another account's id is refused exactly as an unknown one.
+            stream.send(failed("item-not-found"))
+            return
+        state = session.state[self.key]
+        h = parse_h(el)
+        delta = (h - state.acked) % MOD
+        if delta > state.sent - state.acked:
+            stream.send(failed("undefined-condition", h=state.handled(session)))
+            return
+        self._cancel_timer(state)
+        stream.adopt(session)     # closes an old stream still attached
+        state.requested = False
+        state.acknowledge(h)
+        self.host.log.info("session {jid} resumed", jid=session.jid)
+        stream.send(element(NS_SM, "resumed", previd=state.id,
+                            h=str(state.handled(session))))
+        for _, stanza in state.queue:
+            session.write(stanza)
+        if len(state.queue) >= self.request_every:
+            self._schedule_request(session, state)
+
+    _handlers = {"enable": _enable, "r": _request, "a": _ack, "resume": _resume}
+
+    def _state_of(self, stream):
+        session = stream.session
+        state = None if session is None else session.state.get(self.key)
+        if state is None:
+            raise StreamError("unsupported-stanza-type", "Stream management is not enabled")
+        return state
+
+    def _acknowledge(self, state, el):
+        h = parse_h(el)
+        if not state.acknowledge(h):
+            raise HandledCountTooHigh(h, state.sent % MOD)
+
+    # -- the outbound stage -------------------------------------------------------------------
+
+    def stage(self, session, stanza):
+        """Number and keep each stanza to an enabled session."""
+        state = session.state.get(self.key)
+        if state is None:
+            return stanza
+        state.sent += 1
+        state.queue.append((self.host.clock.seconds(), copy.deepcopy(stanza)))
+        unacked = len(state.queue)
+        if unacked > self.max_queue:
+            self.host.log.info("session {jid}: {n} stanzas unacknowledged, closing",
+                               jid=session.jid, n=unacked)
+            # Kept in the queue: the end re-routes it with the rest.
+            session.close(StreamError("policy-violation", "Too many unacknowledged stanzas"))
+            return None
+        if unacked >= self.request_every:
+            self._schedule_request(session, state)
+        return stanza
+
+    def _schedule_request(self, session, state):
+        if state.requested or state.request_due or session.stream is None:
+            return
+        state.request_due = True
+        # Next turn: the <r/> goes after the stanza being sent now (and after a burst).
+        self.host.clock.callLater(0, self._send_request, session, state)
+
+    def _send_request(self, session, state):
+        state.request_due = False
+        if session.ended or state.requested or not state.queue:
+            return
+        if session.write(element(NS_SM, "r")):
+            state.requested = True
+
+    # -- the session's life ---------------------------------------------------------------------
+
+    def detached(self, session):
+        """SESSION_DETACHED: keep a resumable session for resume_timeout seconds."""
+        state = session.state.get(self.key)
+        if state is None or not state.resume:
+            return None
+        state.requested = False
+        self._cancel_timer(state)
+        state.timer = self.host.clock.callLater(self.resume_timeout, self._expired, session)
+        self.host.log.info("session {jid} awaits resumption", jid=session.jid)
+        return dispatch.HANDLED
+
+    def _expired(self, session):
+        state = session.state.get(self.key)
+        if state is not None:
+            state.timer = None
+        if session.stream is None and not session.ended:
+            self.host.log.info("session {jid} not resumed in time", jid=session.jid)
+            session.close()
+
+    def closed(self, session):
+        """SESSION_CLOSED: forget the session; what it did not acknowledge is delivered
+        elsewhere (messages), answered (IQ requests) or dropped."""
+        state = session.state.get(self.key)
+        if state is None:
+            return
+        self._cancel_timer(state)
+        if state.id is not None:
+            self.resumable.pop(state.id, None)
+        queue, state.queue = state.queue, deque()
+        for sent_at, stanza in queue:
+            try:
+                self._undelivered(session, stanza, sent_at)
+            except Exception:
+                self.host.log.failure("re-routing an unacknowledged stanza of {jid} failed",
+                                      jid=session.jid)
+
+    def _undelivered(self, session, stanza, sent_at):
+        tag = stanza.tag
+        if tag == st.MESSAGE:
+            if stanza.get("type", "normal") not in ("chat", "normal"):
+                return
+            if stanza.find(f"{{{NS_DELAY}}}delay") is None:
+                stanza.append(element(NS_DELAY, "delay", {"from": self.host.domain},
+                                      stamp=timestamp(sent_at)))
+            # Back through delivery to the account: another resource, or offline storage.
+            stanza.set("to", str(session.jid.bare()))
+            self.host.send(stanza)
+        elif tag == st.IQ and stanza.get("type") in ("get", "set"):
+            if stanza.get("from") is not None:
+                self.host.send(st.error_reply(stanza, StanzaError("service-unavailable")))
+
+    def _cancel_timer(self, state):
+        if state.timer is not None and state.timer.active():
+            state.timer.cancel()
+        state.timer = None
+
+    def unload(self):
+        """The extension is going: end the sessions awaiting a resumption."""
+        for session in list(self.resumable.values()):
+            if session.stream is None:
+                session.close()
+
+
+def parse_h(el):
+    """The h attribute of <a/> or <resume/>: an unsigned 32-bit integer."""
+    try:
+        h = int(el.get("h", ""))
+    except ValueError:
+        raise StreamError("bad-format", "h is not a number") from None
+    if not 0 <= h < MOD:
+        raise StreamError("bad-format", "h is out of range")
+    return h
+
+
+def failed(condition, h=None):
+    """<failed/> with a stanza error condition (XEP-0198 §3, §5)."""
+    attrs = {} if h is None else {"h": str(h)}
+    el = element(NS_SM, "failed", attrs)
+    el.append(element(NS_STANZAS, condition))
+    return el
+
+
+def timestamp(seconds):
+    """XEP-0082 date-time in UTC with milliseconds."""
+    moment = datetime.fromtimestamp(seconds, timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+stream_management = StreamManagement()   # re-exported by jabberapp/plugins/jabberapp_builtin.py
