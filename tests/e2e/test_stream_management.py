@@ -1,0 +1,146 @@
+"""
+End to end over raw sockets: XEP-0198 resumption after the TCP connection is cut, and a
+session that is not resumed in time leaving its messages in offline storage.
+"""
+import pytest
+from lxml import etree
+
+from tests.e2e.harness import ServerProcess
+from tests.e2e.rawclient import NS_CLIENT, RawClient
+
+PASSWORD = "sm pw"
+NS_SM = "urn:xmpp:sm:3"
+NS_DELAY = "urn:xmpp:delay"
+MESSAGE = f"{{{NS_CLIENT}}}message"
+
+
+def make_server(directory, timeout):
+    server = ServerProcess(directory, config=f"""
+        [extension:sm]
+        resume_timeout = {timeout}
+        """)
+    for user in ("alice", "bob"):
+        server.adduser(f"{user}@localhost", PASSWORD)
+    return server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with make_server(tmp_path_factory.mktemp("sm"), 60) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def quick_server(tmp_path_factory):
+    with make_server(tmp_path_factory.mktemp("sm-timeout"), 2) as server:
+        yield server
+
+
+def connect(server, user, resource=None):
+    """STARTTLS and SCRAM; bound to C{resource} unless None. The client and its features."""
+    client = RawClient(server.port, server.certificate)
+    client.open_stream()
+    client.starttls()
+    features = client.authenticate("SCRAM-SHA-256", user, PASSWORD)
+    if resource is not None:
+        client.bind(resource)
+    return client, features
+
+
+def enable_resumable(server):
+    """alice/phone, available, with resumption enabled: the client and the id."""
+    alice, features = connect(server, "alice")
+    assert features.find(f"{{{NS_SM}}}sm") is not None, etree.tostring(features)
+    alice.bind("phone")
+    alice.send("<presence/>")
+    alice.expect(f"{{{NS_CLIENT}}}presence")
+    alice.send(f"<enable xmlns='{NS_SM}' resume='true'/>")
+    enabled = alice.expect(f"{{{NS_SM}}}enabled")
+    assert enabled.get("resume") == "true"
+    return alice, enabled.get("id")
+
+
+def cut(server, client):
+    """Close the socket with no </stream:stream>; wait until the server keeps the session."""
+    client._sock.close()
+    for _ in server.lines_until(lambda line: "alice@localhost/phone awaits resumption" in line):
+        pass
+
+
+def send_messages(bob, bodies, to="alice@localhost/phone"):
+    """Bob sends chat messages, then a ping the server answers after handling them all."""
+    for body in bodies:
+        bob.send(f"<message type='chat' to='{to}' id='m{body}'><body>{body}</body></message>")
+    bob.send("<iq type='get' id='sync'><ping xmlns='urn:xmpp:ping'/></iq>")
+    while bob.expect(f"{{{NS_CLIENT}}}iq", MESSAGE, f"{{{NS_CLIENT}}}presence").get("id") != "sync":
+        pass
+
+
+def next_bodies(client, count):
+    """The bodies of the next C{count} messages C{client} receives (other stanzas skipped)."""
+    bodies = []
+    while len(bodies) < count:
+        el = client.next_element()
+        if el.tag == MESSAGE and el.findtext(f"{{{NS_CLIENT}}}body") is not None:
+            bodies.append(el)
+    return bodies
+
+
+def test_resume_after_cut_gets_every_message_once_in_order(server):
+    """Messages sent while alice's connection is cut arrive once, in order, after she
+    resumes on a new connection; the next live message follows them directly."""
+    alice, previd = enable_resumable(server)
+    bob, _ = connect(server, "bob", "desk")
+    try:
+        send_messages(bob, ["1", "2"])
+        assert [m.findtext(f"{{{NS_CLIENT}}}body") for m in next_bodies(alice, 2)] == ["1", "2"]
+        cut(server, alice)
+        send_messages(bob, ["3", "4", "5"])
+        alice, features = connect(server, "alice")
+        assert features.find(f"{{{NS_SM}}}sm") is not None
+        alice.send(f"<resume xmlns='{NS_SM}' previd='{previd}' h='2'/>")
+        resumed = alice.expect(f"{{{NS_SM}}}resumed")
+        assert resumed.get("previd") == previd
+        got = [m.findtext(f"{{{NS_CLIENT}}}body") for m in next_bodies(alice, 3)]
+        assert got == ["3", "4", "5"]
+        send_messages(bob, ["6"])
+        assert [m.findtext(f"{{{NS_CLIENT}}}body") for m in next_bodies(alice, 1)] == ["6"]
+        alice.send(f"<r xmlns='{NS_SM}'/>")
+        assert alice.expect(f"{{{NS_SM}}}a", MESSAGE).tag == f"{{{NS_SM}}}a"
+    finally:
+        alice.close()
+        bob.close()
+
+
+def test_resume_with_unknown_id_fails(server):
+    """A resumption with an id the server never gave is <failed/> with item-not-found."""
+    alice, _ = connect(server, "alice")
+    try:
+        alice.send(f"<resume xmlns='{NS_SM}' previd='no-such-id' h='0'/>")
+        failed = alice.expect(f"{{{NS_SM}}}failed")
+        assert failed.find("{urn:ietf:params:xml:ns:xmpp-stanzas}item-not-found") is not None
+    finally:
+        alice.close()
+
+
+def test_not_resumed_in_time_goes_offline(quick_server):
+    """alice does not come back within the resumption timeout: the messages sent to her
+    meanwhile are stored offline and reach her, in order and delay-stamped, at her next
+    login."""
+    server = quick_server
+    alice, _ = enable_resumable(server)
+    bob, _ = connect(server, "bob", "desk")
+    try:
+        cut(server, alice)
+        send_messages(bob, ["a", "b", "c"])
+        stored = 0
+        for line in server.lines_until(lambda line: stored >= 3):
+            stored += "offline message stored for alice@localhost" in line
+        alice, _ = connect(server, "alice", "laptop")
+        alice.send("<presence/>")
+        messages = next_bodies(alice, 3)
+        assert [m.findtext(f"{{{NS_CLIENT}}}body") for m in messages] == ["a", "b", "c"]
+        assert all(m.find(f"{{{NS_DELAY}}}delay") is not None for m in messages)
+    finally:
+        alice.close()
+        bob.close()
