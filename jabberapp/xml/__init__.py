@@ -8,7 +8,7 @@ when first used (PEP 562), so this ``__init__`` loads none of the modules that i
 other (parser, serializer, restricted, header): importing one of them, or ``jabberapp.xml.ns``,
 never runs the others first, and there is no import cycle through the package.
 """
-import importlib
+from jabberapp.lazyexports import lazy_exports
 
 from jabberapp.xml import ns as _ns
 from jabberapp.xml.ns import *  # noqa: F401,F403 -- every NS_* constant
@@ -30,16 +30,4 @@ __all__ = [
     *sorted(name for name in vars(_ns) if name.startswith("NS_")),
 ]
 
-
-def __getattr__(name):
-    """The exported C{name}, from the module that defines it (then kept here)."""
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

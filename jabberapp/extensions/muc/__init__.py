@@ -61,7 +61,7 @@ Not implemented: room-level message archive (MAM); registration requests needing
 admin's approval (registration is granted or refused at once); other forms of muc#request
 than voice requests.
 """
-import importlib
+from jabberapp.lazyexports import lazy_exports
 
 # This package's __init__ imports none of its modules, so importing any of them never runs
 # the others first (no import cycle through the package). The names it exports are
@@ -78,16 +78,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name):
-    """The exported C{name}, from the module that defines it."""
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
