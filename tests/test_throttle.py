@@ -185,6 +185,21 @@ class AdmitTests(SynchronousTestCase):
         self.clock.advance(2)
         self.assertTrue(other.started)
 
+    def test_failing_address_starts_one_check_per_delay(self):
+        """Guesses on many accounts from one address with failures start a delay apart, not
+        all at once when the delay is over."""
+        Check(self.throttle).attempt.failed()
+        checks = [Check(self.throttle, account=("user", "example.org", str(i)))
+                  for i in range(5)]
+        starts = []
+        for _ in range(80):
+            self.clock.advance(0.5)
+            for check in checks:
+                if check.started and not check.attempt._done:
+                    starts.append(self.clock.seconds())
+                    check.attempt.failed()
+        self.assertEqual(starts, [1, 3, 7, 15, 31])
+
     def test_one_check_per_account_at_a_time(self):
         """A second check on an account waits for the running one; a success lets it go at once."""
         first = Check(self.throttle)

@@ -11,7 +11,8 @@ C{succeeded()} forgets the failures of both keys, C{failed()} counts one more fo
 A key with failures lets the next check start only C{delay(failures)} seconds after its latest
 checked failure (base_delay doubling per failure up to max_delay). On top of that an account
 runs one check at a time: the others wait in its queue, so parallel connections cannot check
-more than one guess per account per delay. When the account's turn comes, the waiting attempt
+more than one guess per account per delay; and an address with failures starts one check per
+delay, on whatever account. When the account's turn comes, the waiting attempt
 whose address has the fewest failures goes first (the owner from a clean address is not stuck
 behind an attacker's queue), the oldest among equals.
 
@@ -166,6 +167,8 @@ class FailureThrottle:
         if queue is None:
             if self._ready_at(account) <= now and self._ready_at(address) <= now:
                 self._queues[account] = _Queue(attempt)     # the hot path: run at once
+                if self._entries:
+                    self._reserve(address, now)
                 return attempt
             queue = self._queues[account] = _Queue()
         elif len(queue.waiting) >= self._max_waiting:
@@ -199,6 +202,13 @@ class FailureThrottle:
             self._entries.pop(key, None)
 
     # -- inside ---------------------------------------------------------------------------
+
+    def _reserve(self, address, now):
+        # A failing address's next check, on any account, starts a full delay after this one
+        # starts: parallel connections from it cannot check a wave of accounts at once.
+        entry = self._entries.get(address)
+        if entry is not None:
+            entry.checked = now
 
     def _ready_at(self, key) -> float:
         entry = self._entries.get(key)
@@ -287,6 +297,7 @@ class FailureThrottle:
             return
         queue.waiting.remove(best)
         queue.running = best
+        self._reserve(best.address, now)
         wait, best.wait = best.wait, None
         wait.callback(None)     # the check may run inside this call, and pump again
 
