@@ -349,3 +349,65 @@ class UnblockableTests(SynchronousTestCase):
                         blockable=False)
         intake.read(b"x")
         self.assertEqual(seen, [None])
+
+
+class _Dispatcher:
+    def __init__(self):
+        self.calls = []
+
+    def undeliverable(self, message, bare):
+        self.calls.append(("undeliverable", message.get("id")))
+
+    def bounce(self, stanza, condition):
+        self.calls.append((condition, stanza.get("id")))
+
+
+class _Sessions:
+    def available(self, bare):
+        return []
+
+
+class _Host:
+    def __init__(self):
+        self.dispatcher = _Dispatcher()
+        self.sessions = _Sessions()
+
+
+class _Session:
+    def __init__(self):
+        self.host = _Host()
+        self.jid = JID.parse("bob@example.org/r")
+
+
+class RefuseTests(SynchronousTestCase):
+    """What becomes of each kind of stanza a full session cannot take."""
+
+    def refused(self, xml):
+        from lxml import etree
+        session = _Session()
+        flow.refuse(session, etree.fromstring(xml))
+        return session.host.dispatcher.calls
+
+    def test_chat_from_someone_else_takes_the_offline_path(self):
+        """A chat message from another user goes where undeliverable messages go."""
+        self.assertEqual(self.refused("<message xmlns='jabber:client' id='1' type='chat' "
+                                      "from='alice@example.org/a'/>"),
+                         [("undeliverable", "1")])
+
+    def test_copy_from_the_account_itself_is_not_stored(self):
+        """A carbon copy or archive result (from the account's own bare JID) is not stored
+        offline: it is answered resource-constraint."""
+        self.assertEqual(self.refused("<message xmlns='jabber:client' id='2' type='chat' "
+                                      "from='bob@example.org'/>"),
+                         [("resource-constraint", "2")])
+
+    def test_iq_request_bounced(self):
+        """An IQ is handed to bounce with resource-constraint (bounce skips results)."""
+        self.assertEqual(self.refused("<iq xmlns='jabber:client' id='3' type='get' "
+                                      "from='alice@example.org/a'/>"),
+                         [("resource-constraint", "3")])
+
+    def test_presence_not_answered(self):
+        """Presence to a full session is not answered, as for an unavailable resource."""
+        self.assertEqual(self.refused("<presence xmlns='jabber:client' "
+                                      "from='alice@example.org/a'/>"), [])
