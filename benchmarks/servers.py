@@ -248,6 +248,11 @@ class JabberappServer(Server):
             extra += "\n[s2s]\nenabled = no\n"
             if "port" in sections["s2s"]:
                 extra += "port = 0\n"
+        c2s_extra = ""
+        if "read_rate" in sections.get("c2s", ()):
+            # No read rate limit, as Prosody runs without mod_limits and ejabberd without
+            # shapers (the send buffer bound stays: it only acts on a client that stops reading).
+            c2s_extra += "read_rate = 0\n"
         if "lock_new_rooms" in sections.get("extension:muc", ()):
             # Rooms open on first join, as Prosody's with muc_room_locking = false.
             extra += "\n[extension:muc]\nlock_new_rooms = no\n"
@@ -266,7 +271,7 @@ port = {self.port}
 direct_tls_port = 0
 require_encryption = yes
 max_stanza_size = 262144
-
+{c2s_extra}
 [auth]
 scram_iterations = {self.iterations}
 
