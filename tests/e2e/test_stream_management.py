@@ -1,11 +1,13 @@
 """
-End to end over raw sockets: XEP-0198 resumption after the TCP connection is cut, and a
+End to end over raw sockets and slixmpp's xep_0198: XEP-0198 resumption after the TCP connection is cut, and a
 session that is not resumed in time leaving its messages in offline storage.
 """
+import asyncio
+
 import pytest
 from lxml import etree
 
-from tests.e2e.harness import ServerProcess
+from tests.e2e.harness import TIMEOUT, Client, Events, ServerProcess, close, login, run
 from tests.e2e.rawclient import NS_CLIENT, RawClient
 
 PASSWORD = "sm pw"
@@ -105,7 +107,8 @@ def test_resume_after_cut_gets_every_message_once_in_order(server):
         assert got == ["3", "4", "5"]
         send_messages(bob, ["6"])
         assert [m.findtext(f"{{{NS_CLIENT}}}body") for m in next_bodies(alice, 1)] == ["6"]
-        alice.send(f"<r xmlns='{NS_SM}'/>")
+        # Everything acknowledged: nothing is left to go offline when she closes.
+        alice.send(f"<a xmlns='{NS_SM}' h='6'/><r xmlns='{NS_SM}'/>")
         assert alice.expect(f"{{{NS_SM}}}a", MESSAGE).tag == f"{{{NS_SM}}}a"
     finally:
         alice.close()
@@ -144,3 +147,56 @@ def test_not_resumed_in_time_goes_offline(quick_server):
     finally:
         alice.close()
         bob.close()
+
+
+async def slixmpp_alice(server, resource):
+    """alice with slixmpp's xep_0198 (resumption on), logged in and available."""
+    client = Client(f"alice@localhost/{resource}", PASSWORD, server.certificate)
+    client.register_plugin("xep_0198")
+    client.resumed = asyncio.get_event_loop().create_future()
+    client.add_event_handler("session_resumed", lambda _: client.resumed.done()
+                             or client.resumed.set_result(True))
+    enabled = asyncio.get_event_loop().create_future()
+    client.add_event_handler("sm_enabled", lambda _: enabled.done() or enabled.set_result(True))
+    client.connect("127.0.0.1", server.port)
+    await asyncio.wait_for(asyncio.gather(client.started, enabled), TIMEOUT)
+    client.send_presence()
+    return client
+
+
+async def slixmpp_bodies(client, count):
+    got = []
+    while len(got) < count:
+        message = await asyncio.wait_for(client.messages.get(), TIMEOUT)
+        if message["body"]:
+            got.append(message["body"])
+    return got
+
+
+def test_slixmpp_acks_and_resumes(server):
+    """slixmpp's XEP-0198 client sees its stanzas acknowledged, and after its TCP
+    connection is aborted it resumes and gets the messages sent meanwhile once, in order."""
+    async def scenario():
+        alice = await slixmpp_alice(server, "mobile")
+        acked = Events(alice, "stanza_acked")
+        bob = await login(server, "bob@localhost/desk", PASSWORD)
+        for n in range(3):
+            alice.send_message(mto="bob@localhost/desk", mbody=f"to bob {n}", mtype="chat")
+        assert len(await slixmpp_bodies(bob, 3)) == 3
+        alice.plugin["xep_0198"].request_ack()
+        await acked.wait(lambda _: len(acked.items) >= 4, "acks of presence and 3 messages")
+        bob.send_message(mto="alice@localhost/mobile", mbody="live", mtype="chat")
+        assert await slixmpp_bodies(alice, 1) == ["live"]
+        alice.transport.abort()          # no </stream:stream>: the connection is just gone
+        await asyncio.to_thread(lambda: [None for _ in server.lines_until(
+            lambda line: "alice@localhost/mobile awaits resumption" in line)])
+        for n in range(4):
+            bob.send_message(mto="alice@localhost/mobile", mbody=f"gap {n}", mtype="chat")
+        alice.connect("127.0.0.1", server.port)
+        await asyncio.wait_for(alice.resumed, TIMEOUT)
+        assert await slixmpp_bodies(alice, 4) == [f"gap {n}" for n in range(4)]
+        bob.send_message(mto="alice@localhost/mobile", mbody="after", mtype="chat")
+        assert await slixmpp_bodies(alice, 1) == ["after"]
+        await close(alice, bob)
+
+    run(scenario())
