@@ -77,9 +77,10 @@ class KeepAlive:
             d.cancel()
 
     def ping_all(self):
-        """Ping each bound session that has no ping outstanding."""
+        """Ping each bound session that has no ping outstanding and is attached to a
+        connection (a detached one waits for its resumption: XEP-0198 times it out)."""
         for session in list(self.host.sessions):
-            if session not in self.outstanding:
+            if session not in self.outstanding and not _detached(session):
                 try:
                     self.ping(session)
                 except Exception:
@@ -108,6 +109,8 @@ class KeepAlive:
         if failure.check(defer.CancelledError):
             return None     # the extension is unloading
         if failure.check(defer.TimeoutError):
+            if _detached(session):
+                return None     # its connection dropped meanwhile: resumption decides
             if self.host.sessions.get(session.jid) is session:
                 self.host.log.info("no ping answer from {jid}: closing", jid=session.jid)
                 session.close(StreamError("connection-timeout"))
@@ -117,3 +120,8 @@ class KeepAlive:
 
 
 ping = Ping()   # re-exported by jabberapp/plugins/jabberapp_builtin.py
+
+
+def _detached(session):
+    """Whether C{session} is kept without a connection (waiting for a resumption)."""
+    return getattr(session, "stream", True) is None

@@ -120,6 +120,25 @@ class KeepAliveTests(PingTestCase):
         self.assertEqual(self.session.closed_with.condition, "connection-timeout")
         self.assertIsNone(self.host.session("alice@example.org/phone"))
 
+    def test_detached_session_not_pinged(self):
+        """A session kept without a connection (waiting for a XEP-0198 resumption) is not
+        pinged, so the ping timeout cannot end it before its resumption timeout."""
+        self.session.stream = None
+        self.host.install(ping, timeout=20)
+        self.clock.advance(600)
+        self.assertEqual(self.pings(), [])
+        self.assertFalse(self.session.closed)
+
+    def test_detached_while_waiting_not_closed(self):
+        """A session whose connection drops while a ping waits is not closed when the ping
+        times out: its resumption timeout decides."""
+        self.host.install(ping, timeout=20)
+        self.clock.advance(300)
+        self.assertEqual(len(self.pings()), 1)
+        self.session.stream = None
+        self.clock.advance(20)
+        self.assertFalse(self.session.closed)
+
     def test_unsupported_is_alive(self):
         """service-unavailable or feature-not-implemented from the client means alive."""
         bob = FakeSession(self.host, "bob@example.org/pc")
