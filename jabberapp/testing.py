@@ -60,7 +60,7 @@ from jabberapp.sasl.throttle import FailureThrottle
 from jabberapp.storage.memory import MemoryStorage
 from jabberapp.xml import parse_element
 
-__all__ = ["FakeHost", "FakeRemote", "FakeSession", "FakeTransport", "parse"]
+__all__ = ["FakeHost", "FakeRemote", "FakeSession", "FakeTransport", "HeldKeyValue", "parse"]
 
 # The lowest iteration count SCRAM allows (RFC 7677): test accounts need no real cost.
 _TEST_ITERATIONS = 4096
@@ -409,3 +409,38 @@ class FakeHost:
     def on_unload(self, fn):
         """See IHost.on_unload."""
         self._direct.on_unload(fn)
+
+
+class HeldKeyValue:
+    """
+    An IKeyValueStore wrapper whose calls complete only when the test calls flush(), in the
+    order they were made: for testing what an extension does while storage is slow (requests
+    that overlap, queues that must keep order).
+    """
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.pending = []       # (Deferred, method, args) not completed yet
+
+    def _later(self, method, *args):
+        d = defer.Deferred()
+        self.pending.append((d, method, args))
+        return d
+
+    def get(self, *args):
+        return self._later(self.inner.get, *args)
+
+    def set(self, *args):
+        return self._later(self.inner.set, *args)
+
+    def keys(self, *args):
+        return self._later(self.inner.keys, *args)
+
+    def delete_user(self, *args):
+        return self._later(self.inner.delete_user, *args)
+
+    def flush(self):
+        """Complete the pending calls, and those they lead to, one at a time."""
+        while self.pending:
+            d, method, args = self.pending.pop(0)
+            method(*args).chainDeferred(d)

@@ -1,6 +1,5 @@
 """XEP-0049 Private XML Storage."""
 from lxml import etree
-from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.plugin import IPlugin
 from twisted.trial.unittest import SynchronousTestCase
@@ -12,7 +11,7 @@ from jabberapp.extensions.private import NS_PRIVATE, QUERY, private_storage
 from jabberapp.interfaces import IExtension
 from jabberapp.plugins import jabberapp_builtin
 from jabberapp.storage.memory import MemoryStorage
-from jabberapp.testing import FakeHost
+from jabberapp.testing import FakeHost, HeldKeyValue
 from jabberapp.xml.ns import NS_DISCO_INFO, NS_STANZAS
 
 ALICE = "alice@example.org/phone"
@@ -36,40 +35,15 @@ def shape(el):
             [shape(child) for child in el])
 
 
-class SlowKeyValue:
-    """A key-value store whose calls complete only when the test says so, in order."""
-
-    def __init__(self, inner):
-        self.inner = inner
-        self.pending = []
-
-    def _later(self, method, *args):
-        d = defer.Deferred()
-        self.pending.append((d, method, args))
-        return d
-
-    def get(self, *args):
-        return self._later(self.inner.get, *args)
-
-    def set(self, *args):
-        return self._later(self.inner.set, *args)
-
-    def flush(self):
-        """Complete the pending calls, and those they lead to, one at a time."""
-        while self.pending:
-            d, method, args = self.pending.pop(0)
-            method(*args).chainDeferred(d)
-
-
 class SlowStorage(MemoryStorage):
-    """Memory storage whose 'private' store is a SlowKeyValue."""
+    """Memory storage whose 'private' store is a HeldKeyValue."""
 
     def keyvalue(self, name):
         store = super().keyvalue(name)
         if name != "private":
             return store
         if not hasattr(self, "slow"):
-            self.slow = SlowKeyValue(store)
+            self.slow = HeldKeyValue(store)
         return self.slow
 
 

@@ -17,7 +17,7 @@ from jabberapp.jid import JID
 from jabberapp.storage.memory import MemoryStorage
 from jabberapp.testing import FakeHost, parse
 from tests.extensions.pubsub.helpers import NS_ERRORS, NS_OWNER, NS_PUBSUB, PubSubTestCase
-from tests.extensions.pubsub.test_store import SlowKeyValue
+from jabberapp.testing import HeldKeyValue
 
 ALICE = "alice@example.org/r"
 BOB = "bob@example.org/r"
@@ -157,7 +157,7 @@ class PipelinedCreationTests(SynchronousTestCase):
         """Publishes to four new PEP nodes in flight together, with room for two: two
         create their nodes, two get policy-violation."""
         host = FakeHost("example.org")
-        keyvalue = SlowKeyValue(MemoryStorage().keyvalue("pubsub"))
+        keyvalue = HeldKeyValue(MemoryStorage().keyvalue("pubsub"))
         pubsub = protocol.PubSubProtocol(host, KeyValueNodeStore(keyvalue), PEP_DEFAULTS,
                                          pep=True, max_nodes=2)
         owner = JID.parse("alice@example.org")

@@ -1,5 +1,4 @@
 """Unit tests of KeyValueNodeStore, the INodeStore over the key-value storage."""
-from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
@@ -7,6 +6,7 @@ from jabberapp.extensions.pubsub.interfaces import (
     INodeStore, NodeExists, NodeLimitReached, NodeNotFound)
 from jabberapp.extensions.pubsub.store import KeyValueNodeStore
 from jabberapp.storage.memory import MemoryStorage
+from jabberapp.testing import HeldKeyValue
 
 SERVICE = "pubsub.example.org"
 USER = "alice@example.org"
@@ -95,40 +95,13 @@ class StoreTests(SynchronousTestCase):
         self.successResultOf(self.store.create_node(USER, "c", {}, {}))     # no limit
 
 
-class SlowKeyValue:
-    """A key-value store whose every call answers only when the test calls flush()."""
-
-    def __init__(self, keyvalue):
-        self.keyvalue = keyvalue
-        self.pending = []
-
-    def _later(self, method, *args):
-        d = defer.Deferred()
-        self.pending.append((d, method, args))
-        return d
-
-    def get(self, *args):
-        return self._later(self.keyvalue.get, *args)
-
-    def set(self, *args):
-        return self._later(self.keyvalue.set, *args)
-
-    def keys(self, *args):
-        return self._later(self.keyvalue.keys, *args)
-
-    def flush(self):
-        while self.pending:
-            d, method, args = self.pending.pop(0)
-            method(*args).chainDeferred(d)
-
-
 class ConcurrentCreationTests(SynchronousTestCase):
     """The node limit holds when creations are in flight together."""
 
     def test_limit_under_concurrent_creation(self):
         """Two creations in flight at once with room for one: one node is made and the
         other is refused with NodeLimitReached."""
-        keyvalue = SlowKeyValue(MemoryStorage().keyvalue("pubsub"))
+        keyvalue = HeldKeyValue(MemoryStorage().keyvalue("pubsub"))
         store = KeyValueNodeStore(keyvalue)
         first = store.create_node(USER, "a", {}, {}, max_nodes=1)
         second = store.create_node(USER, "b", {}, {}, max_nodes=1)
