@@ -423,6 +423,40 @@ class ITransport(Interface):
         """Close the connection once what was written has been sent."""
 
 
+class IFramedTransport(ITransport):
+    """
+    A transport whose peer speaks in whole elements rather than one XML document: WebSocket
+    (RFC 7395) and BOSH (XEP-0124, XEP-0206). Its stream is a
+    jabberapp.stream.framed.FramedClientStream, fed with open_received(attrs),
+    frame_received(data) or elements_received(data), and close_received(); STARTTLS is
+    never offered (can_start_tls is False: TLS belongs to the HTTP layer, which sets
+    C{secure}). Besides write(), the stream calls:
+    """
+
+    def open(attrs):
+        """
+        Answer the client's stream opening with the server's stream header attributes
+        (a dict: 'from', 'id', 'version', 'xml:lang', optionally 'to'). RFC 7395 writes
+        them as <open xmlns='urn:ietf:params:xml:ns:xmpp-framing' .../>
+        (jabberapp.stream.framed.open_frame); BOSH as the attributes of its session
+        creation or restart response.
+        """
+
+    def write(data):
+        """
+        Send one complete element, serialised standalone with its namespaces declared
+        (<message xmlns="jabber:client">, <stream:features xmlns:stream="...">); each call
+        is exactly one element (one WebSocket message).
+        """
+
+    def close_stream(error=None):
+        """
+        The server ends the stream; C{error} is the serialised <stream:error/> element
+        (bytes) or None. RFC 7395: the error, then <close/>; BOSH: a terminate body, with
+        condition remote-stream-error carrying the error. close() follows.
+        """
+
+
 class ISASLMechanism(Interface):
     """
     One server-side SASL exchange (a new instance per attempt).
