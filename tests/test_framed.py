@@ -328,6 +328,15 @@ class FramedErrorTests(SynchronousTestCase):
         self.assertEqual(self.error_of([OPEN, b"<presence xmlns='jabber:client'><!-- x -->"
                                               b"</presence>"]), "restricted-xml")
 
+    def test_cdata_with_markup_is_one_element(self):
+        """A '<' inside CDATA does not make a complete element look unfinished."""
+        transport = self.world.login()
+        transport.stream.frame_received(
+            b"<message xmlns='jabber:client' to='alice@example.org/r'><body><![CDATA[a <b"
+            b" c]]></body></message>")
+        [message] = transport.elements()
+        self.assertEqual(message.findtext("{jabber:client}body"), "a <b c")
+
     def test_whitespace_frame_is_ignored(self):
         """A frame of whitespace only changes nothing."""
         transport = self.world.login()
