@@ -1,0 +1,99 @@
+"""
+The BOSH endpoint (/http-bind) as a twisted.web resource: HTTP in, bodies to the
+BOSHService, responses out; nothing of BOSH itself is decided here.
+
+- POST carries a body; its response may come at once or after a long poll (NOT_DONE_YET).
+  A client that closes the connection first is reported to its session, which then
+  answers that request into the void (a repeat of its rid gets that answer).
+- OPTIONS is a CORS preflight; GET answers with a short page, as Prosody does, so an
+  operator can check the URL with a browser; other methods are 405.
+- CORS headers go on every answer for origins the HTTP service allows (the web page of a
+  client such as Converse.js is often served from another origin).
+"""
+from twisted.web import resource, server
+
+from jabberapp.logging import logger
+
+__all__ = ["BOSHResource"]
+
+log = logger(__name__)
+
+_CONTENT_TYPE = b"text/xml; charset=utf-8"
+_PAGE = (b"<!DOCTYPE html><html><head><title>BOSH</title></head><body><p>It works! Point "
+         b"your BOSH client (XEP-0206) at this URL to connect.</p></body></html>")
+_METHODS = b"GET, POST, OPTIONS"
+
+
+class _Channel:
+    """The one way to answer a request (BOSHSession channels)."""
+
+    __slots__ = ("request", "done", "session")
+
+    def __init__(self, request):
+        self.request = request
+        self.done = False
+        self.session = None     # the BOSHSession it went to, set by the service
+
+    def respond(self, code, data):
+        """Answer with HTTP C{code} and body C{data}, once; nothing if the client left."""
+        if self.done:
+            return
+        self.done = True
+        request = self.request
+        request.setResponseCode(code)
+        if data:
+            request.setHeader(b"Content-Type", _CONTENT_TYPE)
+        request.setHeader(b"Content-Length", b"%d" % len(data))
+        request.setHeader(b"Cache-Control", b"no-store")
+        if data:
+            request.write(data)
+        request.finish()
+
+
+class BOSHResource(resource.Resource):
+    """
+    /http-bind on the HTTP service C{web}: it provides C{client_address(request)},
+    C{is_secure(request)} and C{cors(request, methods)} (the CORS headers for the request's
+    origin when allowed). C{bosh} is the BOSHService.
+    """
+
+    isLeaf = True
+
+    def __init__(self, bosh, web):
+        super().__init__()
+        self.bosh = bosh
+        self.web = web
+
+    def render_POST(self, request):
+        self.web.cors(request, _METHODS)
+        data = request.content.read()
+        channel = _Channel(request)
+        request.notifyFinish().addErrback(self._lost, channel)
+        self.bosh.request(data, channel, secure=self.web.is_secure(request),
+                          address=self.web.client_address(request))
+        return server.NOT_DONE_YET
+
+    @staticmethod
+    def _lost(failure, channel):
+        if not channel.done:
+            channel.done = True
+            if channel.session is not None:
+                channel.session.lost(channel)
+
+    def render_GET(self, request):
+        self.web.cors(request, _METHODS)
+        request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
+        return _PAGE
+
+    def render_OPTIONS(self, request):
+        self.web.cors(request, _METHODS)
+        request.setHeader(b"Allow", _METHODS)
+        request.setResponseCode(204)
+        return b""
+
+    def render(self, request):
+        if request.method in (b"POST", b"GET", b"OPTIONS", b"HEAD"):
+            return super().render(request)
+        request.setHeader(b"Allow", _METHODS)
+        request.setResponseCode(405)
+        return b""
