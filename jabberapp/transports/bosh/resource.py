@@ -6,9 +6,11 @@ BOSHService, responses out; nothing of BOSH itself is decided here.
   A client that closes the connection first is reported to its session, which then
   answers that request into the void (a repeat of its rid gets that answer).
 - OPTIONS is a CORS preflight; GET answers with a short page, as Prosody does, so an
-  operator can check the URL with a browser; other methods are 405.
-- CORS headers go on every answer for origins the HTTP service allows (the web page of a
-  client such as Converse.js is often served from another origin).
+  operator can check the URL with a browser; other methods are 405 (the HTTP service's
+  site answers a method a resource lacks so).
+- CORS: an answer to a page of an allowed origin carries Access-Control-Allow-Origin (the
+  page of a client such as Converse.js is often served from another origin); a POST from a
+  page of any other origin is 403 and reaches no session.
 """
 from twisted.web import resource, server
 
@@ -21,7 +23,7 @@ log = logger(__name__)
 _CONTENT_TYPE = b"text/xml; charset=utf-8"
 _PAGE = (b"<!DOCTYPE html><html><head><title>BOSH</title></head><body><p>It works! Point "
          b"your BOSH client (XEP-0206) at this URL to connect.</p></body></html>")
-_METHODS = b"GET, POST, OPTIONS"
+_METHODS = (b"GET", b"POST")
 
 
 class _Channel:
@@ -52,9 +54,8 @@ class _Channel:
 
 class BOSHResource(resource.Resource):
     """
-    /http-bind on the HTTP service C{web}: it provides C{client_address(request)},
-    C{is_secure(request)} and C{cors(request, methods)} (the CORS headers for the request's
-    origin when allowed). C{bosh} is the BOSHService.
+    /http-bind on the HTTP service C{web} (jabberapp.web.service.HTTPService: it provides
+    client_address, is_secure, allow_origin and preflight). C{bosh} is the BOSHService.
     """
 
     isLeaf = True
@@ -65,7 +66,9 @@ class BOSHResource(resource.Resource):
         self.web = web
 
     def render_POST(self, request):
-        self.web.cors(request, _METHODS)
+        if not self.web.allow_origin(request):
+            request.setResponseCode(403)
+            return b""
         data = request.content.read()
         channel = _Channel(request)
         request.notifyFinish().addErrback(self._lost, channel)
@@ -81,19 +84,9 @@ class BOSHResource(resource.Resource):
                 channel.session.lost(channel)
 
     def render_GET(self, request):
-        self.web.cors(request, _METHODS)
+        self.web.allow_origin(request)
         request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
         return _PAGE
 
     def render_OPTIONS(self, request):
-        self.web.cors(request, _METHODS)
-        request.setHeader(b"Allow", _METHODS)
-        request.setResponseCode(204)
-        return b""
-
-    def render(self, request):
-        if request.method in (b"POST", b"GET", b"OPTIONS", b"HEAD"):
-            return super().render(request)
-        request.setHeader(b"Allow", _METHODS)
-        request.setResponseCode(405)
-        return b""
+        return self.web.preflight(request, _METHODS)
