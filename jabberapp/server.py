@@ -30,6 +30,7 @@ from jabberapp.sasl.throttle import FailureThrottle
 from jabberapp.status import StatusFile
 from jabberapp.storage import open_storage
 from jabberapp.transports.tcp import listen_tcp
+from jabberapp.web.service import HTTP_SERVICE, HTTPService
 
 log = logger(__name__)
 
@@ -136,6 +137,9 @@ class ServerService(Service):
         self.tls_options = tls.server_tls_options(self.certificates, settings.hosts[0])
         self.s2s = None  # the S2SManager (router.remote), when federation is enabled
         self._s2s_tls = s2s_tls(settings, self.certificates) if settings.s2s.enabled else None
+        # The one HTTP service ([http]): endpoints mount on it (add_resource) whether or not
+        # it listens; hosts offer it to extensions as the service "http" when it does.
+        self.http = HTTPService(settings.http, settings.hosts, reactor)
 
     def startService(self):
         super().startService()
@@ -151,6 +155,8 @@ class ServerService(Service):
         for domain in self.settings.hosts:
             host = VirtualHost(domain, self.router, self.storage, auth, self.reactor,
                                self.reactor, settings=self.settings)
+            if self.settings.http.enabled:
+                host.services[HTTP_SERVICE] = self.http
             for extension in self.extensions:
                 host.install(extension, self.settings.extension_options.get(extension.name, {}))
             self.hosts[domain] = host
@@ -181,6 +187,20 @@ class ServerService(Service):
         self.factories.append(plain)
         self._listen_components()
         self._listen_s2s()
+        self._listen_http()
+
+    def _listen_http(self):
+        """The HTTP service's listeners: plain HTTP, and HTTPS with the hosts' certificates
+        chosen by SNI (the c2s TLS options)."""
+        config = self.settings.http
+        if not config.enabled:
+            return
+        if config.port:
+            self._listen_on("http", config.port, self.http.site(), config.interface)
+        if config.tls_port:
+            wrapped = TLSMemoryBIOFactory(self.tls_options, False, self.http.site())
+            wrapped.noisy = False
+            self._listen_on("https", config.tls_port, wrapped, config.interface)
 
     def _listen_s2s(self):
         """Federation: the s2s route manager becomes the router's remote destination."""

@@ -1,6 +1,6 @@
 """
-The core schema: the [server], [c2s], [s2s], [components], [auth], [tls] and [storage]
-sections (``CORE_SCHEMA``) and a [component:DOMAIN] section (``COMPONENT_SCHEMA``), with the
+The core schema: the [server], [c2s], [s2s], [components], [auth], [tls], [storage] and
+[http] sections (``CORE_SCHEMA``) and a [component:DOMAIN] section (``COMPONENT_SCHEMA``), with the
 value types only they use.
 
 Checks that span several options (a port that must differ from another, a certificate that
@@ -18,8 +18,8 @@ from jabberapp.configuration.options import (Option, comma_list, int_range, ip_a
 from jabberapp.configuration.settings import S2SRoute
 from jabberapp.jid import InvalidJID, prep_domain
 
-__all__ = ["COMPONENT_SCHEMA", "CORE_SCHEMA", "LOG_LEVELS", "dns_servers", "s2s_routes",
-           "sasl_mechanisms"]
+__all__ = ["COMPONENT_SCHEMA", "CORE_SCHEMA", "LOG_LEVELS", "dns_servers", "ip_networks",
+           "s2s_routes", "sasl_mechanisms", "web_origins"]
 
 #: Log levels accepted by ``[server] log_level`` (twisted.logger.LogLevel names).
 LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
@@ -124,6 +124,51 @@ def dns_servers(raw: str) -> tuple[tuple[str, int], ...]:
 
 
 dns_servers.description = "comma-separated IP[:PORT]"  # type: ignore[attr-defined]
+
+
+def ip_networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Parse comma-separated IP addresses and CIDR networks ([http] trusted_proxies)."""
+    networks = []
+    for entry in comma_list(raw):
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ValueError(f"{entry!r}: not an IP address or network (as 10.0.0.0/8)"
+                             ) from None
+    return tuple(networks)
+
+
+ip_networks.description = "comma-separated IP addresses or networks"  # type: ignore[attr-defined]
+
+_ORIGIN = re.compile(r"(https?)://([A-Za-z0-9](?:[-A-Za-z0-9.]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
+                     r"(?::([0-9]{1,5}))?/?")
+
+
+def web_origins(raw: str) -> tuple[str, ...]:
+    """
+    Parse comma-separated web origins ([http] cors_origins): '*' or SCHEME://HOST[:PORT]
+    with http or https, returned lower-cased without a trailing slash or a default port,
+    the form browsers send in an Origin header.
+    """
+    origins = []
+    for entry in comma_list(raw):
+        if entry == "*":
+            origins.append("*")
+            continue
+        match = _ORIGIN.fullmatch(entry)
+        if match is None:
+            raise ValueError(f"{entry!r}: expected * or an origin such as "
+                             "https://chat.example.org")
+        scheme, host, port = match.group(1).lower(), match.group(2).lower(), match.group(3)
+        if port is not None and not 1 <= int(port) <= 65535:
+            raise ValueError(f"{entry!r}: the port must be from 1 to 65535")
+        if port is not None and int(port) != (443 if scheme == "https" else 80):
+            host = f"{host}:{int(port)}"
+        origins.append(f"{scheme}://{host}")
+    return tuple(origins)
+
+
+web_origins.description = "* or comma-separated origins"  # type: ignore[attr-defined]
 
 
 # -- the core schema ------------------------------------------------------------------------
@@ -267,6 +312,46 @@ CORE_SCHEMA: Mapping[str, tuple[Option, ...]] = MappingProxyType({
                "name of a storage plugin."),
         Option("path", str, "",
                "Database file of the sqlite backend. Empty: jabberapp.sqlite in data_dir."),
+    ),
+    "http": (
+        Option("enabled", bool, False,
+               "Run the HTTP service that carries XMPP over WebSocket (RFC 7395) and BOSH "
+               "(XEP-0124/0206) and serves /.well-known/host-meta (XEP-0156) for every "
+               "host. Off: no HTTP port is opened."),
+        Option("interface", ip_address, "127.0.0.1",
+               "Address the HTTP listeners bind to. The default serves this machine only, "
+               "which is what a reverse proxy on the same machine needs; use :: or 0.0.0.0 "
+               "to serve browsers directly."),
+        Option("port", int_range(0, 65535), 5280,
+               "Port for plain HTTP (ws:// and http:// URLs); 0 disables it. Browsers "
+               "refuse plain WebSocket from an https page: serve it behind a TLS reverse "
+               "proxy, or use tls_port."),
+        Option("tls_port", int_range(0, 65535), 5281,
+               "Port for HTTPS (wss:// and https:// URLs), with the certificate of the "
+               "host the client names by SNI (the [tls] and [tls:HOST] certificates, as "
+               "for c2s); 0 disables it."),
+        Option("trusted_proxies", ip_networks, (),
+               "Reverse proxies whose X-Forwarded-For, X-Forwarded-Proto and "
+               "X-Forwarded-Host headers are believed: comma-separated IP addresses or "
+               "networks, such as 127.0.0.1, 10.0.0.0/8. The client's address is the "
+               "right-most X-Forwarded-For entry that is not a trusted proxy. From any "
+               "other peer these headers are ignored, so a client cannot choose the "
+               "address it is throttled and logged under."),
+        Option("cors_origins", web_origins, ("*",),
+               "Web origins whose pages may use the HTTP endpoints from a browser "
+               "(cross-origin BOSH requests, WebSocket origin checks): * for any page, or "
+               "comma-separated origins such as https://chat.example.org. Empty: only "
+               "pages served from this listener's own origin. XMPP clients log in with "
+               "SASL inside the session, never with cookies, so * lets other sites' pages "
+               "host a web client but not act for a logged-in user."),
+        Option("max_request_size", int_range(1024, 2**31 - 1), 1048576,
+               "Largest HTTP request body accepted, in bytes; a larger one is answered "
+               "413 and the connection closed before the body is read."),
+        Option("request_timeout", positive_seconds, 30.0,
+               "Seconds a connection may take to send a whole request (headers and body) "
+               "from when it opens or its previous response ends; then it is closed. This "
+               "closes idle keep-alive connections and clients that send slowly. It does "
+               "not limit how long a request is answered (BOSH long polls, WebSocket)."),
     ),
 })
 

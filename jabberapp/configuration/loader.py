@@ -23,9 +23,9 @@ from jabberapp.configuration.core import (COMPONENT_PREFIX, COMPONENT_SCHEMA, CO
                                           EXTENSION_PREFIX, TLS_PREFIX)
 from jabberapp.configuration.options import Option
 from jabberapp.configuration.settings import (AuthConfig, C2SConfig, ComponentConfig,
-                                              ComponentsConfig, ConfigError, S2SConfig,
-                                              ServerConfig, StorageConfig, TLSConfig,
-                                              FrozenMap)
+                                              ComponentsConfig, ConfigError, HTTPConfig,
+                                              S2SConfig, ServerConfig, StorageConfig,
+                                              TLSConfig, FrozenMap)
 from jabberapp.jid import InvalidJID, prep_domain
 
 __all__ = ["load_config"]
@@ -181,6 +181,7 @@ def load_config(path: str | None,
         else os.path.join(data_dir, "jabberapp.sqlite"))
 
     extension_options = _extension_options(reader, extension_schemas)
+    http = _http_config(reader, c2s, s2s, components)
 
     return ServerConfig(
         path=_absolute(path) if path is not None else None,
@@ -195,6 +196,7 @@ def load_config(path: str | None,
         extension_options=extension_options,
         s2s=s2s,
         components=components,
+        http=http,
     )
 
 
@@ -223,6 +225,32 @@ def _s2s_config(reader: _Reader, hosts: tuple[str, ...]) -> S2SConfig:
                                reader.raw("s2s", "routes"))
     return S2SConfig(**{**values, "ca_file": ca_file or None,
                         "trust_self_signed": tuple(trusted)})
+
+
+def _http_config(reader: _Reader, c2s: C2SConfig, s2s: S2SConfig,
+                 components: ComponentsConfig) -> HTTPConfig:
+    """[http]; when enabled, its ports must be set, differ, and be no other listener's."""
+    config = HTTPConfig(**reader.section("http", CORE_SCHEMA["http"]))
+    if not config.enabled:
+        return config
+    if not config.port and not config.tls_port:
+        raise reader.error("http", "port", "port or tls_port must be set when enabled",
+                           reader.raw("http", "port"))
+    if config.port and config.port == config.tls_port:
+        raise reader.error("http", "tls_port", "must differ from port",
+                           reader.raw("http", "tls_port"))
+    others = {c2s.port: "[c2s] port", c2s.direct_tls_port: "[c2s] direct_tls_port"}
+    if s2s.enabled:
+        others.update({s2s.port: "[s2s] port", s2s.direct_tls_port: "[s2s] direct_tls_port"})
+    if components.components:
+        others[components.port] = "[components] port"
+    others.pop(0, None)
+    for key in ("port", "tls_port"):
+        port = getattr(config, key)
+        if port in others:
+            raise reader.error("http", key, f"must differ from {others[port]}",
+                               reader.raw("http", key))
+    return config
 
 
 def _components_config(reader: _Reader, hosts: tuple[str, ...]) -> ComponentsConfig:

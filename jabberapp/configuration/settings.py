@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["AuthConfig", "C2SConfig", "ComponentConfig", "ComponentsConfig", "ConfigError",
-           "S2SConfig", "S2SRoute", "ServerConfig", "StorageConfig", "TLSConfig"]
+           "HTTPConfig", "S2SConfig", "S2SRoute", "ServerConfig", "StorageConfig", "TLSConfig"]
 
 
 class ConfigError(Exception):
@@ -155,6 +155,23 @@ class ComponentsConfig:
 
 
 @dataclass(frozen=True)
+class HTTPConfig:
+    """
+    The HTTP service ([http]): WebSocket, BOSH and host-meta. C{trusted_proxies} holds
+    ipaddress networks; C{cors_origins} normalised origins or '*'.
+    """
+
+    enabled: bool = False
+    interface: str = "127.0.0.1"
+    port: int = 5280
+    tls_port: int = 5281
+    trusted_proxies: tuple[Any, ...] = ()
+    cors_origins: tuple[str, ...] = ("*",)
+    max_request_size: int = 1048576
+    request_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     """The whole validated configuration of one server process."""
 
@@ -170,3 +187,4 @@ class ServerConfig:
     extension_options: Mapping[str, Mapping[str, Any]]
     s2s: S2SConfig = S2SConfig()
     components: ComponentsConfig = ComponentsConfig()
+    http: HTTPConfig = HTTPConfig()

@@ -22,8 +22,8 @@ import slixmpp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TIMEOUT = 20  # seconds any single wait may take before the test fails
-LISTENING = re.compile(r"(c2s(?: direct TLS)?|component|s2s(?: direct TLS)?) listening on \S+ "
-                       r"port (\d+)")
+LISTENING = re.compile(r"(c2s(?: direct TLS)?|component|s2s(?: direct TLS)?|https?) listening on "
+                       r"\S+ port (\d+)")
 S2S_DISABLED = re.compile(r"^\s*enabled\s*=\s*(?:no|false|off|0)\s*$", re.M | re.I)
 
 
@@ -129,10 +129,11 @@ class ServerProcess:
     """A jabberapp server in a subprocess with its own data directory and config file."""
 
     def __init__(self, directory, hosts=("localhost",), config="", plugin_path=None, s2s="",
-                 s2s_port=None, c2s=""):
+                 s2s_port=None, c2s="", http=None):
         """C{config} is appended to the generated file; C{s2s} and C{c2s} hold extra [s2s]
         and [c2s] options (federation listens on C{s2s_port}, by default a free loopback
-        port)."""
+        port). C{http} not None enables [http] on free loopback ports C{http_port} and
+        C{https_port} (or those its extra [http] options set; 0: not opened)."""
         self.directory = str(directory)
         self.hosts = hosts
         self.config_path = os.path.join(self.directory, "jabberapp.ini")
@@ -162,7 +163,22 @@ class ServerProcess:
                 [s2s]
                 interface = 127.0.0.1
                 port = {self.s2s_port}
-                """) + textwrap.dedent(s2s).strip("\n") + "\n" + textwrap.dedent(config))
+                """) + textwrap.dedent(s2s).strip("\n") + "\n" + self._http_section(http)
+                + textwrap.dedent(config))
+
+    def _http_section(self, extra):
+        self.http_port = self.https_port = None
+        if extra is None:
+            return ""
+        extra = textwrap.dedent(extra).strip("\n")
+        lines = ["[http]", "enabled = yes", "interface = 127.0.0.1"]
+        for key in ("port", "tls_port"):
+            given = re.search(rf"^\s*{key}\s*=\s*(\d+)", extra, re.M)
+            port = int(given.group(1)) if given else free_port()
+            if not given:
+                lines.append(f"{key} = {port}")
+            setattr(self, "http_port" if key == "port" else "https_port", port or None)
+        return "\n".join(lines + [extra]).rstrip("\n") + "\n"
 
     @property
     def certificate(self):
@@ -184,6 +200,8 @@ class ServerProcess:
             wanted.add("component")
         if self.has_s2s:
             wanted.add("s2s")
+        wanted.update(label for label, port in (("http", self.http_port),
+                                                ("https", self.https_port)) if port)
         for line in self.lines_until(lambda line: _listening(line, wanted)):
             pass
         return self
