@@ -203,7 +203,8 @@ def cpu_availability(seconds=1.0):
 
 def run_generator(args, scenario, server, params):
     target = {"port": server.port, "cafile": server.cert, "password": PASSWORD,
-              "mechanism": args.mechanism, "server_pid": server.pid, "domain": DOMAIN}
+              "mechanism": args.mechanism, "server_pid": server.pid, "domain": DOMAIN,
+              "ws_port": server.ws_port}
     if args.sources > 1:
         target["sources"] = [f"127.0.0.{i}" for i in range(1, args.sources + 1)]
     cmd = ["taskset", "-c", GENERATOR_CPU, sys.executable, "-m", "benchmarks.loadgen", scenario,

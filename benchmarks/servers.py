@@ -120,6 +120,7 @@ class Server:
         self.mechanism = mechanism
         self.cpu = cpu
         self.port = free_port()
+        self.ws_port = None       # the HTTPS port of the WebSocket endpoint, when it has one
         self.cert, self.key = ensure_certificate(workdir)
         self.process = None
         self.log_path = os.path.join(self.dir, "server.out")
@@ -135,8 +136,13 @@ class Server:
     def env(self) -> dict:
         return dict(os.environ)
 
+    def has_websocket(self) -> bool:
+        """Whether this server gets an HTTPS listener with /xmpp-websocket."""
+        return True
+
     def start(self, timeout: float = 30.0) -> int:
         self.port = free_port()
+        self.ws_port = free_port() if self.has_websocket() else None
         self.write_config()
         out = open(self.log_path, "ab")
         cmd = ["taskset", "-c", self.cpu] + self.command()
@@ -232,6 +238,10 @@ class JabberappServer(Server):
                         current.add(key)
             self._introspected = {"extensions": data["extensions"], "sections": sections}
         return self._introspected
+
+    def has_websocket(self):
+        """Whether this revision has the [http] listener (with /xmpp-websocket)."""
+        return "http" in self.introspect()["sections"]
 
     def command(self):
         # twistd itself (the module has no __main__ block, hence -c), as the E2E tests run it.
@@ -350,7 +360,8 @@ PROSODY_COUNTERPARTS = {
     "roster": "roster", "blocking": "blocklist", "offline": "offline", "private": "private",
     "vcard": "vcard", "last": "lastactivity", "register": "register",
     "contact_addresses": "server_contact_info", "carbons": "carbons", "mam": "mam",
-    "csi": "csi_simple", "stream_management": "smacks", "smacks": "smacks", "pep": "pep",
+    "csi": "csi_simple", "stream_management": "smacks", "smacks": "smacks", "sm": "smacks",
+    "pep": "pep",
 }
 # Always: authentication, STARTTLS, and roster (scenario 4 needs it; it is what a
 # deployment runs).
@@ -390,7 +401,9 @@ class ProsodyServer(Server):
 
     def write_config(self):
         os.makedirs(self.data_dir, exist_ok=True)
-        modules = " ".join(f'"{m}";' for m in self.modules)
+        # The HTTP side, as jabberapp's [http] listener: WebSocket (RFC 7395) and BOSH on one
+        # HTTPS port with the benchmark certificate, no plain HTTP port.
+        modules = " ".join(f'"{m}";' for m in self.modules + ["websocket", "bosh"])
         disabled = ["s2s", "s2s_auth_certs"]
         if "offline" not in self.modules:
             disabled.append("offline")      # autoloaded unless disabled
@@ -421,6 +434,14 @@ c2s_stanza_size_limit = 262144
 network_settings = {{ nagle = false }}
 ssl = {{ certificate = "{self.cert}"; key = "{self.key}"; }}
 certificates = "{os.path.dirname(self.cert)}"
+http_ports = {{}}
+http_interfaces = {{ "127.0.0.1" }}
+https_ports = {{ {self.ws_port or ""} }}
+https_interfaces = {{ "127.0.0.1" }}
+https_ssl = {{ certificate = "{self.cert}"; key = "{self.key}"; }}
+-- XEP-0198: the same resumption timeout as jabberapp's and ejabberd's (300 s; Prosody's
+-- default is 600); queue sizes stay at their defaults (500 unacked stanzas, as jabberapp).
+smacks_hibernation_time = 300
 VirtualHost "{DOMAIN}"
 """)
             if self.muc:
@@ -509,6 +530,7 @@ EJABBERD_COUNTERPARTS = {
     "pubsub": ("mod_pubsub",), "pep": ("mod_caps", "mod_pubsub"), "muc": ("mod_muc",),
     "carbons": ("mod_carboncopy",), "mam": ("mod_mam",), "csi": ("mod_client_state",),
     "stream_management": ("mod_stream_mgmt",), "smacks": ("mod_stream_mgmt",),
+    "sm": ("mod_stream_mgmt",),
 }
 # Always, as PROSODY_BASE.
 EJABBERD_BASE = ("mod_roster", "mod_disco", "mod_ping", "mod_time", "mod_version")
@@ -523,7 +545,12 @@ def ejabberd_modules(jabberapp_extensions) -> tuple[dict[str, dict], list[str]]:
         if modules is None:
             unmatched.append(name)
         names += [m for m in modules or () if m not in names]
+    if "mod_bosh" not in names:
+        names.append("mod_bosh")      # /http-bind on the HTTPS listener
     options = {name: {} for name in names}
+    if "mod_stream_mgmt" in options:
+        # The same resumption timeout as the others (ejabberd's default, said here).
+        options["mod_stream_mgmt"] = {"resume_timeout": 300}
     if "mod_vcard" in options:
         options["mod_vcard"] = {"search": False}     # no vjud.<host>: jabberapp has none
     if "mod_register" in options:
@@ -638,6 +665,18 @@ class EjabberdServer(Server):
         os.makedirs(self.logs, exist_ok=True)
         modules = "".join(f"  {name}: {_yaml(options)}\n"
                           for name, options in self.modules.items())
+        http = "" if not self.ws_port else f"""\
+  # The HTTP side, as jabberapp's [http] listener: WebSocket (RFC 7395) and BOSH on one
+  # HTTPS port with the benchmark certificate.
+  - port: {self.ws_port}
+    ip: "127.0.0.1"
+    module: ejabberd_http
+    tls: true
+    backlog: 128
+    request_handlers:
+      /xmpp-websocket: ejabberd_http_ws
+      /http-bind: mod_bosh
+"""
         with open(self.config_path, "w") as f:
             f.write(f"""\
 # generated by benchmarks/servers.py: a private ejabberd, nothing shared with the system one
@@ -670,7 +709,7 @@ listen:
     max_stanza_size: 262144
     shaper: none
     backlog: 128
-modules:
+{http}modules:
 {modules}""")
 
     def _run_erlang(self, terms: str, timeout: float = 900) -> dict:

@@ -13,11 +13,23 @@ import resource
 import sys
 import time
 
-from benchmarks.loadgen import muc, scenarios
+import dataclasses
+
+from benchmarks.loadgen import muc, scenarios, smscenarios
 from benchmarks.loadgen.client import Target
 
-# Scenario 5 lives in muc.py, which builds on scenarios.py: the registry is here, so that
-# either module can be imported first.
+
+def over_websocket(scenario):
+    """C{scenario} with every session over WebSocket (RFC 7395) instead of TCP."""
+    async def run(target, **params):
+        if not target.ws_port:
+            return {"skipped": "no WebSocket endpoint on this server"}
+        return await scenario(dataclasses.replace(target, transport="ws"), **params)
+    return run
+
+
+# Scenario 5 lives in muc.py, 6 and 7 in smscenarios.py, which build on scenarios.py: the
+# registry is here, so that any module can be imported first.
 SCENARIOS = {
     "login": scenarios.login_storm,
     "messages": scenarios.messages,
@@ -25,6 +37,10 @@ SCENARIOS = {
     "presence": scenarios.presence,
     "muc": muc.muc,
     "subscribe": scenarios.subscribe_ring,
+    "sm-messages": smscenarios.sm_messages,
+    "storm": smscenarios.storm,
+    "ws-login": over_websocket(scenarios.login_storm),
+    "ws-messages": over_websocket(scenarios.messages),
 }
 
 

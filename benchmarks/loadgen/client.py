@@ -24,6 +24,7 @@ import os
 import re
 import socket
 import ssl
+import struct
 import time
 from dataclasses import dataclass, field
 
@@ -32,7 +33,9 @@ IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 
 MECHANISMS = {"SCRAM-SHA-1": "sha1", "SCRAM-SHA-256": "sha256"}
 
-_FEATURES = re.compile(rb"<stream:features\b[^>]*?(?:/>|>.*?</stream:features>)", re.S)
+# <stream:features/> on TCP; over WebSocket a server may also write it unprefixed.
+_FEATURES = re.compile(rb"<(?:stream:)?features\b[^>]*?(?:/>|>.*?</(?:stream:)?features>)",
+                       re.S)
 _PROCEED = re.compile(rb"<proceed\b[^>]*>")
 _CHALLENGE = re.compile(rb"<challenge\b[^>]*>([^<]*)</challenge>")
 _SUCCESS = re.compile(rb"<success\b[^>]*?(?:/>|>([^<]*)</success>)")
@@ -63,6 +66,9 @@ class Target:
     sources: tuple = ()                # local source addresses to spread connections over
     server_pid: int | None = None      # for /proc measurements
     timeout: float = 30.0              # bound on any single login
+    transport: str = "tcp"             # 'tcp' (STARTTLS) or 'ws' (RFC 7395 over wss://)
+    ws_port: int | None = None         # the server's HTTPS port with the WebSocket endpoint
+    ws_path: str = "/xmpp-websocket"
     _ssl: ssl.SSLContext | None = field(default=None, repr=False)
     _next_source: int = 0
 
@@ -145,7 +151,7 @@ class Session(asyncio.Protocol):
 
     __slots__ = ("index", "user", "jid", "transport", "buf", "_pattern", "_future",
                  "on_data", "on_lost", "lost", "roster_items", "roster_ok", "state",
-                 "login_latency")
+                 "login_latency", "sm", "on_elements")
 
     def __init__(self, index=0, user=""):
         self.index = index
@@ -162,6 +168,8 @@ class Session(asyncio.Protocol):
         self.roster_ok = None
         self.state = None          # free for the scenario
         self.login_latency = None
+        self.sm = None             # stream management (benchmarks/loadgen/sm.py), if enabled
+        self.on_elements = None    # with sm: the scenario's handler of received elements
 
     # -- asyncio.Protocol -------------------------------------------------------------
 
@@ -190,8 +198,17 @@ class Session(asyncio.Protocol):
 
     # -- login helpers ----------------------------------------------------------------
 
+    def stream_open(self, target) -> bytes:
+        """What opens (and restarts) the stream on this transport."""
+        return target.header()
+
     def write(self, data: bytes):
+        """Send one element (over WebSocket: one frame)."""
         self.transport.write(data)
+
+    def write_many(self, elements):
+        """Send several elements at once (one TCP write; over WebSocket a frame each)."""
+        self.transport.write(b"".join(elements))
 
     def expect(self, pattern) -> asyncio.Future:
         """A future for the next match of C{pattern} in the input (consumed up to its end)."""
@@ -228,23 +245,56 @@ class Session(asyncio.Protocol):
         if self.transport is not None and not self.lost:
             self.transport.abort()
 
+    def cut(self):
+        """Drop the connection the way a network change does for the server: no stream
+        close, no TLS close_notify, a TCP reset (SO_LINGER 0) instead of a FIN."""
+        if self.transport is None or self.lost:
+            return
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                pass
+        self.transport.abort()
 
-async def connect(loop, target: Target, session: Session):
+
+def connect_socket(target: Target):
+    """A non-blocking socket bound to the next source address, or None without sources."""
     source = target.source()
     if source is None:
-        await loop.create_connection(lambda: session, target.host, target.port)
-        return
+        return None
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_IP, IP_BIND_ADDRESS_NO_PORT, 1)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((source, 0))
         sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def connect(loop, target: Target, session: Session):
+    sock = connect_socket(target)
+    if sock is None:
+        await loop.create_connection(lambda: session, target.host, target.port)
+        return
+    try:
         await loop.sock_connect(sock, (target.host, target.port))
     except BaseException:
         sock.close()
         raise
     await loop.create_connection(lambda: session, sock=sock)
+
+
+def new_session(target: Target, index: int = 0, user: str = "") -> Session:
+    """A Session for C{target}'s transport."""
+    if target.transport == "ws":
+        from benchmarks.loadgen.websocket import WebSocketSession
+        return WebSocketSession(index, user)
+    return Session(index, user)
 
 
 async def login(target: Target, index: int, user: str, presence: bytes | None = None,
@@ -253,7 +303,7 @@ async def login(target: Target, index: int, user: str, presence: bytes | None = 
 
     C{presence} replaces the plain initial presence. Raises LoginError or asyncio.TimeoutError.
     """
-    session = session or Session(index, user)
+    session = session or new_session(target, index, user)
     try:
         return await asyncio.wait_for(_login(target, session, presence), target.timeout)
     except BaseException:
@@ -262,20 +312,37 @@ async def login(target: Target, index: int, user: str, presence: bytes | None = 
 
 
 async def _login(target: Target, session: Session, presence: bytes | None) -> Session:
-    loop = asyncio.get_running_loop()
     started = time.perf_counter()
-    await connect(loop, target, session)
-    header = target.header()
-    session.write(header)
-    (features,) = await session.expect(_FEATURES)
-    if b"starttls" not in features:
-        raise LoginError("no STARTTLS offered")
-    session.write(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
-    await session.expect(_PROCEED)
-    session.buf.clear()
-    session.transport = await loop.start_tls(session.transport, session, target.ssl_context(),
-                                             server_hostname=target.domain)
-    session.write(header)
+    await authenticate(target, session)
+    await bind(target, session)
+    await present(session, presence)
+    session.login_latency = time.perf_counter() - started
+    return session
+
+
+async def authenticate(target: Target, session: Session) -> bytes:
+    """Connect, encrypt (STARTTLS, or TLS first for WebSocket), SASL, restart the stream;
+    returns the features of the authenticated stream."""
+    loop = asyncio.get_running_loop()
+    if target.transport == "ws":
+        from benchmarks.loadgen import websocket
+        await websocket.connect(loop, target, session)
+        header = session.stream_open(target)
+        session.write(header)
+    else:
+        await connect(loop, target, session)
+        header = session.stream_open(target)
+        session.write(header)
+        (features,) = await session.expect(_FEATURES)
+        if b"starttls" not in features:
+            raise LoginError("no STARTTLS offered")
+        session.write(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        await session.expect(_PROCEED)
+        session.buf.clear()
+        session.transport = await loop.start_tls(session.transport, session,
+                                                 target.ssl_context(),
+                                                 server_hostname=target.domain)
+        session.write(header)
     (features,) = await session.expect(_FEATURES)
     mechanism = target.mechanism.encode()
     if b">" + mechanism + b"<" not in features:
@@ -292,6 +359,11 @@ async def _login(target: Target, session: Session, presence: bytes | None) -> Se
         scram.verify(base64.b64decode(final))
     session.write(header)
     (features,) = await session.expect(_FEATURES)
+    return features
+
+
+async def bind(target: Target, session: Session) -> None:
+    """Resource binding (RFC 6120 §7); sets session.jid."""
     session.write(b"<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
                   b"<resource>" + target.resource.encode() + b"</resource></bind></iq>")
     (bound,) = await session.expect(_iq_end(b"bind1"))
@@ -299,6 +371,10 @@ async def _login(target: Target, session: Session, presence: bytes | None) -> Se
     if jid is None:
         raise LoginError(f"bind failed: {bound!r}")
     session.jid = jid.group(1)
+
+
+async def present(session: Session, presence: bytes | None = None) -> None:
+    """Roster get and initial presence; done when the server reflects the presence."""
     session.write(b"<iq type='get' id='roster1'><query xmlns='jabber:iq:roster'/></iq>")
     (roster,) = await session.expect(_iq_end(b"roster1"))
     kind = _IQ_ATTR_TYPE.search(roster)
@@ -306,8 +382,6 @@ async def _login(target: Target, session: Session, presence: bytes | None) -> Se
     session.roster_items = roster.count(b"<item ")
     session.write(presence or b"<presence/>")
     await session.expect(_own_presence(session.jid))
-    session.login_latency = time.perf_counter() - started
-    return session
 
 
 def _iq_end(iq_id: bytes):

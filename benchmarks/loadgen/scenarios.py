@@ -61,8 +61,10 @@ def _ms(value):
     return None if value is None else round(value * 1000, 3)
 
 
-async def login_many(target, users, concurrency, presence_for=None, deadline_s=600.0):
-    """Log in every (index, username) of C{users} with at most C{concurrency} in flight.
+async def login_many(target, users, concurrency, presence_for=None, deadline_s=600.0,
+                     login_fn=login):
+    """Log in every (index, username) of C{users} with at most C{concurrency} in flight,
+    with C{login_fn} (client.login; sm.login for stream management).
 
     Returns (sessions in input order with None for failures, [error texts]).
     """
@@ -75,9 +77,12 @@ async def login_many(target, users, concurrency, presence_for=None, deadline_s=6
     async def worker():
         while queue and time.monotonic() < deadline:
             position, (index, user) = queue.pop()
-            presence = presence_for(index) if presence_for else None
             try:
-                results[position] = await login(target, index, user, presence)
+                if presence_for is None:
+                    results[position] = await login_fn(target, index, user)
+                else:
+                    results[position] = await login_fn(target, index, user,
+                                                       presence=presence_for(index))
             except (LoginError, OSError, asyncio.TimeoutError) as exc:
                 errors.append(f"{user}: {type(exc).__name__}: {exc}"[:300])
 
@@ -141,8 +146,7 @@ class Flow:
         seq = self.sent
         prefix, suffix = self.prefix, self.suffix
         self.sent = seq + count
-        self.sender.transport.write(b"".join(
-            [prefix + b"%d" % s + suffix for s in range(seq, seq + count)]))
+        self.sender.write_many([prefix + b"%d" % s + suffix for s in range(seq, seq + count)])
         if self.times is not None:
             now = time.perf_counter()
             for s in range(seq, seq + count):
@@ -374,8 +378,7 @@ class FanOutRun:
         state[1] = seq + count
         self.sent += count
         prefix, suffix = state[3], state[4]
-        session.transport.write(b"".join(
-            [prefix + b"%d" % s + suffix for s in range(seq, seq + count)]))
+        session.write_many([prefix + b"%d" % s + suffix for s in range(seq, seq + count)])
 
     def on_data(self, session, data):
         state = session.state
