@@ -30,7 +30,8 @@ from benchmarks.servers import (DOMAIN, PASSWORD, ROOT, EjabberdServer, Jabberap
                                 ProsodyServer, ejabberd_lib_dir, ejabberd_modules,
                                 prosody_modules)
 
-SCENARIOS = ("login", "messages", "idle", "presence", "muc")
+SCENARIOS = ("login", "messages", "idle", "presence", "muc", "sm-messages", "storm",
+             "ws-login", "ws-messages")
 SERVERS = ("jabberapp", "prosody", "ejabberd")
 # The reference servers jabberapp's ratios are given against, with their names as printed.
 REFERENCES = {"prosody": "Prosody", "ejabberd": "ejabberd"}
@@ -44,6 +45,8 @@ FULL = dict(
     idle_levels="1000,5000,10000", idle_concurrency=100, idle_settle=3.0, idle_window=5.0,
     presence_users=200, contacts=100, presence_window=2, presence_duration=6.0,
     muc_rooms=1, occupants=100, muc_window=2, muc_duration=6.0,
+    sm_pairs=100, sm_window=10, sm_duration=6.0,
+    storm_sessions=1000, storm_senders=20, storm_gap_messages=2, storm_concurrency=100,
 )
 QUICK = dict(
     rounds=1, idle_rounds=1,
@@ -52,6 +55,8 @@ QUICK = dict(
     idle_levels="200,500", idle_concurrency=50, idle_settle=1.0, idle_window=2.0,
     presence_users=60, contacts=20, presence_window=2, presence_duration=3.0,
     muc_rooms=1, occupants=20, muc_window=2, muc_duration=3.0,
+    sm_pairs=20, sm_window=10, sm_duration=3.0,
+    storm_sessions=200, storm_senders=10, storm_gap_messages=2, storm_concurrency=50,
 )
 
 
@@ -116,6 +121,16 @@ def parse_args(argv=None):
 
 
 def scenario_params(args, scenario, server_name):
+    if scenario.startswith("ws-"):
+        # The same parameters over WebSocket.
+        return scenario_params(args, scenario[3:], server_name)
+    if scenario == "sm-messages":
+        return {"pairs": args.sm_pairs, "window": args.sm_window, "warmup_s": args.warmup,
+                "duration_s": args.sm_duration}
+    if scenario == "storm":
+        return {"sessions": args.storm_sessions, "senders": args.storm_senders,
+                "gap_messages": args.storm_gap_messages,
+                "concurrency": args.storm_concurrency}
     if scenario == "login":
         return {"users": args.login_users, "concurrency": args.login_concurrency}
     if scenario == "messages":
@@ -144,6 +159,12 @@ def presence_prefix(args):
 
 
 def scenario_timeout(args, scenario):
+    if scenario.startswith("ws-"):
+        return scenario_timeout(args, scenario[3:])
+    if scenario == "sm-messages":
+        return 120 + args.sm_pairs / 5 + args.warmup + args.sm_duration + 40
+    if scenario == "storm":
+        return 300 + (args.storm_sessions + args.storm_senders) / 5
     if scenario == "login":
         return 120 + args.login_users / 5
     if scenario == "messages":
@@ -323,7 +344,8 @@ def main(argv=None):
     if "ejabberd" in args.servers:
         servers["ejabberd"] = EjabberdServer(args.workdir, args.iterations, args.mechanism,
                                              cpu=SERVER_CPU, modules=ejabberd_mods)
-    users = max([args.login_users, 2 * args.pairs, args.muc_rooms * args.occupants]
+    users = max([args.login_users, 2 * args.pairs, args.muc_rooms * args.occupants,
+                 2 * args.sm_pairs, args.storm_sessions + args.storm_senders]
                 + args.idle_levels)
     for name, server in servers.items():
         groups = {"u": users}
@@ -388,6 +410,19 @@ def headline(scenario, result):
         return f"skipped: {result['skipped']}"
     if "error" in result:
         return f"ERROR: {str(result['error'])[:300]}"
+    if scenario.startswith("ws-"):
+        return "over WebSocket: " + headline(scenario[3:], result)
+    if scenario == "sm-messages":
+        return (f"{result['sat_msgs_per_s']:.0f} msgs/s, "
+                f"{result.get('sat_msgs_per_cpu_s', 0):.0f} per server CPU-s, lost "
+                f"{result['lost']}, duplicated {result['duplicates']}, unacked sessions "
+                f"{result['unacked_sessions']}")
+    if scenario == "storm":
+        return (f"{result['resumed']}/{result['sessions']} resumed, "
+                f"{result['resumptions_per_s']:.0f}/s, "
+                f"{result.get('resumptions_per_cpu_s', 0):.0f} per server CPU-s; gap messages "
+                f"{result['gap_delivered']}/{result['gap_sent']}, lost {result['lost']}, "
+                f"duplicated {result['duplicates']}")
     if scenario == "login":
         return (f"{result['logins_per_s']:.0f} logins/s, p99 {result['login_p99_ms']} ms, "
                 f"{result['failures']} failed")
@@ -439,6 +474,34 @@ METRICS = {
         ("sat_gen_cpu_share", "generator CPU share at saturation", "", "{:.2f}", "median"),
         OTHER_LOAD,
     ],
+    "sm-messages": [
+        ("sat_msgs_per_s", "delivered msgs/s at saturation", "higher", "{:.0f}", "median"),
+        ("sat_msgs_per_cpu_s", "delivered msgs per server CPU-s", "higher", "{:.0f}",
+         "median"),
+        ("lost", "messages lost (sum, must be 0)", "lower", "{:.0f}", "sum"),
+        ("duplicates", "messages duplicated (sum, must be 0)", "lower", "{:.0f}", "sum"),
+        ("unacked_sessions", "sessions whose server h stayed below what they sent (sum)",
+         "lower", "{:.0f}", "sum"),
+        ("server_requests", "server <r/> answered", "", "{:.0f}", "median"),
+        ("sat_server_cpu_share", "server CPU share at saturation", "", "{:.2f}", "median"),
+        ("sat_gen_cpu_share", "generator CPU share at saturation", "", "{:.2f}", "median"),
+        OTHER_LOAD,
+    ],
+    "storm": [
+        ("resumptions_per_s", "resumptions/s", "higher", "{:.0f}", "median"),
+        ("resumptions_per_cpu_s", "resumptions per server CPU-s", "higher", "{:.0f}",
+         "median"),
+        ("resume_p50_ms", "resumption latency p50 (ms)", "lower", "{:.1f}", "median"),
+        ("resume_p99_ms", "resumption latency p99 (ms)", "lower", "{:.1f}", "median"),
+        ("resumed", "sessions resumed (sum)", "higher", "{:.0f}", "sum"),
+        ("resume_failures", "resumptions failed (sum, must be 0)", "lower", "{:.0f}", "sum"),
+        ("gap_delivered", "gap messages delivered (sum)", "higher", "{:.0f}", "sum"),
+        ("lost", "messages lost (sum, must be 0)", "lower", "{:.0f}", "sum"),
+        ("duplicates", "messages duplicated (sum, must be 0)", "lower", "{:.0f}", "sum"),
+        ("server_cpu_share", "server CPU share", "", "{:.2f}", "median"),
+        ("gen_cpu_share", "generator CPU share", "", "{:.2f}", "median"),
+        OTHER_LOAD,
+    ],
     "presence": [
         ("deliveries_per_s", "presence deliveries/s", "higher", "{:.0f}", "median"),
         ("deliveries_per_cpu_s", "presence deliveries per server CPU-s", "higher", "{:.0f}",
@@ -458,6 +521,10 @@ METRICS = {
         OTHER_LOAD,
     ],
 }
+
+
+METRICS["ws-login"] = METRICS["login"]
+METRICS["ws-messages"] = METRICS["messages"]
 
 
 def _values(runs, key):
@@ -577,6 +644,10 @@ SCENARIO_TITLES = {
     "idle": "3. Idle authenticated sessions",
     "presence": "4. Presence fan-out",
     "muc": "5. MUC fan-out",
+    "sm-messages": "6. One-to-one messages with stream management",
+    "storm": "7. Reconnect storm with resumption",
+    "ws-login": "8. Login storm over WebSocket",
+    "ws-messages": "9. One-to-one messages over WebSocket",
 }
 
 
@@ -692,7 +763,11 @@ def render_meta(args, meta):
         f"{a['presence_users']} users with {a['contacts']} contacts each, window "
         f"{a['presence_window']} per user, {a['presence_duration']} s; MUC {a['muc_rooms']} "
         f"room(s) of {a['occupants']} occupants, window {a['muc_window']} per occupant, "
-        f"{a['muc_duration']} s",
+        f"{a['muc_duration']} s; stream management messages {a['sm_pairs']} pairs, window "
+        f"{a['sm_window']} per flow, {a['sm_duration']} s; storm {a['storm_sessions']} "
+        f"sessions cut at once, {a['storm_gap_messages']} messages each during the gap from "
+        f"{a['storm_senders']} senders, {a['storm_concurrency']} resuming at a time; "
+        "WebSocket scenarios with the login and messages parameters",
         "",
     ]
     return "\n".join(lines)

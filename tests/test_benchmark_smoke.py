@@ -1,8 +1,9 @@
 """
 A tiny run of the benchmark load generator (benchmarks/loadgen) against a real jabberapp
 server, so the generator cannot rot: a few sessions log in the whole way, a few messages
-travel, none is lost, and a small room's fan-out (the loop the presence and MUC scenarios
-share) counts every copy. Nothing about speed is measured or asserted here (benchmarks/run does
+travel, none is lost, a small room's fan-out (the loop the presence and MUC scenarios
+share) counts every copy, messages with stream management arrive once and are acknowledged,
+and a tiny reconnect storm resumes every session. Nothing about speed is measured or asserted here (benchmarks/run does
 that, outside the test suite).
 """
 import asyncio
@@ -12,7 +13,7 @@ import sys
 
 import pytest
 
-from benchmarks.loadgen import muc, scenarios
+from benchmarks.loadgen import muc, scenarios, smscenarios
 from benchmarks.loadgen.client import Target
 from tests.e2e.harness import ROOT, ServerProcess, subprocess_env
 
@@ -73,3 +74,30 @@ def test_generator_muc_fan_out_counts_every_copy(server):
     assert result["deliveries"] == 2 * result["messages_sent"]
     assert (result["lost"], result["echoes_missing"], result["disconnected"]) == (0, 0, 0)
     assert result["deliveries_per_s"] > 0
+
+
+def test_generator_sm_messages_arrive_once_and_are_acknowledged(server):
+    """With stream management on every client, each message arrives once and the server's h
+    ends equal to what each client sent."""
+    result = _run(smscenarios.sm_messages(_target(server), pairs=2, window=3, warmup_s=0.1,
+                                          duration_s=0.3, drain_s=5.0))
+    assert "error" not in result, result
+    assert result["total_sent"] > 0
+    assert result["total_delivered"] == result["total_sent"]
+    assert (result["lost"], result["duplicates"], result["misdirected"],
+            result["error_stanzas"], result["unacked_sessions"],
+            result["disconnected"]) == (0, 0, 0, 0, 0, 0)
+    assert result["client_requests_answered"] > 0
+
+
+def test_generator_storm_resumes_every_session_and_delivers_the_gap_once(server):
+    """Sessions whose TCP connections are reset at once all resume, and every message sent
+    to them meanwhile arrives exactly once."""
+    result = _run(smscenarios.storm(_target(server), sessions=3, senders=1, concurrency=3,
+                                    login_concurrency=2, gap_s=0.2, drain_s=5.0))
+    assert "error" not in result, result
+    assert (result["resumed"], result["resume_failures"]) == (3, 0), result["errors"]
+    assert result["gap_delivered"] == result["gap_sent"] == 6
+    assert (result["lost"], result["duplicates"], result["misdirected"],
+            result["unacked_at_resume"], result["unacked_sessions"]) == (0, 0, 0, 0, 0)
+    assert result["resumptions_per_s"] > 0
