@@ -628,3 +628,31 @@ class AckTests(Harness):
         self.assertIn(RID + 1, self.session(sid).responses)
         self.send(RID + 2, sid, ack=str(RID + 1))
         self.assertNotIn(RID + 1, self.session(sid).responses)
+
+
+class PendingLimitTests(Harness):
+    """Output waiting for a request is bounded."""
+
+    limits = BOSHLimits(max_pending=200)
+
+    def test_output_piling_up_without_requests(self):
+        """Output past max_pending while no request is held ends the session with
+        policy-violation, answered to the next request."""
+        sid, _ = self.create()
+        session = self.session(sid)
+        session.write(b"<message xmlns='jabber:client'>" + b"x" * 100 + b"</message>")
+        self.assertIsNone(session.final)
+        session.write(b"<message xmlns='jabber:client'>" + b"x" * 100 + b"</message>")
+        self.assertTrue(self.streams[0].closed)
+        channel = self.send(RID + 1, sid)
+        self.assertEqual(terminal(channel), (200, "terminate", "policy-violation"))
+
+    def test_output_to_held_request_is_not_limited(self):
+        """Output for a held request goes out whatever its size."""
+        sid, _ = self.create()
+        channel = self.send(RID + 1, sid)
+        session = self.session(sid)
+        for _ in range(3):
+            session.write(b"<message xmlns='jabber:client'>" + b"x" * 100 + b"</message>")
+        self.clock.advance(0)
+        self.assertEqual(len(channel.body), 3)

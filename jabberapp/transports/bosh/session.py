@@ -70,6 +70,7 @@ class BOSHLimits:
     max_requests: int = 2
     max_pause: int = 120
     polling: int = 5
+    max_pending: int = 4194304  # bytes of output waiting for a request ([c2s] max_send_buffer)
 
 
 class Terminal(Exception):
@@ -101,6 +102,14 @@ class _Waiting:
         self.body = body
         self.channel = channel
         self.timer = timer
+
+
+def _header(body):
+    """The stream header a session request or restart stands for (XEP-0206 §5)."""
+    header = {key: body.get(key) for key in ("to", "from", "xml:lang")
+              if body.get(key) is not None}
+    header["version"] = body.get("xmpp:version") or "1.0"
+    return header
 
 
 def _version(text):
@@ -157,7 +166,8 @@ class BOSHSession:
         self._pause = None              # seconds of an agreed pause, until the next request
         self._last_empty_at = None      # when the latest empty request arrived
         self._stream_attrs = {}         # the stream header's, for the next response
-        self.stream = None
+        self._pending_bytes = 0
+        self.max_pending = limits.max_pending
         self._final_code = 200
         self._lost_told = False         # the stream heard connection_lost
         self._lost_call = None
@@ -184,10 +194,7 @@ class BOSHSession:
         }
         self._creation = attrs
         self._hold(self.rid, channel)
-        header = {key: body.get(key) for key in ("to", "from", "xml:lang")
-                  if body.get(key) is not None}
-        header["version"] = body.get("xmpp:version") or "1.0"
-        self.stream.open_received(header)
+        self.stream.open_received(_header(body))
 
     # -- requests --------------------------------------------------------------------------
 
@@ -272,7 +279,7 @@ class BOSHSession:
             return
         self._hold(rid, channel, report)
         if restart:
-            self.stream.open_received(self._restart_header(body))
+            self.stream.open_received(_header(body))
         elif not body.empty:
             self.stream.elements_received(body.content)
 
@@ -303,12 +310,6 @@ class BOSHSession:
         got_nothing = (not previous[2]) if previous is not None else not self.pending
         if got_nothing:
             raise Terminal("policy-violation")
-
-    def _restart_header(self, body):
-        header = {key: body.get(key) for key in ("to", "from", "xml:lang")
-                  if body.get(key) is not None}
-        header["version"] = body.get("xmpp:version") or "1.0"
-        return header
 
     def _paused(self, seconds, rid, channel):
         """§10: every held request answered now, the pause request without payload; the
@@ -380,6 +381,7 @@ class BOSHSession:
             attrs["report"], attrs["time"] = held.report
         payload = b"".join(self.pending)
         self.pending.clear()
+        self._pending_bytes = 0
         self._record(held.rid, held.channel, render_body(attrs, payload), bool(payload))
 
     def _response_attrs(self, rid):
@@ -479,6 +481,7 @@ class BOSHSession:
         self.final = data
         self._final_code = code
         self.pending.clear()
+        self._pending_bytes = 0
 
     def _finish(self, channel):
         """Answer everything with the final response; the session is gone once a request
@@ -547,8 +550,13 @@ class BOSHSession:
         if self.final is not None:
             return
         self.pending.append(data)
+        self._pending_bytes += len(data)
         if self.held:
             self._schedule_flush()
+        elif self._pending_bytes > self.max_pending:
+            # A client that stopped asking while its stanzas pile up (until the
+            # inactivity timer would notice): bounded like a TCP send buffer.
+            self.terminate("policy-violation")
 
     def close_stream(self, error=None):
         """See IFramedTransport.close_stream: the server ends the stream; with an error,
