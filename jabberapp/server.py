@@ -177,6 +177,7 @@ class ServerService(Service):
                       read_rate=c2s.read_rate, read_burst=c2s.read_burst,
                       mechanisms=frozenset(self.settings.auth.mechanisms) or None)
         plain = C2SFactory(tls_options=self.tls_options, **common)
+        self._mount_bosh(plain)
         self._listen_on("c2s", c2s.port, plain)
         if c2s.direct_tls_port:
             direct = C2SFactory(tls_options=None, secure=True, **common)
@@ -232,6 +233,21 @@ class ServerService(Service):
         if settings.port:
             self._listen_on("component", settings.port, self.components,
                             settings.interface)
+
+    def _mount_bosh(self, listener):
+        """BOSH (XEP-0124, XEP-0206) at /http-bind, listed in host-meta, with the
+        negotiation and limits of the c2s C{listener}. A body may be twice its stanza
+        limit: past the limit it ends its session with policy-violation, past twice it is
+        HTTP 413 unread."""
+        if not (self.settings.bosh.enabled and self.settings.http.enabled):
+            return
+        # Imported here: a server without HTTP loads none of it.
+        from jabberapp.transports.bosh.resource import bosh_resource
+        from jabberapp.web.service import ALT_BOSH
+        self.http.add_resource(b"http-bind", bosh_resource(listener, self.settings.bosh,
+                                                           self.http),
+                               max_request_size=2 * listener.max_stanza_size)
+        self.http.add_alt_connection(ALT_BOSH, b"http-bind")
 
     def _listen_on(self, label, port, factory, interface=None):
         if interface is None:

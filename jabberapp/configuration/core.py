@@ -353,6 +353,27 @@ CORE_SCHEMA: Mapping[str, tuple[Option, ...]] = MappingProxyType({
                "closes idle keep-alive connections and clients that send slowly. It does "
                "not limit how long a request is answered (BOSH long polls, WebSocket)."),
     ),
+    "bosh": (
+        Option("enabled", bool, True,
+               "Serve BOSH (XEP-0124, XEP-0206) at /http-bind on the HTTP service, when "
+               "[http] is enabled; listed in host-meta."),
+        Option("max_wait", int_range(1, 3600), 60,
+               "Longest a request is held waiting for stanzas, in seconds; a client asking "
+               "for a longer 'wait' gets this."),
+        Option("max_inactivity", int_range(2, 3600), 60,
+               "Seconds a session may have no request held before it is dropped like a "
+               "lost TCP connection (stream management may keep it for a resumption)."),
+        Option("max_hold", int_range(0, 10), 1,
+               "Most requests held at once ('hold'); a client asking for more gets this."),
+        Option("max_requests", int_range(1, 11), 2,
+               "Most simultaneous requests of a session ('requests', at most hold + 1); "
+               "more is policy-violation."),
+        Option("max_pause", int_range(0, 86400), 120,
+               "Longest pause a client may ask for, in seconds ('maxpause')."),
+        Option("polling", int_range(0, 60), 5,
+               "Shortest interval, in seconds, between the empty requests of a polling "
+               "session (hold or wait 0); shorter is policy-violation."),
+    ),
 })
 
 

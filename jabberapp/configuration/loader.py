@@ -22,7 +22,7 @@ from typing import Any
 from jabberapp.configuration.core import (COMPONENT_PREFIX, COMPONENT_SCHEMA, CORE_SCHEMA,
                                           EXTENSION_PREFIX, TLS_PREFIX)
 from jabberapp.configuration.options import Option
-from jabberapp.configuration.settings import (AuthConfig, C2SConfig, ComponentConfig,
+from jabberapp.configuration.settings import (AuthConfig, BOSHConfig, C2SConfig, ComponentConfig,
                                               ComponentsConfig, ConfigError, HTTPConfig,
                                               S2SConfig, ServerConfig, StorageConfig,
                                               TLSConfig, FrozenMap)
@@ -197,6 +197,7 @@ def load_config(path: str | None,
         s2s=s2s,
         components=components,
         http=http,
+        bosh=BOSHConfig(**reader.section("bosh", CORE_SCHEMA["bosh"])),
     )
 
 

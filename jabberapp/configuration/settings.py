@@ -10,8 +10,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["AuthConfig", "C2SConfig", "ComponentConfig", "ComponentsConfig", "ConfigError",
-           "HTTPConfig", "S2SConfig", "S2SRoute", "ServerConfig", "StorageConfig", "TLSConfig"]
+__all__ = ["AuthConfig", "BOSHConfig", "C2SConfig", "ComponentConfig", "ComponentsConfig",
+           "ConfigError", "HTTPConfig", "S2SConfig", "S2SRoute", "ServerConfig",
+           "StorageConfig", "TLSConfig"]
 
 
 class ConfigError(Exception):
@@ -172,6 +173,19 @@ class HTTPConfig:
 
 
 @dataclass(frozen=True)
+class BOSHConfig:
+    """BOSH at /http-bind ([bosh]): the most a session may ask for."""
+
+    enabled: bool = True
+    max_wait: int = 60
+    max_inactivity: int = 60
+    max_hold: int = 1
+    max_requests: int = 2
+    max_pause: int = 120
+    polling: int = 5
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     """The whole validated configuration of one server process."""
 
@@ -188,3 +202,4 @@ class ServerConfig:
     s2s: S2SConfig = S2SConfig()
     components: ComponentsConfig = ComponentsConfig()
     http: HTTPConfig = HTTPConfig()
+    bosh: BOSHConfig = BOSHConfig()

@@ -14,9 +14,13 @@ BOSHService, responses out; nothing of BOSH itself is decided here.
 """
 from twisted.web import resource, server
 
+from jabberapp.c2s.stream import CORE_STEPS
 from jabberapp.logging import logger
+from jabberapp.stream.framed import FramedClientStream
+from jabberapp.transports.bosh.service import BOSHService
+from jabberapp.transports.bosh.session import BOSHLimits
 
-__all__ = ["BOSHResource"]
+__all__ = ["BOSHResource", "bosh_resource"]
 
 log = logger(__name__)
 
@@ -90,3 +94,18 @@ class BOSHResource(resource.Resource):
 
     def render_OPTIONS(self, request):
         return self.web.preflight(request, _METHODS)
+
+
+def bosh_resource(listener, config, web):
+    """
+    The /http-bind resource on the HTTP service C{web}: sessions limited by C{config}
+    ([bosh]) whose streams negotiate as those of the c2s C{listener} (its hosts, steps,
+    stanza size limit -- also the largest body -- and send buffer).
+    """
+    limits = BOSHLimits(max_wait=config.max_wait, max_inactivity=config.max_inactivity,
+                        max_hold=config.max_hold, max_requests=config.max_requests,
+                        max_pause=config.max_pause, polling=config.polling,
+                        max_pending=listener.max_send_buffer)
+    bosh = BOSHService(lambda transport: FramedClientStream(transport, listener, CORE_STEPS),
+                       listener.clock, limits, max_body=listener.max_stanza_size)
+    return BOSHResource(bosh, web)
