@@ -61,6 +61,9 @@ SESSION_CLOSED = "session/closed"
 # stream is None) and still bound. A hook returning HANDLED keeps it so (stream management,
 # awaiting a resumption; it must close() it later); unhandled, the session ends at once.
 SESSION_DETACHED = "session/detached"
+# A session's count of handled stanzas moved on because writes to storage it waited for are
+# over (jabberapp.stream.intake.handled_when): fn(session). Stream management acknowledges.
+SESSION_HANDLED = "session/handled"
 # An account was deleted: fn(bare_jid). Extensions drop caches and per-user state.
 USER_DELETED = "user/deleted"
 

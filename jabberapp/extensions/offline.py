@@ -25,7 +25,8 @@ What is stored (XEP-0160 §3, XEP-0334 §4):
 - Everything else is stored, with or without a body (receipts, encrypted payloads, ...).
 
 Accepting a message: the hook answers HANDLED at once, but the message counts as accepted
-only once it is in storage. The recipient's account must exist
+only once it is in storage: a client stanza's XEP-0198 acknowledgement waits for the write
+(jabberapp.stream.intake.handled_when), and for the error bounce when it was refused. The recipient's account must exist
 (``host.storage.accounts.exists``) and hold fewer than ``max_messages`` stored messages;
 otherwise, or when storage fails, the sender gets an error and nothing is stored:
 
@@ -81,6 +82,7 @@ from jabberapp.interfaces import IExtension
 from jabberapp.jid import InvalidJID, JID
 from jabberapp.peruser import PerUserQueue
 from jabberapp.specs import Spec
+from jabberapp.stream.intake import handled_when
 from jabberapp.xml import element, parse_element, serialize
 from jabberapp.xml.ns import NS_CLIENT
 
@@ -171,6 +173,8 @@ class OfflineStore:
         d = self.turns.run(recipient.local, self._store, recipient, item, now, sender)
         d.addCallback(self._stored, message, recipient)
         d.addErrback(self._store_failed, message, recipient)
+        # A sender's XEP-0198 ack waits for the commit (or for the error bounce after it).
+        handled_when(d)
         return dispatch.HANDLED
 
     def _stamped(self, message, now):

@@ -9,9 +9,17 @@ One IStreamFeature step, one outbound stage and two session hooks, all through I
   stream starts counting both ways; with resume='true' the session gets an unguessable id
   and may outlive its connection for ``resume_timeout`` seconds (``max`` in <enabled/>).
   <enable/> before binding, or twice, is <failed/> with <unexpected-request/>.
-- **Inbound count.** h is the number of stanzas the session's intake took since <enable/>
-  (``session.received``, counted by the core after the intake handled each stanza: routed,
-  answered, stored or bounced). <r/> is answered with <a h=…/>.
+- **Inbound count.** h is the number of the client's stanzas handled since <enable/>
+  (``session.handled``): delivered, answered or bounced at once, or -- a message stored
+  offline -- once the write has committed (or failed and been bounced). The core keeps the
+  count in order (jabberapp.stream.intake): it stops before the oldest stanza whose write is
+  not over. <r/> is answered at once with that count: XEP-0198 §4 says an <a/> "MUST NOT be
+  withheld for any condition other than a timeout" (Prosody and ejabberd answer at once
+  too; neither waits for storage). When stanzas were still being written, an unsolicited
+  <a/> (allowed at any time, §4) follows as soon as they are all handled, so a client
+  learns without asking again. <resume/> waits for those writes before it answers: an h
+  short of a message being stored would make the client send it again, and it would be
+  stored twice.
 - **Outbound queue.** The stage, registered last before the wire, numbers every stanza to
   an enabled session and keeps a copy (a later hook may alter the shared element) until the
   client's <a h=…/> acknowledges it. Once ``request_every`` stanzas are unacknowledged an
@@ -19,8 +27,15 @@ One IStreamFeature step, one outbound stage and two session hooks, all through I
   ``max_queue`` unacknowledged stanzas the session is closed with <policy-violation/>, as
   Prosody does. An h above what was sent is <undefined-condition/> with
   <handled-count-too-high/>.
+- **Ack timeout.** An <r/> of ours not answered with an <a/> within ``ack_timeout``
+  seconds (60, as ejabberd; 0: never) means the connection is dead although TCP has not
+  noticed: the session is detached at once as if it had dropped (``Session.drop``), so a
+  resumable one waits for its resumption and any other ends as below. One timer per
+  outstanding <r/>, none while nothing is unacknowledged.
 - **Drop and resume.** A connection that drops without a close detaches the session;
-  SESSION_DETACHED keeps it when resumption was enabled and starts the resumption timer.
+  SESSION_DETACHED keeps it when resumption was enabled and starts the resumption timer
+  (``resume_timeout``, or the client's own shorter ``max``). The session stays bound and
+  available meanwhile: its contacts see no unavailable presence unless it times out.
   While detached the stage still numbers and queues (nothing is written). A new stream,
   authenticated as the same account and not bound, sends <resume previd=… h=…/>: the
   session is adopted by the new stream (an old stream still attached is closed: the
@@ -40,6 +55,7 @@ import secrets
 from collections import deque
 from datetime import datetime, timezone
 
+from twisted.internet import defer
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
@@ -77,12 +93,13 @@ class HandledCountTooHigh(StreamError):
 class SMState:
     """One session's stream management: counts, the unacknowledged queue, resumption."""
 
-    __slots__ = ("id", "resume", "base", "acked", "sent", "queue", "timer",
-                 "requested", "request_due")
+    __slots__ = ("id", "resume", "max", "base", "acked", "sent", "queue", "timer",
+                 "requested", "request_due", "ack_timer", "owed", "settling")
 
-    def __init__(self, base, resume):
+    def __init__(self, base, resume, max_seconds):
         self.id = secrets.token_urlsafe(18) if resume else None
         self.resume = resume
+        self.max = max_seconds    # the resumption timeout of this session
         self.base = base          # session.received at <enable/>
         self.acked = 0            # stanzas the client acknowledged (unbounded int)
         self.sent = 0             # stanzas numbered by the stage (unbounded int)
@@ -90,10 +107,13 @@ class SMState:
         self.timer = None         # the resumption timeout while detached
         self.requested = False    # an <r/> is outstanding
         self.request_due = False  # an <r/> is scheduled for the next turn
+        self.ack_timer = None     # the ack timeout of the outstanding <r/>
+        self.owed = None          # an <a/> answered short: send one once this is handled
+        self.settling = None      # [(count, Deferred)]: resumptions waiting for writes
 
     def handled(self, session):
         """Our h: the stanzas of the client handled since <enable/>."""
-        return (session.received - self.base) % MOD
+        return max(session.handled - self.base, 0) % MOD
 
     def acknowledge(self, h):
         """Drop what the client's C{h} acknowledges; False when h is above what was sent."""
@@ -126,16 +146,21 @@ class StreamManagement:
         Option("request_every", int_range(1, 10000), default=5,
                doc="Ask the client for an acknowledgement (<r/>) once this many stanzas "
                    "sent to it are unacknowledged."),
+        Option("ack_timeout", int_range(0, 3600), default=60,
+               doc="Seconds to wait for the answer to an <r/>; a connection that does "
+                   "not answer in time is taken for dead and dropped: a resumable session "
+                   "then awaits its resumption, another ends. 0: wait forever."),
     )
 
     def install(self, host):
         """Register the stream feature, the outbound stage and the session hooks."""
         manager = SMManager(host, host.config["resume_timeout"], host.config["max_queue"],
-                            host.config["request_every"])
+                            host.config["request_every"], host.config["ack_timeout"])
         host.add_stream_feature(manager)
         host.add_outbound_stage(manager.stage, priority=STAGE_PRIORITY)
         host.hook(dispatch.SESSION_DETACHED, manager.detached)
         host.hook(dispatch.SESSION_CLOSED, manager.closed)
+        host.hook(dispatch.SESSION_HANDLED, manager.progressed)
         host.on_unload(manager.unload)
 
 
@@ -146,11 +171,12 @@ class SMManager:
     namespace = NS_SM
     key = "sm"   # in session.state
 
-    def __init__(self, host, resume_timeout, max_queue, request_every):
+    def __init__(self, host, resume_timeout, max_queue, request_every, ack_timeout=0):
         self.host = host
         self.resume_timeout = resume_timeout
         self.max_queue = max_queue
         self.request_every = request_every
+        self.ack_timeout = ack_timeout
         self.resumable = {}      # id -> session
 
     # -- IStreamFeature ---------------------------------------------------------------------
@@ -165,8 +191,7 @@ class SMManager:
         handler = self._handlers.get(name)
         if handler is None:
             raise StreamError("unsupported-stanza-type")
-        handler(self, stream, el)
-        return None
+        return handler(self, stream, el)    # a Deferred holds the stream's next elements
 
     def _enable(self, stream, el):
         session = stream.session
@@ -174,22 +199,31 @@ class SMManager:
             stream.send(failed("unexpected-request"))
             return
         resume = el.get("resume") in ("true", "1")
-        state = SMState(session.received, resume)
+        # The client may ask for a shorter resumption timeout (XEP-0198 §3), never longer.
+        max_seconds = self.resume_timeout
+        wanted = el.get("max", "")
+        if wanted.isascii() and wanted.isdigit() and 0 < int(wanted) < max_seconds:
+            max_seconds = int(wanted)
+        state = SMState(session.received, resume, max_seconds)
         session.state[self.key] = state
         if resume:
             self.resumable[state.id] = session
             stream.send(element(NS_SM, "enabled", id=state.id, resume="true",
-                                max=str(self.resume_timeout)))
+                                max=str(max_seconds)))
         else:
             stream.send(element(NS_SM, "enabled"))
 
     def _request(self, stream, el):
         state = self._state_of(stream)
-        stream.send(element(NS_SM, "a", h=str(state.handled(stream.session))))
+        session = stream.session
+        stream.send(element(NS_SM, "a", h=str(state.handled(session))))
+        if session.unhandled is not None:
+            state.owed = session.received       # the rest follows once written
 
     def _ack(self, stream, el):
         state = self._state_of(stream)
         state.requested = False
+        self._cancel_ack_timer(state)
         self._acknowledge(state, el)
         if len(state.queue) >= self.request_every:
             self._schedule_request(stream.session, state)
@@ -202,16 +236,22 @@ class SMManager:
         if session is None or session.ended or session.jid.local != stream.username:
             # Another account's id is refused exactly as an unknown one.
             stream.send(failed("item-not-found"))
-            return
+            return None
         state = session.state[self.key]
+        if session.unhandled is not None:
+            # Our h must cover the messages being stored, or the client sends them again.
+            return self._settled(session, state).addCallback(
+                lambda _: self._resume(stream, el))
         h = parse_h(el)
         delta = (h - state.acked) % MOD
         if delta > state.sent - state.acked:
             stream.send(failed("undefined-condition", h=state.handled(session)))
             return
         self._cancel_timer(state)
+        self._cancel_ack_timer(state)
         stream.adopt(session)     # closes an old stream still attached
         state.requested = False
+        state.owed = None         # <resumed/> carries the count
         state.acknowledge(h)
         self.host.log.info("session {jid} resumed", jid=session.jid)
         stream.send(element(NS_SM, "resumed", previd=state.id,
@@ -220,6 +260,15 @@ class SMManager:
             session.write(stanza)
         if len(state.queue) >= self.request_every:
             self._schedule_request(session, state)
+        return None
+
+    def _settled(self, session, state):
+        """A Deferred that fires once every stanza received so far is handled."""
+        d = defer.Deferred()
+        if state.settling is None:
+            state.settling = []
+        state.settling.append((session.received, d))
+        return d
 
     _handlers = {"enable": _enable, "r": _request, "a": _ack, "resume": _resume}
 
@@ -268,6 +317,42 @@ class SMManager:
             return
         if session.write(element(NS_SM, "r")):
             state.requested = True
+            if self.ack_timeout:
+                state.ack_timer = self.host.clock.callLater(
+                    self.ack_timeout, self._ack_timed_out, session, state)
+
+    def _ack_timed_out(self, session, state):
+        state.ack_timer = None
+        if session.ended or session.stream is None or session.state.get(self.key) is not state:
+            return
+        self.host.log.info("session {jid}: no answer to <r/> in {timeout} s, dropping its "
+                           "connection", jid=session.jid, timeout=self.ack_timeout)
+        session.drop()      # detached: resumable sessions wait, others end
+
+    def _cancel_ack_timer(self, state):
+        if state.ack_timer is not None and state.ack_timer.active():
+            state.ack_timer.cancel()
+        state.ack_timer = None
+
+    def progressed(self, session):
+        """SESSION_HANDLED: writes the client's stanzas waited for are over; owe no <a/>
+        and hold no resumption longer than needed."""
+        state = session.state.get(self.key)
+        if state is None:
+            return
+        handled = session.handled
+        if state.owed is not None and handled >= state.owed:
+            state.owed = None
+            session.write(element(NS_SM, "a", h=str(state.handled(session))))
+        if state.settling:
+            self._settle(state, handled)
+
+    def _settle(self, state, handled):
+        waiting = state.settling
+        state.settling = [(count, d) for count, d in waiting if count > handled] or None
+        for count, d in waiting:
+            if count <= handled:
+                d.callback(None)
 
     # -- the session's life ---------------------------------------------------------------------
 
@@ -277,8 +362,10 @@ class SMManager:
         if state is None or not state.resume:
             return None
         state.requested = False
+        state.owed = None
+        self._cancel_ack_timer(state)
         self._cancel_timer(state)
-        state.timer = self.host.clock.callLater(self.resume_timeout, self._expired, session)
+        state.timer = self.host.clock.callLater(state.max, self._expired, session)
         self.host.log.info("session {jid} awaits resumption", jid=session.jid)
         return dispatch.HANDLED
 
@@ -297,8 +384,11 @@ class SMManager:
         if state is None:
             return
         self._cancel_timer(state)
+        self._cancel_ack_timer(state)
         if state.id is not None:
             self.resumable.pop(state.id, None)
+        if state.settling:
+            self._settle(state, float("inf"))   # they find the session ended
         queue, state.queue = state.queue, deque()
         for sent_at, stanza in queue:
             try:

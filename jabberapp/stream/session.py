@@ -14,7 +14,15 @@ out to the attached stream; while detached nothing is written. A session is deta
 connection drops without a close: SESSION_DETACHED asks the extensions whether to keep it
 (stream management keeps it for a resumption); unless one does, or after close(), the session
 ends: unavailable presence, unbind, SESSION_CLOSED -- exactly once.
+
+Stanzas in. The stream counts the stanzas the session's intake took (C{received}). A stanza
+whose handling ends in a write to storage (an offline message) is handled only once the write
+is over: the intake registers the write (jabberapp.stream.intake.handled_when), and
+C{handled} -- the count XEP-0198 acknowledges -- stops before the oldest stanza still waiting,
+so it covers a prefix, in order. Nothing is kept while nothing waits (C{unhandled} is None).
 """
+from collections import deque
+
 from zope.interface import implementer
 
 from jabberapp import dispatch
@@ -31,8 +39,8 @@ class Session:
 
     # An idle session costs this much and no more: no per-instance dict.
     __slots__ = ("host", "jid", "priority", "available", "presence", "state", "stream",
-                 "secure", "ended", "flow", "received", "_closing", "_pipeline",
-                 "__weakref__")
+                 "secure", "ended", "flow", "received", "unhandled", "_closing",
+                 "_pipeline", "__weakref__")
 
     def __init__(self, host, jid):
         self.host = host
@@ -45,7 +53,8 @@ class Session:
         self.secure = False
         self.ended = False
         self.flow = None            # the OutputFlow while the connection is congested
-        self.received = 0           # stanzas its client sent that the intake took (XEP-0198 h)
+        self.received = 0           # stanzas its client sent that the intake took
+        self.unhandled = None       # [number, writes left] of stanzas waiting for storage
         self._closing = False
         self._pipeline = host.outbound
 
@@ -83,6 +92,48 @@ class Session:
         stream.send(element)
         return True
 
+    # -- in ---------------------------------------------------------------------------------
+
+    @property
+    def handled(self):
+        """The stanzas of its client handled so far (XEP-0198's h): every one received,
+        up to the oldest one whose write to storage is not over yet."""
+        waiting = self.unhandled
+        return self.received if waiting is None else waiting[0][0] - 1
+
+    def handled_when(self, number, d):
+        """Stanza C{number} (counted in C{received}) is handled only once C{d} has fired;
+        C{d}'s result passes through. SESSION_HANDLED fires when C{handled} moves on."""
+        if number <= self.handled:
+            return d        # already counted as handled: h never goes back
+        waiting = self.unhandled
+        if waiting is None:
+            waiting = self.unhandled = deque()
+        at = len(waiting)
+        while at and waiting[at - 1][0] > number:
+            at -= 1         # a continuation of an older stanza (intake.continuing)
+        if at and waiting[at - 1][0] == number:
+            entry = waiting[at - 1]
+            entry[1] += 1
+        else:
+            entry = [number, 1]
+            waiting.insert(at, entry)
+        d.addBoth(self._written, entry)
+        return d
+
+    def _written(self, result, entry):
+        entry[1] -= 1
+        waiting = self.unhandled
+        if entry[1] or waiting is None or waiting[0] is not entry:
+            return result
+        while waiting and not waiting[0][1]:
+            waiting.popleft()
+        if not waiting:
+            self.unhandled = None
+        if entry[0] <= self.received:      # else the stream has not counted it yet
+            self.host.dispatcher.hooks.fire(dispatch.SESSION_HANDLED, self)
+        return result
+
     # -- transports -------------------------------------------------------------------------
 
     def attach(self, stream):
@@ -111,11 +162,26 @@ class Session:
         if stream is not self.stream or self.ended:
             return      # a stream this session no longer uses
         self.stream = None
+        self._gone(closed)
+
+    def _gone(self, closed):
         if not closed and not self._closing:
             if self.host.dispatcher.hooks.fire(dispatch.SESSION_DETACHED, self):
                 log.info("session {jid} detached", jid=self.jid)
                 return
         self.end()
+
+    def drop(self):
+        """Take the attached connection for dead (a peer that stopped answering): the
+        session detaches at once as if it had dropped -- SESSION_DETACHED may keep it for a
+        resumption, else it ends -- and the connection is closed with nothing more written
+        to it or read from it (no </stream:stream>: the session is not over)."""
+        stream = self.detach()
+        if stream is None or self.ended:
+            return
+        stream.stream_lost()
+        stream.lose_connection()
+        self._gone(False)
 
     # -- the end ---------------------------------------------------------------------------
 

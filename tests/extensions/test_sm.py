@@ -13,7 +13,7 @@ from jabberapp.interfaces import IExtension, IStreamFeature
 from jabberapp.xml import element
 from tests.c2s_bytes import World
 
-OPTIONS = {"resume_timeout": 60, "max_queue": 10, "request_every": 5}
+OPTIONS = {"resume_timeout": 60, "max_queue": 10, "request_every": 5, "ack_timeout": 30}
 
 
 def sm(name, **attrs):
