@@ -138,8 +138,8 @@ class StreamManagement:
     options = (
         Option("resume_timeout", int_range(1, 3600), default=300,
                doc="Seconds a session whose connection dropped is kept for a resumption "
-                   "(the 'max' of <enabled/>); then it ends and its unacknowledged "
-                   "messages go to another resource or offline storage."),
+                   "(the 'max' of <enabled/>; a client may ask for less); then it ends and "
+                   "its unacknowledged messages go to another resource or offline storage."),
         Option("max_queue", int_range(1, 100000), default=500,
                doc="Unacknowledged stanzas kept per session; a client that falls further "
                    "behind is disconnected with a policy-violation stream error."),
