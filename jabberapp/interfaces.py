@@ -493,7 +493,10 @@ class IStorage(Interface):
         """The IKeyValueStore called C{name} (e.g. 'roster', 'vcard')."""
 
     def archive(name):
-        """The IArchiveStore called C{name} (e.g. 'offline', 'mam')."""
+        """The IArchiveStore called C{name} (e.g. 'offline')."""
+
+    def message_archive():
+        """The IMessageArchive: the XEP-0313 archives of the accounts."""
 
     def delete_user(host, username):
         """
@@ -597,3 +600,51 @@ class IArchiveStore(Interface):
 
     def delete(host, username, ids=None):
         """Deferred: delete the given ids, or every item of the user when None."""
+
+
+class IMessageArchive(Interface):
+    """
+    The message archives of accounts (XEP-0313), one per (host, username).
+
+    Values are those of jabberapp.storage.messages: an L{ArchivedMessage} is one stanza
+    under an id the caller chose (unpredictable, unique in the account's archive); an
+    archive keeps them in the order they were appended (XEP-0313 §3.1), with a full-text
+    index of their text. L{ArchiveQuery} selects a page, L{ArchivePage} is the answer.
+    Writes come in batches, each one transaction, so archiving does not cost a commit per
+    message. The contract tests (tests/storage/test_archive.py) pin down the rules.
+    """
+
+    def append(messages, keep=None):
+        """
+        Deferred: store the ArchivedMessages of the iterable C{messages}, in order, in one
+        transaction, each after the ones its account's archive holds. A message for an
+        account that does not exist, or whose id its archive already holds, is skipped.
+        With C{keep} (an int), each account written to keeps only its C{keep} newest
+        messages (the oldest go first, so the archive has no holes). Fires with the number
+        of messages stored.
+        """
+
+    def query(host, username, query):
+        """
+        Deferred: the L{ArchivePage} of the account's archive that C{query} (an
+        ArchiveQuery) selects. Fails with jabberapp.storage.ItemNotFound when an id the
+        query names (after_id, before_id, ids, RSM after/before) is not in the archive.
+        """
+
+    def bounds(host, username):
+        """Deferred: ((id, when) of the first message, (id, when) of the last), or None
+        for an empty archive."""
+
+    def expire(host, before):
+        """Deferred: delete every message of C{host}'s accounts archived before C{before}
+        (POSIX seconds); fires with the number deleted."""
+
+    def purge(host, username):
+        """Deferred: delete the account's whole archive and its preferences."""
+
+    def all_prefs(host):
+        """Deferred: dict username -> preferences (a JSON-able value) of C{host}'s
+        accounts that have some stored."""
+
+    def set_prefs(host, username, prefs):
+        """Deferred: store the account's preferences (JSON-able); None deletes them."""

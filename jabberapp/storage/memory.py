@@ -36,6 +36,7 @@ from jabberapp.storage import (
     decode_value,
     encode_value,
 )
+from jabberapp.storage.memory_messages import MemoryMessageArchive
 
 __all__ = ["MemoryBackend", "MemoryStorage", "memory_backend"]
 
@@ -220,6 +221,11 @@ class MemoryStorage:
         self.accounts = MemoryAccountStore(self)
         self._keyvalue: dict[str, MemoryKeyValueStore] = {}
         self._archive: dict[str, MemoryArchiveStore] = {}
+        self._messages = MemoryMessageArchive(self)
+
+    def message_archive(self):
+        """See IStorage.message_archive."""
+        return self._messages
 
     def keyvalue(self, name):
         """See IStorage.keyvalue."""
@@ -243,6 +249,7 @@ class MemoryStorage:
         existed = self.accounts._accounts.pop(user, None) is not None
         for store in (*self._keyvalue.values(), *self._archive.values()):
             store._users.pop(user, None)
+        self._messages.delete_user(host, username)
         return defer.succeed(existed)
 
     def bulk_import(self, records):

@@ -27,6 +27,7 @@ from jabberapp.interfaces import IBulkImport, IStorage, IStorageBackend
 from jabberapp.storage import StorageError, check_name
 from jabberapp.storage.sql.thread import DatabaseThread
 from jabberapp.storage.sqlite import bulk, migrations, stores
+from jabberapp.storage.sqlite.messages import SQLiteMessageArchive
 from jabberapp.storage.sqlite.migrations import MIGRATIONS
 from jabberapp.storage.sqlite.stores import (
     SQLiteAccountStore,
@@ -109,6 +110,7 @@ class SQLiteStorage:
         self.accounts = SQLiteAccountStore(self._run)
         self._keyvalue: dict[str, SQLiteKeyValueStore] = {}
         self._archive: dict[str, SQLiteArchiveStore] = {}
+        self._messages = SQLiteMessageArchive(self._run)
 
     def _run(self, interaction, *args) -> defer.Deferred:
         if self.closed:
@@ -128,6 +130,10 @@ class SQLiteStorage:
         if name not in self._archive:
             self._archive[name] = SQLiteArchiveStore(self._run, name)
         return self._archive[name]
+
+    def message_archive(self):
+        """See IStorage.message_archive."""
+        return self._messages
 
     def delete_user(self, host, username):
         """See IStorage.delete_user: one transaction over every table."""

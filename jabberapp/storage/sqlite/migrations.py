@@ -54,6 +54,44 @@ MIGRATIONS: Sequence[Sequence[str] | Callable] = (
         'CREATE INDEX archive_by_time ON archive (store, host, username, "when", id)',
         'CREATE INDEX archive_by_with ON archive (store, host, username, with_jid, "when", id)',
     ),
+    # 2: XEP-0313 message archives (jabberapp.storage.sqlite.messages): the messages in
+    # archive order per account (useq), their ids, a full-text index of their text
+    # (FTS5, external content kept in step by triggers), and archiving preferences.
+    (
+        """CREATE TABLE mam_message (
+               seq INTEGER PRIMARY KEY AUTOINCREMENT,
+               host TEXT NOT NULL,
+               username TEXT NOT NULL,
+               useq INTEGER NOT NULL,
+               id TEXT NOT NULL,
+               "when" REAL NOT NULL,
+               with_jid TEXT NOT NULL,
+               with_resource TEXT,
+               stanza TEXT NOT NULL,
+               text TEXT
+           )""",
+        'CREATE UNIQUE INDEX mam_by_user ON mam_message (host, username, useq, "when")',
+        "CREATE UNIQUE INDEX mam_by_id ON mam_message (host, username, id)",
+        "CREATE INDEX mam_by_with ON mam_message (host, username, with_jid, useq)",
+        'CREATE INDEX mam_by_age ON mam_message (host, "when")',
+        """CREATE VIRTUAL TABLE mam_text USING fts5(
+               text, content='mam_message', content_rowid='seq',
+               tokenize='unicode61 remove_diacritics 2')""",
+        """CREATE TRIGGER mam_text_added AFTER INSERT ON mam_message
+               WHEN new.text IS NOT NULL BEGIN
+               INSERT INTO mam_text (rowid, text) VALUES (new.seq, new.text);
+           END""",
+        """CREATE TRIGGER mam_text_removed AFTER DELETE ON mam_message
+               WHEN old.text IS NOT NULL BEGIN
+               INSERT INTO mam_text (mam_text, rowid, text) VALUES ('delete', old.seq, old.text);
+           END""",
+        """CREATE TABLE mam_prefs (
+               host TEXT NOT NULL,
+               username TEXT NOT NULL,
+               prefs TEXT NOT NULL,
+               PRIMARY KEY (host, username)
+           ) WITHOUT ROWID""",
+    ),
 )
 
 

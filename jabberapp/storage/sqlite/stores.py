@@ -333,6 +333,8 @@ def delete_user(txn, host, username):
         for store in store_names(txn, table):
             txn.execute(f"DELETE FROM {table} WHERE store = ? AND host = ? AND username = ?",
                         (store, host, username))
+    for table in ("mam_message", "mam_prefs"):     # the message archive (migration 2)
+        txn.execute(f"DELETE FROM {table} WHERE host = ? AND username = ?", (host, username))
     return existed
 
 
