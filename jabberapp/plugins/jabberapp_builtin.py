@@ -10,6 +10,7 @@ from jabberapp.extensions.contact_addresses import contact_addresses
 from jabberapp.extensions.disco import service_discovery
 from jabberapp.extensions.entity_time import entity_time
 from jabberapp.extensions.last import last_activity
+from jabberapp.extensions.mam.plugin import mam
 from jabberapp.extensions.muc import muc
 from jabberapp.extensions.offline import offline_messages
 from jabberapp.extensions.ping import ping
@@ -27,6 +28,7 @@ __all__ = [
     "contact_addresses",
     "entity_time",
     "last_activity",
+    "mam",
     "muc",
     "offline_messages",
     "pep",
