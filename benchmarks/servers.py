@@ -239,9 +239,14 @@ class JabberappServer(Server):
             self._introspected = {"extensions": data["extensions"], "sections": sections}
         return self._introspected
 
-    def has_websocket(self):
-        """Whether this revision has the [http] listener (with /xmpp-websocket)."""
+    def has_http(self) -> bool:
+        """Whether this revision has the [http] listener (BOSH, host-meta, WebSocket)."""
         return "http" in self.introspect()["sections"]
+
+    def has_websocket(self):
+        """Whether this revision serves /xmpp-websocket on its [http] listener."""
+        # [websocket] (enabled by default) exists from the revision that serves it.
+        return self.has_http() and "websocket" in self.introspect()["sections"]
 
     def command(self):
         # twistd itself (the module has no __main__ block, hence -c), as the E2E tests run it.
@@ -263,6 +268,11 @@ class JabberappServer(Server):
             # No read rate limit, as Prosody runs without mod_limits and ejabberd without
             # shapers (the send buffer bound stays: it only acts on a client that stops reading).
             c2s_extra += "read_rate = 0\n"
+        if self.has_http():
+            # The HTTP side as Prosody's and ejabberd's: one HTTPS port (the hosts'
+            # certificate), no plain HTTP port; WebSocket and BOSH where the revision has them.
+            extra += ("\n[http]\nenabled = yes\ninterface = 127.0.0.1\nport = 0\n"
+                      f"tls_port = {self.ws_port or free_port()}\n")
         if "lock_new_rooms" in sections.get("extension:muc", ()):
             # Rooms open on first join, as Prosody's with muc_room_locking = false.
             extra += "\n[extension:muc]\nlock_new_rooms = no\n"
