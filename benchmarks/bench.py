@@ -98,6 +98,10 @@ def parse_args(argv=None):
                              "than this share of either core (other load on the machine)")
     parser.add_argument("--quiet-wait", type=float, default=180.0,
                         help="longest wait for a quiet machine before each scenario (s)")
+    parser.add_argument("--without", default="",
+                        help="comma-separated jabberapp extensions to leave out, and their "
+                             "counterparts on the others (e.g. mam: archiving costs depend "
+                             "on each server's storage more than on anything else)")
     parser.add_argument("--sources", type=int, default=1,
                         help="spread the generator's connections over 127.0.0.1..127.0.0.N")
     for name, value in FULL.items():
@@ -117,6 +121,7 @@ def parse_args(argv=None):
                      f"{', '.join(SERVERS)})")
     args.servers = [s for s in SERVERS if s in args.servers.split(",")]
     args.idle_levels = [int(x) for x in str(args.idle_levels).split(",") if x]
+    args.without = [x.strip() for x in args.without.split(",") if x.strip()]
     return args
 
 
@@ -330,9 +335,9 @@ def main(argv=None):
     servers = {}
     if "jabberapp" in args.servers:
         servers["jabberapp"] = JabberappServer(args.workdir, args.iterations, args.mechanism,
-                                               cpu=SERVER_CPU, src=src)
+                                               cpu=SERVER_CPU, src=src, without=args.without)
         servers["jabberapp"].src_description = src_description
-        extensions = servers["jabberapp"].introspect()["extensions"]
+        extensions = servers["jabberapp"].extensions()
     else:
         extensions = ["disco", "ping", "time", "version"]
     modules, unmatched = prosody_modules(extensions)
@@ -748,6 +753,8 @@ def render_meta(args, meta):
         f"sockets, Prosody network_settings.nagle = false, ejabberd sets it on its "
         f"listeners); ejabberd with one BEAM scheduler (+S 1:1)",
         f"- jabberapp extensions: {', '.join(meta['jabberapp_extensions'])}"
+        + (f" (left out with --without, with their counterparts: {', '.join(a['without'])})"
+           if a.get("without") else "")
         + "".join(f"; {REFERENCES[name]} modules: {', '.join(modules)}"
                   + (f" (no {REFERENCES[name]} counterpart for: "
                      f"{', '.join(meta['unmatched'][name])})"
