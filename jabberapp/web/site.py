@@ -59,7 +59,8 @@ class _Request(server.Request):
     def render(self, resrc):
         # Twisted answers a method a resource lacks 405 only for GET and POST, 501 for any
         # other (PUT, DELETE, OPTIONS...); RFC 9110 §15.5.6 wants 405 with Allow. HEAD keeps
-        # Twisted's fallback to GET.
+        # Twisted's fallback to GET. The Server header names no version.
+        self.setHeader(b"Server", b"jabberapp")
         super().render(resrc if self.method == b"HEAD" else _MethodNotAllowed(resrc))
 
 

@@ -38,6 +38,11 @@ class BadInputTests(SynchronousTestCase):
         self.assertEqual(status(response), 405)
         self.assertIn(b"POST", header(response, b"allow"))
 
+    def test_server_header(self):
+        """The Server header names jabberapp without a version."""
+        self.assertEqual(header(self.connection.request(path=b"/echo"), b"server"),
+                         b"jabberapp")
+
     def test_wrong_method_any(self):
         """Any method a resource lacks (here OPTIONS) is 405 too, not 501."""
         response = self.connection.request(method=b"OPTIONS", path=b"/echo")
