@@ -109,6 +109,27 @@ def close_code(frames):
     return struct.unpack("!H", payload[:2])[0]
 
 
+class FakeHTTP:
+    """The request facts of jabberapp.web's HTTPService: a fixed client address and
+    security, and the origins of a list (empty: any)."""
+
+    def __init__(self, address="203.0.113.5", secure=True, origins=()):
+        self.address = address
+        self.secure = secure
+        self.origins = origins
+        self.asked = []
+
+    def client_address(self, request):
+        return self.address
+
+    def is_secure(self, request):
+        return self.secure
+
+    def origin_allowed(self, origin, request):
+        self.asked.append(origin)
+        return not self.origins or origin.decode().lower() in self.origins
+
+
 class WebSocketTests(SynchronousTestCase):
     """Handshake, login, stanzas and every bad input of RFC 7395."""
 
@@ -117,12 +138,11 @@ class WebSocketTests(SynchronousTestCase):
         self.addresses = []
         self.site = self.make_site()
 
-    def make_site(self, **options):
+    def make_site(self, http=None, **options):
         root = Resource()
         options.setdefault("ping_interval", 0)
         root.putChild(b"xmpp-websocket", websocket_resource(
-            self.world.listener, client_address=lambda request: "203.0.113.5",
-            is_secure=lambda request: True, **options))
+            self.world.listener, http=http or FakeHTTP(), **options))
         return Site(root)
 
     def login(self, browser, user="alice", resource="web"):
@@ -168,14 +188,25 @@ class WebSocketTests(SynchronousTestCase):
             self.assertIsNone(getattr(browser.protocol, "stream", None))
 
     def test_origins(self):
-        """Only the allowed origins may connect (403 otherwise); no Origin is a non-browser
-        client and is accepted."""
-        site = self.make_site(allowed_origins=("https://chat.example.org/",))
+        """Only origins the HTTP service allows may connect (403 otherwise); no Origin is a
+        non-browser client and is accepted without asking."""
+        http = FakeHTTP(origins=("https://chat.example.org",))
+        site = self.make_site(http=http)
         self.assertEqual(Browser(site, origin=b"https://chat.example.org").status, 101)
-        self.assertEqual(Browser(site, origin=b"https://CHAT.example.org").status, 101)
         self.assertEqual(Browser(site, origin=b"https://evil.example").status, 403)
+        self.assertEqual(http.asked, [b"https://chat.example.org", b"https://evil.example"])
         self.assertEqual(Browser(site).status, 101)
-        self.assertEqual(Browser(self.site, origin=b"https://any.example").status, 101)
+        self.assertEqual(len(http.asked), 2)
+
+    def test_without_http_service(self):
+        """Without an HTTP service the request's own peer and isSecure() are used."""
+        root = Resource()
+        root.putChild(b"xmpp-websocket", websocket_resource(self.world.listener,
+                                                            ping_interval=0))
+        browser = Browser(Site(root), origin=b"https://any.example")
+        self.assertEqual(browser.status, 101)
+        self.assertEqual(browser.protocol.peer_address, "192.168.1.1")
+        self.assertFalse(browser.protocol.secure)
 
     def test_login_and_messages_both_ways(self):
         """SCRAM and bind over WebSocket; a TCP client's message arrives as one text
@@ -294,10 +325,7 @@ class WebSocketTests(SynchronousTestCase):
     def test_plain_request_without_tls_offers_no_mechanism(self):
         """A request that is not secure (and no STARTTLS) gets no SASL mechanism while the
         listener requires encryption."""
-        root = Resource()
-        root.putChild(b"xmpp-websocket", websocket_resource(
-            self.world.listener, ping_interval=0, is_secure=lambda request: False))
-        browser = Browser(Site(root))
+        browser = Browser(self.make_site(http=FakeHTTP(secure=False)))
         self.assertFalse(browser.protocol.secure)
         browser.send(OPEN)
         texts = browser.texts()

@@ -10,8 +10,8 @@ whether it arrived encrypted -- and lets Autobahn take the connection over. Auto
 RFC 6455 (handshake, masking, UTF-8 checks, pings, close handshake); this module does RFC 7395
 on top:
 
-- the handshake must offer the subprotocol 'xmpp' (else HTTP 400) from an allowed origin
-  (else 403); the answer selects 'xmpp';
+- the handshake must offer the subprotocol 'xmpp' (else HTTP 400) from an origin the HTTP
+  service allows ([http] cors_origins; else 403); the answer selects 'xmpp';
 - each text message goes, whole, to the stream's frame_received (one element per message;
   <open/> and <close/> open and close the stream), through the same Intake (read rate) as
   a TCP connection's bytes; binary messages end the stream (bad-format, close code 1003);
@@ -61,6 +61,7 @@ class XMPPWebSocketProtocol(WebSocketServerProtocol):
     can_start_tls = False
     peer_address = "?"
     secure = False
+    origin_allowed = True
     _failure = None       # (close code, reason) of a violation that ends the connection
     _bindings = None
 
@@ -73,7 +74,7 @@ class XMPPWebSocketProtocol(WebSocketServerProtocol):
             log.info("WebSocket from {address} refused: no xmpp subprotocol",
                      address=self.peer_address)
             raise ConnectionDeny(400, "The xmpp subprotocol is required (RFC 7395)")
-        if not self.factory.origin_allowed(request.origin):
+        if not self.origin_allowed:
             log.info("WebSocket from {address} refused: origin {origin} not allowed",
                      address=self.peer_address, origin=request.origin)
             raise ConnectionDeny(403, "Origin not allowed")
@@ -191,38 +192,30 @@ class XMPPWebSocketProtocol(WebSocketServerProtocol):
 class XMPPWebSocketFactory(WebSocketServerFactory):
     """
     The WebSocket side of the c2s C{listener} (a C2SFactory: hosts, limits, SASL, flow
-    control settings). C{allowed_origins}: the Origin values accepted (exact, without a
-    trailing slash, case-insensitive); empty or containing '*': any. A handshake without
-    an Origin (not a browser) is always accepted. C{ping_interval}: seconds between
-    WebSocket pings (0: none); a pong not back within as long drops the connection.
-    C{see_other_uri}: redirect every client there (RFC 7395 §3.6.1), or None.
+    control settings). C{ping_interval}: seconds between WebSocket pings (0: none); a pong
+    not back within as long drops the connection. C{see_other_uri}: redirect every client
+    there (RFC 7395 §3.6.1), or None.
     """
 
     protocol = XMPPWebSocketProtocol
 
-    def __init__(self, listener, allowed_origins=(), ping_interval=60.0, see_other_uri=None):
+    def __init__(self, listener, ping_interval=60.0, see_other_uri=None):
         super().__init__(server=None)     # no Server header naming Autobahn's version
         self.listener = listener
-        origins = {origin.rstrip("/").lower() for origin in allowed_origins}
-        self.allowed_origins = None if not origins or "*" in origins else frozenset(origins)
         self.see_other_uri = see_other_uri or None
-        self.request_facts = None     # (address, secure) of the request being upgraded
+        # (address, secure, origin allowed) of the request being upgraded
+        self.request_facts = None
         self.setProtocolOptions(
             maxFramePayloadSize=listener.max_stanza_size,
             failByDrop=False,                   # violations get a close handshake
             autoPingInterval=ping_interval, autoPingTimeout=ping_interval,
             perMessageCompressionAccept=lambda offers: None)   # no compression bombs
 
-    def origin_allowed(self, origin):
-        """Whether a handshake with this Origin header value (None: none) is accepted."""
-        allowed = self.allowed_origins
-        return allowed is None or not origin or origin.rstrip("/").lower() in allowed
-
     def buildProtocol(self, addr):
         protocol = super().buildProtocol(addr)
         facts = self.request_facts
         if facts is not None:
-            protocol.peer_address, protocol.secure = facts
+            protocol.peer_address, protocol.secure, protocol.origin_allowed = facts
         else:
             protocol.peer_address = getattr(addr, "host", "?")
         return protocol
@@ -230,20 +223,24 @@ class XMPPWebSocketFactory(WebSocketServerFactory):
 
 class XMPPWebSocketResource(WebSocketResource):
     """
-    The twisted.web resource of C{factory}: the address and TLS facts come from the HTTP
-    request through C{client_address(request)} and C{is_secure(request)} (the HTTP
-    service's, which know the trusted proxies).
+    The twisted.web resource of C{factory}. What only the HTTP request knows comes from the
+    HTTP service (jabberapp.web), which knows the trusted proxies and the CORS origins:
+    C{client_address(request)}, C{is_secure(request)} and C{origin_allowed(origin,
+    request)}. A handshake without an Origin header (not a browser page) is accepted.
     """
 
-    def __init__(self, factory, client_address, is_secure):
+    def __init__(self, factory, client_address, is_secure, origin_allowed):
         super().__init__(factory)
         self._client_address = client_address
         self._is_secure = is_secure
+        self._origin_allowed = origin_allowed
 
     def render(self, request):
         factory = self._factory
+        origin = request.getHeader(b"origin")
         # Autobahn builds the protocol and runs the handshake inside render().
-        factory.request_facts = (self._client_address(request), bool(self._is_secure(request)))
+        factory.request_facts = (self._client_address(request), bool(self._is_secure(request)),
+                                 origin is None or bool(self._origin_allowed(origin, request)))
         try:
             return super().render(request)
         finally:
@@ -255,10 +252,14 @@ def _request_address(request):
     return getattr(address, "host", "?")
 
 
-def websocket_resource(listener, allowed_origins=(), ping_interval=60.0, see_other_uri=None,
-                       client_address=_request_address, is_secure=None):
-    """The /xmpp-websocket resource for the c2s C{listener}; see XMPPWebSocketFactory.
-    Without C{client_address} and C{is_secure}, the request's own peer and isSecure()."""
-    factory = XMPPWebSocketFactory(listener, allowed_origins, ping_interval, see_other_uri)
-    return XMPPWebSocketResource(factory, client_address,
-                                 is_secure or (lambda request: request.isSecure()))
+def websocket_resource(listener, ping_interval=60.0, see_other_uri=None, http=None):
+    """The /xmpp-websocket resource for the c2s C{listener} (see XMPPWebSocketFactory) on
+    the HTTP service C{http} (its client_address, is_secure and origin_allowed). Without
+    it: the request's own peer and isSecure(), and any origin."""
+    factory = XMPPWebSocketFactory(listener, ping_interval, see_other_uri)
+    if http is None:
+        return XMPPWebSocketResource(factory, _request_address,
+                                     lambda request: request.isSecure(),
+                                     lambda origin, request: True)
+    return XMPPWebSocketResource(factory, http.client_address, http.is_secure,
+                                 http.origin_allowed)
