@@ -82,6 +82,8 @@ class XMPPWebSocketProtocol(WebSocketServerProtocol):
 
     def onOpen(self):
         factory = self.factory
+        log.debug("WebSocket from {address} (secure: {secure})", address=self.peer_address,
+                  secure=self.secure)
         if factory.see_other_uri:
             return      # the first message is answered with the redirect
         listener = factory.listener
