@@ -30,7 +30,7 @@ from jabberapp.sasl.throttle import FailureThrottle
 from jabberapp.status import StatusFile
 from jabberapp.storage import open_storage
 from jabberapp.transports.tcp import listen_tcp
-from jabberapp.web.service import HTTP_SERVICE, HTTPService
+from jabberapp.web.service import ALT_WEBSOCKET, HTTP_SERVICE, HTTPService
 
 log = logger(__name__)
 
@@ -186,6 +186,7 @@ class ServerService(Service):
             self._listen_on("c2s direct TLS", c2s.direct_tls_port, wrapped)
             self.factories.append(direct)
         self.factories.append(plain)
+        self._mount_websocket(plain)
         self._listen_components()
         self._listen_s2s()
         self._listen_http()
@@ -202,6 +203,18 @@ class ServerService(Service):
             wrapped = TLSMemoryBIOFactory(self.tls_options, False, self.http.site())
             wrapped.noisy = False
             self._listen_on("https", config.tls_port, wrapped, config.interface)
+
+    def _mount_websocket(self, listener):
+        """XMPP over WebSocket (RFC 7395) at /xmpp-websocket, listed in host-meta, with the
+        negotiation and limits of the c2s C{listener}."""
+        config = self.settings.websocket
+        if not (config.enabled and self.settings.http.enabled):
+            return
+        # Imported here: Autobahn is loaded only by a server that serves WebSocket.
+        from jabberapp.transports.websocket import websocket_resource
+        self.http.add_resource(b"xmpp-websocket", websocket_resource(
+            listener, config.ping_interval, config.see_other_uri or None, http=self.http))
+        self.http.add_alt_connection(ALT_WEBSOCKET, b"xmpp-websocket")
 
     def _listen_s2s(self):
         """Federation: the s2s route manager becomes the router's remote destination."""

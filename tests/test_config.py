@@ -396,7 +396,8 @@ class ExampleTests(ConfigTestCase):
         self.assertEqual(
             [f.name for f in dataclasses.fields(ServerConfig)],
             ["path", "hosts", "data_dir", "log_level", "extensions", "c2s", "auth", "tls",
-             "storage", "extension_options", "s2s", "components", "http", "bosh"])
+             "storage", "extension_options", "s2s", "components", "http", "bosh",
+             "websocket"])
 
 
 def test_auth_mechanisms_are_checked(tmp_path):

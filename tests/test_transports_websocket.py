@@ -2,7 +2,9 @@
 with RFC 6455 frames over a StringTransport."""
 import base64
 import os
+import shutil
 import struct
+import tempfile
 
 from lxml import etree
 from twisted.internet.error import ConnectionDone
@@ -14,6 +16,7 @@ from twisted.web.server import Site
 from zope.interface.verify import verifyObject
 
 from jabberapp import dispatch
+from jabberapp.config import ConfigError, load_config
 from jabberapp.interfaces import IFramedTransport
 from jabberapp.transports.websocket import websocket_resource
 from tests.c2s_bytes import NS_SASL, PASSWORD, World, b64, text_of, unb64
@@ -342,3 +345,31 @@ class WebSocketTests(SynchronousTestCase):
         self.assertEqual(factory.autoPingTimeout, 25.0)
         self.assertEqual(factory.maxFramePayloadSize, self.world.listener.max_stanza_size)
         self.assertFalse(factory.failByDrop)
+
+
+class WebSocketConfigTests(SynchronousTestCase):
+    """The [websocket] section."""
+
+    def load(self, text):
+        directory = tempfile.mkdtemp(prefix="jabberapp-ws-")
+        self.addCleanup(shutil.rmtree, directory)
+        path = os.path.join(directory, "jabberapp.ini")
+        with open(path, "w") as f:
+            f.write(text)
+        return load_config(path).websocket
+
+    def test_defaults(self):
+        """On (when [http] is), a ping a minute, no redirect."""
+        config = load_config(None).websocket
+        self.assertEqual((config.enabled, config.ping_interval, config.see_other_uri),
+                         (True, 60.0, ""))
+
+    def test_values(self):
+        """Every option is parsed; see_other_uri must be a ws:// or wss:// URL."""
+        config = self.load("[websocket]\nenabled = no\nping_interval = 0\n"
+                           "see_other_uri = wss://other.example.org:5281/xmpp-websocket\n")
+        self.assertEqual((config.enabled, config.ping_interval, config.see_other_uri),
+                         (False, 0.0, "wss://other.example.org:5281/xmpp-websocket"))
+        error = self.assertRaises(ConfigError, self.load,
+                                  "[websocket]\nsee_other_uri = https://x.example/\n")
+        self.assertIn("[websocket] see_other_uri", str(error))

@@ -19,7 +19,7 @@ from jabberapp.configuration.settings import S2SRoute
 from jabberapp.jid import InvalidJID, prep_domain
 
 __all__ = ["COMPONENT_SCHEMA", "CORE_SCHEMA", "LOG_LEVELS", "dns_servers", "ip_networks",
-           "s2s_routes", "sasl_mechanisms", "web_origins"]
+           "s2s_routes", "sasl_mechanisms", "web_origins", "websocket_uri"]
 
 #: Log levels accepted by ``[server] log_level`` (twisted.logger.LogLevel names).
 LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
@@ -169,6 +169,17 @@ def web_origins(raw: str) -> tuple[str, ...]:
 
 
 web_origins.description = "* or comma-separated origins"  # type: ignore[attr-defined]
+
+
+def websocket_uri(raw: str) -> str:
+    """A ws:// or wss:// URL ([websocket] see_other_uri), or empty."""
+    value = raw.strip()
+    if value and not re.fullmatch(r"wss?://[^\s/?#]+(?:[/?#]\S*)?", value):
+        raise ValueError(f"{value!r}: expected a ws:// or wss:// URL")
+    return value
+
+
+websocket_uri.description = "a ws:// or wss:// URL"  # type: ignore[attr-defined]
 
 
 # -- the core schema ------------------------------------------------------------------------
@@ -373,6 +384,20 @@ CORE_SCHEMA: Mapping[str, tuple[Option, ...]] = MappingProxyType({
         Option("polling", int_range(0, 60), 5,
                "Shortest interval, in seconds, between the empty requests of a polling "
                "session (hold or wait 0); shorter is policy-violation."),
+    ),
+    "websocket": (
+        Option("enabled", bool, True,
+               "Serve XMPP over WebSocket (RFC 7395) at /xmpp-websocket on the HTTP "
+               "service (when [http] is enabled), with the c2s negotiation and limits. "
+               "Browser pages must come from an origin [http] cors_origins allows."),
+        Option("ping_interval", seconds_or_zero, 60.0,
+               "Seconds between WebSocket pings to each client; a client whose pong does "
+               "not come back within as long is disconnected. Set it below the idle "
+               "timeout of any proxy in between. 0: no pings."),
+        Option("see_other_uri", websocket_uri, "",
+               "Redirect every WebSocket client to this ws:// or wss:// URL (RFC 7395 "
+               "§3.6.1: <close see-other-uri=.../> in answer to its <open/>), e.g. while "
+               "moving the service. Empty: no redirect."),
     ),
 })
 

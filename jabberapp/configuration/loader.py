@@ -25,7 +25,7 @@ from jabberapp.configuration.options import Option
 from jabberapp.configuration.settings import (AuthConfig, BOSHConfig, C2SConfig, ComponentConfig,
                                               ComponentsConfig, ConfigError, HTTPConfig,
                                               S2SConfig, ServerConfig, StorageConfig,
-                                              TLSConfig, FrozenMap)
+                                              TLSConfig, FrozenMap, WebSocketConfig)
 from jabberapp.jid import InvalidJID, prep_domain
 
 __all__ = ["load_config"]
@@ -198,6 +198,7 @@ def load_config(path: str | None,
         components=components,
         http=http,
         bosh=BOSHConfig(**reader.section("bosh", CORE_SCHEMA["bosh"])),
+        websocket=WebSocketConfig(**reader.section("websocket", CORE_SCHEMA["websocket"])),
     )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 __all__ = ["AuthConfig", "BOSHConfig", "C2SConfig", "ComponentConfig", "ComponentsConfig",
            "ConfigError", "HTTPConfig", "S2SConfig", "S2SRoute", "ServerConfig",
-           "StorageConfig", "TLSConfig"]
+           "StorageConfig", "TLSConfig", "WebSocketConfig"]
 
 
 class ConfigError(Exception):
@@ -186,6 +186,15 @@ class BOSHConfig:
 
 
 @dataclass(frozen=True)
+class WebSocketConfig:
+    """XMPP over WebSocket ([websocket], RFC 7395) on the HTTP service."""
+
+    enabled: bool = True
+    ping_interval: float = 60.0
+    see_other_uri: str = ""
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     """The whole validated configuration of one server process."""
 
@@ -203,3 +212,4 @@ class ServerConfig:
     components: ComponentsConfig = ComponentsConfig()
     http: HTTPConfig = HTTPConfig()
     bosh: BOSHConfig = BOSHConfig()
+    websocket: WebSocketConfig = WebSocketConfig()

@@ -87,7 +87,8 @@ def test_host_meta_json_https(server):
     response = get(server.https_port, "/.well-known/host-meta.json", "example.test",
                    tls_name="example.test", cafile=cert(server, "example.test"))
     assert status(response) == 200, response
-    assert json.loads(payload(response)) == {"links": []}   # no endpoint mounted here yet
+    assert {"rel": "urn:xmpp:alt-connections:websocket",
+            "href": "wss://example.test/xmpp-websocket"} in json.loads(payload(response))["links"]
     response = get(server.http_port, "/.well-known/host-meta.json", "other.test")
     assert status(response) == 404
 
