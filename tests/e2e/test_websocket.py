@@ -8,7 +8,9 @@ import asyncio
 import base64
 import hashlib
 import os
+import socket
 import ssl
+import struct
 
 import pytest
 from lxml import etree
@@ -17,6 +19,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.e2e.harness import TIMEOUT, Events, ServerProcess, close, login, run
 from tests.e2e.rawclient import NS_BIND, NS_CLIENT, NS_SASL, RawClient
+from tests.e2e.test_limits import CLOSED, FULL, LIMIT, STALL, Flood, plain_login
+from tests.e2e.test_limits import PASSWORD as FLOOD_PASSWORD
 from tests.scram_client import Client as Scram
 
 PASSWORD = "ws pw"
@@ -352,3 +356,130 @@ def test_resume_a_tcp_session_over_websocket(server):
         finally:
             await close(bob)
     run(scenario())
+
+
+class RawWebSocket:
+    """A blocking ws:// client on a plain socket (RFC 6455 by hand), so a test can stop
+    reading it and hold a small receive window."""
+
+    def __init__(self, port, rcvbuf=None):
+        self.sock = socket.socket()
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(TIMEOUT)
+        self.sock.connect(("127.0.0.1", port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall(f"GET /xmpp-websocket HTTP/1.1\r\nHost: localhost:{port}\r\n"
+                          f"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                          f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                          f"Sec-WebSocket-Protocol: xmpp\r\n\r\n".encode())
+        self.buffer = b""
+        while b"\r\n\r\n" not in self.buffer:
+            self.buffer += self._recv()
+        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101"), head
+
+    def _recv(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionError("closed")
+        return data
+
+    def send(self, text):
+        payload = text.encode()
+        head = bytes([0x81])
+        if len(payload) < 126:
+            head += bytes([0x80 | len(payload)])
+        else:
+            head += bytes([0x80 | 126]) + struct.pack("!H", len(payload))
+        mask = os.urandom(4)
+        self.sock.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+    def next_element(self):
+        """The next text message, parsed (control frames are skipped)."""
+        while True:
+            while len(self.buffer) < 2 or len(self.buffer) < self._frame_end():
+                self.buffer += self._recv()
+            end = self._frame_end()
+            opcode, length = self.buffer[0] & 0x0F, self.buffer[1] & 0x7F
+            start = {126: 4, 127: 10}.get(length, 2)
+            payload, self.buffer = self.buffer[start:end], self.buffer[end:]
+            if opcode == 1:
+                return etree.fromstring(payload)
+
+    def _frame_end(self):
+        length = self.buffer[1] & 0x7F
+        if length == 126:
+            if len(self.buffer) < 4:
+                return 4
+            return 4 + struct.unpack("!H", self.buffer[2:4])[0]
+        if length == 127:
+            if len(self.buffer) < 10:
+                return 10
+            return 10 + struct.unpack("!Q", self.buffer[2:10])[0]
+        return 2 + length
+
+    def expect(self, tag):
+        el = self.next_element()
+        assert el.tag == tag, etree.tostring(el)
+        return el
+
+    def login(self, user, resource):
+        """<open/>, SCRAM-SHA-256, <open/>, bind."""
+        self.send(f"<open xmlns='{NS_FRAMING}' to='localhost' version='1.0'/>")
+        self.expect(f"{{{NS_FRAMING}}}open")
+        self.expect(f"{{{NS_STREAMS}}}features")
+        scram = Scram("sha256", user, PASSWORD, nonce=base64.b64encode(os.urandom(18)).decode())
+        self.send(f"<auth xmlns='{NS_SASL}' mechanism='SCRAM-SHA-256'>"
+                  f"{base64.b64encode(scram.first()).decode()}</auth>")
+        challenge = base64.b64decode(self.expect(f"{{{NS_SASL}}}challenge").text)
+        self.send(f"<response xmlns='{NS_SASL}'>"
+                  f"{base64.b64encode(scram.final(challenge)).decode()}</response>")
+        self.expect(f"{{{NS_SASL}}}success")
+        self.send(f"<open xmlns='{NS_FRAMING}' to='localhost' version='1.0'/>")
+        self.expect(f"{{{NS_FRAMING}}}open")
+        self.expect(f"{{{NS_STREAMS}}}features")
+        self.send(f"<iq xmlns='{NS_CLIENT}' type='set' id='b'><bind xmlns='{NS_BIND}'>"
+                  f"<resource>{resource}</resource></bind></iq>")
+        self.expect(f"{{{NS_CLIENT}}}iq")
+
+
+@pytest.fixture
+def flood_server(tmp_path):
+    server = ServerProcess(tmp_path, http="tls_port = 0", c2s=f"""
+        require_encryption = no
+        max_send_buffer = {LIMIT}
+        send_buffer_timeout = {STALL}
+        read_rate = 0
+        """)
+    server.adduser("sleeper@localhost", PASSWORD)
+    server.adduser("sender@localhost", FLOOD_PASSWORD)     # test_limits' plain_login
+    with server:
+        yield server
+
+
+def test_non_reading_websocket_client_is_bounded_and_closed(flood_server):
+    """The send buffer bound holds under WebSocket: a flood to a WebSocket client that does
+    not read stops being queued at max_send_buffer, the sender is paused and answered
+    resource-constraint, and the sleeper is closed with policy-violation after
+    send_buffer_timeout."""
+    server = flood_server
+    sleeper = RawWebSocket(server.http_port, rcvbuf=4096)
+    sleeper.login("sleeper", "ws")
+    sender = plain_login(server, "sender", "flood")
+    flood = Flood(sender, "sleeper@localhost/ws", count=4000)
+    try:
+        for line in server.lines_until(lambda line: FULL.search(line) is not None):
+            full = FULL.search(line)
+        assert full.group(1) == "sleeper@localhost/ws"
+        assert LIMIT <= int(full.group(2)) < LIMIT + 8192
+        for line in server.lines_until(lambda line: CLOSED.search(line) is not None):
+            closed = CLOSED.search(line)
+        assert closed.group(1) == "sleeper@localhost/ws"
+        assert int(closed.group(2)) < LIMIT + 8192
+        assert "not reading from <ClientStream sender@localhost/flood>" in server.log()
+    finally:
+        flood.finish()
+        sleeper.sock.close()
+        sender._sock.close()
+    assert flood.errors.get("resource-constraint", 0) >= 1, flood.errors
