@@ -780,13 +780,16 @@ FUZZ = settings(max_examples=200, deadline=None,
 SEED_STREAM = VALID_STREAM
 
 
-def only_stream_errors(chunks, **kw):
-    """Feed chunks; return events, or the StreamError condition.  Anything else escapes."""
+def only_stream_errors(chunks, rest=False, **kw):
+    """Feed chunks (with C{rest}, the parser rests after each when it can); return events, or
+    the StreamError condition.  Anything else escapes."""
     parser = StreamParser(**kw)
     events = []
     try:
         for chunk in chunks:
             events += parser.feed(chunk)
+            if rest:
+                parser.rest()
             root = parser._root
             if root is not None:
                 assert len(root) <= 1, "stream root grows"
@@ -868,6 +871,18 @@ class PropertyTests(SynchronousTestCase):
             self.assertEqual(describe(whole), describe(chunked))
 
     @FUZZ
+    @given(mutated_stream())
+    def test_mutations_resting(self, case):
+        """Resting after every chunk it can changes neither events nor errors."""
+        data, sizes = case
+        for kw in ({"max_stanza_size": 300}, {"canonical_from": NS_SERVER}):
+            plain = only_stream_errors(cut(data, sizes), **kw)
+            rested = only_stream_errors(cut(data, sizes), rest=True, **kw)
+            if isinstance(plain, list) and isinstance(rested, list):
+                plain, rested = describe(plain), describe(rested)
+            self.assertEqual(rested, plain)
+
+    @FUZZ
     @given(chunking())
     def test_valid_stream_any_chunking(self, sizes):
         """The valid stream gives the same events in any chunking."""
@@ -938,6 +953,10 @@ class RandomStreamTests(SynchronousTestCase):
         s2s = S2S_HEADER + data[len(HEADER):]
         self.assertEqual(describe(only_stream_errors(cut(s2s, sizes), canonical_from=NS_SERVER,
                                                      max_stanza_size=biggest))[1:], whole[1:])
+        self.assertEqual(describe(only_stream_errors(cut(data, sizes), rest=True,
+                                                     max_stanza_size=biggest)), whole)
+        self.assertEqual(only_stream_errors(cut(data, sizes), rest=True,
+                                            max_stanza_size=biggest - 1), "policy-violation")
 
 
 class FuzzFindingTests(SynchronousTestCase):
@@ -1080,3 +1099,155 @@ class NameDictionaryTests(SynchronousTestCase):
         for message in wrapper:
             self.assertEqual((message.tag, message[0].tag, message[0].attrib),
                              (f"{{{NS_CLIENT}}}message", "{urn:n7}x7", {"a7": "v"}))
+
+
+class RestTests(SynchronousTestCase):
+    """An idle parser frees lxml's state (rest) and makes it again at the next feed."""
+
+    def setUp(self):
+        parser_module.rest_idle()
+        parser_module.rest_idle()   # nothing another test fed is left in the periods
+
+    def test_rest_between_stanzas(self):
+        """A parser resting between stanzas holds no lxml parser, and the stanzas after it
+        keep the stream header's namespaces."""
+        parser = StreamParser()
+        parser.feed(HEADER + b"<message/> \n")
+        self.assertTrue(parser.rest())
+        self.assertIsNone(parser._parser)
+        self.assertIsNone(parser._root)
+        self.assertIsNone(parser._names)
+        events = parser.feed(b"<iq type='get' id='1'><query xmlns='jabber:iq:roster'/></iq>"
+                             b"<stream:features/><presence xml:lang='de'/></stream:stream>")
+        self.assertEqual(describe(events), [
+            b'<iq xmlns="jabber:client" type="get" id="1"><query xmlns="jabber:iq:roster"/></iq>',
+            b'<stream:features xmlns:stream="http://etherx.jabber.org/streams"/>',
+            b'<presence xmlns="jabber:client" xml:lang="de"/>',
+            StreamClosed()])
+
+    def test_rest_is_refused_inside_anything(self):
+        """Before the header, inside a stanza, a start tag, CDATA or a marker held back, and
+        after the end of the stream, the parser does not rest."""
+        for data in [b"", HEADER[:20], HEADER + b"<message><body>", HEADER + b"<mess",
+                     HEADER + b"<![CDATA[ ", HEADER + b"<message/>&am", HEADER + b"<",
+                     HEADER + b"</stream:stream>"]:
+            parser = StreamParser()
+            parser.feed(data)
+            self.assertFalse(parser.rest(), data)
+            self.assertIsNotNone(parser._parser, data)
+        parser = StreamParser()
+        parser.feed(HEADER)
+        parser.close()
+        self.assertFalse(parser.rest())
+
+    def test_limits_hold_after_waking(self):
+        """A stanza fed to a woken parser is limited like any other, counted from its '<'."""
+        parser = StreamParser(max_stanza_size=100)
+        parser.feed(HEADER)
+        self.assertTrue(parser.rest())
+        self.assertEqual(len(parser.feed(stanza_of_size(100))), 1)
+        self.assertTrue(parser.rest())
+        with self.assertRaises(StreamError) as caught:
+            parser.feed(stanza_of_size(101))
+        self.assertEqual(caught.exception.condition, "policy-violation")
+
+    def test_errors_after_waking(self):
+        """Undeclared prefixes, entities and text between stanzas are refused after waking."""
+        for data, expected in [(b"<x:message/>", "not-well-formed"),
+                               (b"<message>&foo;</message>", "restricted-xml"),
+                               (b"text", "bad-format")]:
+            parser = StreamParser()
+            parser.feed(HEADER)
+            self.assertTrue(parser.rest())
+            with self.assertRaises(StreamError) as caught:
+                parser.feed(data)
+            self.assertEqual(caught.exception.condition, expected, data)
+
+    def test_canonical_namespace_after_waking(self):
+        """An s2s stream's stanzas are still renamed to jabber:client and its header's other
+        prefixes still resolve after the parser rested."""
+        parser = StreamParser(canonical_from=NS_SERVER)
+        self.assertEqual(parser.feed(S2S_HEADER)[0].ns, NS_SERVER)
+        self.assertTrue(parser.rest())
+        message, result = parser.feed(b"<message to='a@example.com'/><db:result to='example.com'"
+                                      b" from='example.net'>key</db:result>")
+        self.assertEqual(message.tag, f"{{{NS_CLIENT}}}message")
+        self.assertEqual(result.tag, "{jabber:server:dialback}result")
+
+    def test_rest_frees_the_name_dictionary(self):
+        """Resting lets the stream's name dictionary go with its last stanza, and the woken
+        parser counts names in a new one, still bounded by max_names."""
+        parser = StreamParser(max_names=300)
+        parser.feed(HEADER)
+        parser.feed(b"".join(unique_stanza(n) for n in range(50)))
+        pointer = namedict._pointer_at(parser._names._context, namedict._DICT_AT)
+        namedict._lib.xmlDictReference(ctypes.c_void_p(pointer))     # ours, to look at it
+        try:
+            references = ctypes.c_int.from_address(pointer)
+            self.assertTrue(parser.rest())
+            gc.collect()
+            self.assertEqual(references.value, 1)       # only ours is left
+        finally:
+            namedict._lib.xmlDictFree(ctypes.c_void_p(pointer))
+        parser.feed(b"<presence/>")
+        self.assertLess(parser._names.names_in_use(), 20)
+        with self.assertRaises(StreamError) as caught:
+            parser.feed(b"".join(unique_stanza(n) for n in range(100, 300)))
+        self.assertEqual(caught.exception.text, "too many distinct names")
+
+    def test_rest_frees_memory(self):
+        """A thousand resting parsers hold almost none of the C memory of a thousand working
+        ones (malloc's bytes in use, which RSS would blur)."""
+        try:
+            mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
+        except (OSError, AttributeError):
+            self.skipTest("needs glibc's mallinfo2")
+        fields = ["arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+                  "uordblks", "fordblks", "keepcost"]
+        mallinfo2.restype = type("mallinfo2", (ctypes.Structure,),
+                                 {"_fields_": [(name, ctypes.c_size_t) for name in fields]})
+
+        def in_use():
+            info = mallinfo2()
+            return info.uordblks + info.hblkhd
+
+        def grow(rest):
+            gc.collect()
+            before = in_use()
+            parsers = [StreamParser() for _ in range(1000)]
+            for parser in parsers:
+                parser.feed(HEADER + b"<presence/>")
+                if rest:
+                    parser.rest()
+            gc.collect()
+            return in_use() - before, parsers
+        working, kept = grow(False)
+        resting, kept2 = grow(True)
+        self.assertGreater(working, 6000 * 1000)    # about 11 KiB each
+        self.assertLess(resting, 1000 * 1000)
+
+    def test_rest_idle_rests_parsers_idle_for_a_whole_period(self):
+        """rest_idle() rests the parsers fed in the period before its previous call and not
+        since, and no other."""
+        idle, busy, late = StreamParser(), StreamParser(), StreamParser()
+        idle.feed(HEADER)
+        busy.feed(HEADER)
+        self.assertEqual(parser_module.rest_idle(), 0)    # both fed in this period
+        busy.feed(b"<presence/>")
+        late.feed(HEADER)
+        self.assertEqual(parser_module.rest_idle(), 1)
+        self.assertIsNone(idle._parser)
+        self.assertIsNotNone(busy._parser)
+        self.assertEqual(parser_module.rest_idle(), 2)    # busy and late were idle since
+        self.assertIsNone(busy._parser)
+        self.assertEqual(parser_module.rest_idle(), 0)    # nothing fed: nothing to look at
+        self.assertEqual(len(idle.feed(b"<presence/>")), 1)
+
+    def test_closed_parsers_are_forgotten(self):
+        """A closed parser is not kept for rest_idle()."""
+        parser = StreamParser()
+        parser.feed(HEADER)
+        parser.close()
+        self.assertNotIn(parser, parser_module._RECENT.fed)
+        self.assertEqual(parser_module.rest_idle(), 0)
+        self.assertEqual(parser_module.rest_idle(), 0)

@@ -6,8 +6,12 @@ Each accepted connection is a TCPTransport (jabberapp.transports.tcp) under a Cl
 (jabberapp.stream.negotiation), which negotiates with the core steps built here -- STARTTLS,
 SASL, resource binding, the legacy session -- and the hosts' own, then hands its stanzas to
 the Session it binds (jabberapp.stream.session).
+
+While any c2s listener listens, one timer rests the stream parsers that were idle for a whole
+REST_PERIOD (jabberapp.xml.parser.rest_idle): an idle session then keeps no libxml2 parser.
 """
 from twisted.internet.protocol import ServerFactory
+from twisted.internet.task import LoopingCall
 
 from jabberapp.stream.flow import Intake, OutputFlow
 from jabberapp.stream.negotiation import ClientStream, CoreSteps
@@ -16,8 +20,13 @@ from jabberapp.stream.saslauth import MAX_SASL_ATTEMPTS, SASLAuth
 from jabberapp.stream.steps import Bind, LegacySession, StartTLS
 from jabberapp.transports.tcp import TCPTransport
 from jabberapp.xml.ns import NS_BIND, NS_SESSION
+from jabberapp.xml.parser import rest_idle
 
-__all__ = ["C2SFactory", "MAX_SASL_ATTEMPTS", "CORE_STEPS"]
+__all__ = ["C2SFactory", "MAX_SASL_ATTEMPTS", "CORE_STEPS", "REST_PERIOD"]
+
+# A stream parser not fed for one to two periods rests: it frees ~11 KiB (libxml2's parser,
+# the stream document, its name dictionary) and pays ~35 us to wake at the next stanza.
+REST_PERIOD = 5.0
 
 _BIND, _SESSION = Bind(), LegacySession()
 # The core's negotiation steps, in the order of their advertisements; bind and the legacy
@@ -51,6 +60,14 @@ class C2SFactory(ServerFactory):
         self.read_rate = read_rate          # bytes/s; 0: not limited
         self.read_burst = read_burst        # seconds of read_rate saved up
 
+    def startFactory(self):
+        """The listener listens: idle stream parsers rest (one timer for all listeners)."""
+        _RESTING.start(self.clock)
+
+    def stopFactory(self):
+        """The listener stopped listening."""
+        _RESTING.stop()
+
     def buildProtocol(self, addr):
         return TCPTransport(self)
 
@@ -65,3 +82,28 @@ class C2SFactory(ServerFactory):
                         self.read_burst, stream)
         return OutputFlow(connection, stream, intake, self.clock, self.max_send_buffer,
                           self.send_buffer_timeout)
+
+
+class _Resting:
+    """The timer of rest_idle(), running while any c2s listener listens."""
+
+    def __init__(self):
+        self.listeners = 0
+        self.loop = None
+
+    def start(self, clock):
+        self.listeners += 1
+        if self.loop is None:
+            self.loop = LoopingCall(rest_idle)
+            self.loop.clock = clock
+            self.loop.start(REST_PERIOD, now=False)
+
+    def stop(self):
+        self.listeners = max(0, self.listeners - 1)
+        if not self.listeners and self.loop is not None:
+            if self.loop.running:
+                self.loop.stop()
+            self.loop = None
+
+
+_RESTING = _Resting()

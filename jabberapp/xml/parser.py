@@ -42,6 +42,18 @@ undeclared namespace prefixes (logged, not raised: we read the log), it silently
 undeclared entities when not resolving them, it waits forever for the ';' of '& x', and it
 stops without an error on a NUL byte inside CDATA.
 
+Resting: an idle stream costs ~11 KiB of libxml2 parser (its input buffer alone ~5 KiB), so a
+parser between stanzas can rest() -- lxml's parser, the stream document and its name dictionary
+are freed, and the stream header's start tag is kept (serialised from the root, a few hundred
+bytes).  The next feed() makes a fresh lxml parser and feeds it that start tag first, so the
+stanzas that follow see the same namespace declarations; nothing else changes (the offsets and
+counts above are ours, not lxml's).  Only a stream exactly between two top-level elements
+rests: nothing pending, no unit open, no CDATA; whitespace libxml2 held back is dropped, as it
+would have been.  rest_idle() rests every parser fed in the period before its previous call
+and not since (a caller with a clock runs it periodically: jabberapp.c2s.stream); waking costs
+~35 us, so only parsers idle for a whole period pay it.  A woken stream's document has a new
+name dictionary, so max_names bounds each dictionary, as a new connection's would be.
+
 canonical_from (s2s, components): the stream header's default namespace declaration is
 rewritten to jabber:client before lxml parses it, so every stanza inheriting it is parsed
 straight into the canonical namespace at no per-stanza cost; a stanza that declares
@@ -63,13 +75,39 @@ from jabberapp.xml.restricted import (TAG, WS, RestrictedScan, inside, overlaps,
                                       lxml_error, stream_error)
 from jabberapp.xml.serializer import rebind
 
-__all__ = ["StreamOpened", "StreamClosed", "StreamParser", "parse_element"]
+__all__ = ["StreamOpened", "StreamClosed", "StreamParser", "parse_element", "rest_idle"]
 
 _STREAM_TAG = f"{{{NS_STREAMS}}}stream"
 _XML_LANG = f"{{{NS_XML}}}lang"
 _WS_STR = " \t\r\n"
 _PIECE = 65536
 _STALL_SLACK = 4096
+
+
+class _Recent:
+    """The stream parsers fed lately (rest_idle() looks at nothing else)."""
+
+    __slots__ = ("fed", "before")
+
+    def __init__(self):
+        self.fed = set()        # fed since the last rest_idle()
+        self.before = set()     # fed in the period before that
+
+
+_RECENT = _Recent()
+
+
+def rest_idle() -> int:
+    """
+    Rest (L{StreamParser.rest}) every stream parser fed between the two previous calls and
+    not since; returns how many rested.  Called every few seconds, it rests parsers idle for
+    one to two periods, and costs nothing for those already resting.
+    """
+    recent = _RECENT
+    idle = recent.before
+    idle -= recent.fed
+    recent.before, recent.fed = recent.fed, set()
+    return sum(1 for parser in idle if parser.rest())
 
 
 class StreamParser(HeaderStage, RestrictedScan):
@@ -114,11 +152,8 @@ class StreamParser(HeaderStage, RestrictedScan):
         # Each stream document interns its names in a dictionary of its own, freed with it
         # and the last stanza detached from it (jabberapp.xml.namedict).
         self._names = NameScope()
-        self._parser = etree.XMLPullParser(
-            events=("start", "end"), encoding="utf-8",
-            resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
-            attribute_defaults=False, huge_tree=False, collect_ids=False, strip_cdata=True,
-            remove_comments=False, remove_pis=False)
+        self._parser = _new_lxml_parser()
+        self._resting = None    # while resting: the stream header's start tag (rest())
         self._pending = b""     # bytes received but not fed to lxml yet
         self._fed = 0           # absolute offset (in this document) of the next byte to feed
         self._base = 0          # absolute offset of buf[0] during one feed()
@@ -140,7 +175,42 @@ class StreamParser(HeaderStage, RestrictedScan):
     def close(self) -> None:
         """The connection is gone: free the parser now. feed() raises afterwards."""
         self._free_lxml()
+        self._resting = None
         self._dead = ("undefined-condition", "the stream parser is closed")
+        _RECENT.fed.discard(self)
+        _RECENT.before.discard(self)
+
+    def rest(self) -> bool:
+        """
+        Free lxml's parser, the stream document and its name dictionary if the stream is
+        between two top-level elements (see "Resting" in the module docstring); the next
+        feed() makes them again.  Returns whether it rested.
+        """
+        root = self._root
+        if (self._parser is None or root is None or self._depth != 1 or self._pending
+                or self._unit_start is not None or self._cdata or self._in_cdata
+                or len(root) or root.text is not None):
+            return False
+        # The root serialised alone is the header's start tag with every namespace it
+        # declared, self-closed: "<stream:stream xmlns=... to=.../>".
+        self._resting = etree.tostring(root)[:-2] + b">"
+        self._free_lxml()
+        self._stall = 0
+        return True
+
+    def _wake(self) -> None:
+        """After rest(): a fresh lxml parser and name dictionary, inside the stream root."""
+        header, self._resting = self._resting, None
+        self._names = names = NameScope()
+        self._parser = parser = _new_lxml_parser()
+        token = names.enter()
+        try:
+            parser.feed(header)
+            for _event, root in parser.read_events():
+                self._root = root
+        finally:
+            names.leave(token)
+        self._log_len = len(parser.feed_error_log)
 
     def _free_lxml(self) -> None:
         # lxml's pull parser sits in a reference cycle, so a dropped one keeps its libxml2
@@ -176,6 +246,9 @@ class StreamParser(HeaderStage, RestrictedScan):
             if data.strip(WS):
                 self._die(stream_error("not-well-formed", "data after the end of the stream"))
             return []
+        _RECENT.fed.add(self)
+        if self._parser is None:
+            self._wake()    # it was resting: dead and closed parsers raised above
         out = []
         names = self._names
         token = names.enter()
@@ -509,6 +582,14 @@ class StreamParser(HeaderStage, RestrictedScan):
             while at >= 0 and inside(cdata, base + at):
                 at = buf.rfind(b"<", lo, at)
         return at
+
+
+def _new_lxml_parser():
+    return etree.XMLPullParser(
+        events=("start", "end"), encoding="utf-8",
+        resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
+        attribute_defaults=False, huge_tree=False, collect_ids=False, strip_cdata=True,
+        remove_comments=False, remove_pis=False)
 
 
 _SAFE_PARSER = etree.XMLParser(
