@@ -271,6 +271,27 @@ class C2SStreamTests(SynchronousTestCase):
         self.clock.advance(self.factory.negotiation_timeout)
         self.assertIn(b"<connection-timeout", transport.value())
 
+    def test_idle_parsers_rest_while_the_listener_listens(self):
+        """While the listener listens, a stream idle for two rest periods holds no lxml parser,
+        and its next stanza is handled as before; a stopped listener leaves no timer."""
+        from jabberapp.xml import parser as parser_module
+        parser_module.rest_idle()
+        parser_module.rest_idle()       # what earlier tests fed is out of the periods
+        self.factory.doStart()
+        alice, alice_t = self.login("alice", "a")
+        bob, bob_t = self.login("bob", "b")
+        bob.dataReceived(b"<presence/>")
+        self.take(bob_t)
+        self.clock.advance(c2s.REST_PERIOD)
+        self.assertIsNotNone(alice.stream.parser._parser)
+        self.clock.advance(c2s.REST_PERIOD)
+        self.assertIsNone(alice.stream.parser._parser)
+        alice.dataReceived(b"<message to='bob@example.org' type='chat'><body>hi</body></message>")
+        message = etree.fromstring(self.take(bob_t))
+        self.assertEqual(message.findtext("{jabber:client}body"), "hi")
+        self.factory.doStop()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
     def test_whitespace_keepalive_is_ignored(self):
         """Whitespace between stanzas produces no reply and keeps the stream open."""
         alice, transport = self.login()
