@@ -255,6 +255,22 @@ class AdmitTests(SynchronousTestCase):
         running.attempt.succeeded()
         self.assertEqual(self.throttle.queued(), 0)
 
+    def test_abandon_frees_a_waiting_place_at_once(self):
+        """An abandoned waiting attempt is counted and leaves the queue at once, its wait never
+        fires; abandoning the running check changes nothing until it reports its outcome."""
+        running = Check(self.throttle)
+        waiting = Check(self.throttle, address=OWNER)
+        waiting.attempt.abandon()
+        self.assertEqual(self.throttle.queued(), 1)
+        self.assertEqual(self.throttle.delay(USER), 1)
+        running.attempt.abandon()
+        self.assertEqual(self.throttle.queued(), 1)
+        running.attempt.failed()
+        self.assertEqual(self.throttle.queued(), 0)
+        self.assertEqual(self.throttle.delay(USER), 2)
+        self.clock.advance(60)
+        self.assertFalse(waiting.started)
+
     def test_abandoned_attempts_do_not_push_the_owner_back(self):
         """However many attempts are abandoned, the owner is checked within max_delay of the
         latest checked failure, before the attacker's live attempts."""
@@ -397,6 +413,29 @@ class StreamTests(SynchronousTestCase):
         self.assertEqual(self.checks, ["alice"])
         self.assertEqual(self.world.listener.throttle.delay(("account", "example.org", "alice")),
                          2)
+
+    def test_dropped_guess_leaves_the_queue_at_once(self):
+        """A guess whose connection drops while it waits for its turn leaves the account's
+        queue at once, counted; the next attempt is checked after the delay of two failures."""
+        throttle = self.world.listener.throttle
+        account = ("account", "example.org", "alice")
+        first = self.world.secure()
+        first.feed(plain_auth("alice", "wrong"))
+        self.assertIn(b"<not-authorized/>", first.take())
+        second = self.world.secure()
+        second.feed(plain_auth("alice", "wrong again"))
+        self.assertEqual(throttle.queued(), 1)
+        second.drop()
+        self.assertEqual(throttle.queued(), 0)
+        self.assertEqual(throttle.delay(account), 2)
+        self.assertEqual(self.checks, ["alice"])
+        third = self.world.secure()
+        third.feed(plain_auth("alice", PASSWORD))
+        self.clock.advance(1.9)
+        self.assertEqual(self.checks, ["alice"])
+        self.clock.advance(0.1)
+        self.assertEqual(self.checks, ["alice", "alice"])
+        self.assertIn(b"<success", third.take())
 
     def test_plain_check_waits_for_its_turn(self):
         """After a wrong password the next PLAIN check on the account runs after the delay,

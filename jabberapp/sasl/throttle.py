@@ -17,10 +17,11 @@ whose address has the fewest failures goes first (the owner from a clean address
 behind an attacker's queue), the oldest among equals.
 
 Dropping the connection does not escape the count: an attempt is registered when it starts, and
-one whose connection is gone (its C{alive} says so) when its turn comes is counted as a failure
-without checking anything, and leaves the queue. Such abandoned attempts raise the delay but do
-not restart it (only a checked failure does), so however many an attacker abandons, the owner's
-correct password is checked within max_delay of the latest check. There is no lockout.
+one whose connection is gone is counted as a failure without checking anything, and leaves the
+queue -- at once when the stream reports it (C{abandon}), else when its turn comes (its C{alive}
+says so). Such abandoned attempts raise the delay but do not restart it (only a checked failure
+does), so however many an attacker abandons, the owner's correct password is checked within
+max_delay of the latest check. There is no lockout.
 
 Memory is bounded: a key's failures are forgotten C{forget_after} seconds after its latest
 failure, at most C{max_keys} keys are remembered (the least recently failed go first) and an
@@ -79,9 +80,9 @@ class Attempt:
     """One credential check's turn, from L{FailureThrottle.admit} to its outcome.
 
     C{wait} is None when the check may run at once, else a Deferred that fires (with None)
-    when it may; cancelling it abandons the attempt (counted as a failure). Report the outcome
-    with exactly one of C{succeeded}, C{failed} or C{release} (no outcome: an uncounted
-    refusal); later calls do nothing.
+    when it may; cancelling it abandons the attempt (counted as a failure), as C{abandon} does
+    without firing it. Report the outcome with exactly one of C{succeeded}, C{failed} or
+    C{release} (no outcome: an uncounted refusal); later calls do nothing.
     """
 
     __slots__ = ("_throttle", "account", "address", "alive", "wait", "_order", "_done")
@@ -111,6 +112,13 @@ class Attempt:
         """No credentials were checked after all: give the turn back, count nothing."""
         if self._finish():
             self._throttle._release(self)
+
+    def abandon(self):
+        """The attempt's connection is gone: if it still waits for its turn, it is counted as
+        a failure, unchecked, and leaves the queue now (its C{wait} then never fires); a check
+        already under way is left to report its outcome."""
+        if self.wait is not None:
+            self._throttle._abandon(self)
 
     def _finish(self):
         if self._done:

@@ -115,6 +115,12 @@ class ClientStream(XMLStream):
         closed = self.closed     # closed by either side before the connection went
         self.stream_lost()
         self._stop_timer()
+        # A step's per-stream state with a connection_lost() hears it, so work it has pending
+        # (a throttled SASL check waiting for its turn) is given up at once.
+        for state in tuple(self.state.values()):
+            lost = getattr(state, "connection_lost", None)
+            if lost is not None:
+                lost()
         session = self.session
         if session is not None:
             session.transport_lost(self, closed)

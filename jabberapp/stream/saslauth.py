@@ -6,9 +6,11 @@ The mechanisms themselves are jabberapp.sasl's (create_mechanism, available_mech
 SASLContext); this step only speaks the protocol around them. Before a mechanism checks
 credentials it asks for the account's turn (SASLContext.admit): the throttle holds the check,
 per account and per client address (jabberapp.sasl.throttle), and counts it even if the client
-drops the connection meanwhile. A failure the mechanism marks as counted (failure.counted: a
-guessed password, not an unusable mechanism) that checked nothing is delayed by the throttle
-before its <failure/> is sent, and the stream closes after MAX_SASL_ATTEMPTS counted failures.
+drops the connection meanwhile: a check still waiting for its turn then leaves the account's
+queue at once (the stream's SASL state hears connection_lost), counted as a failure. A failure
+the mechanism marks as counted (failure.counted: a guessed password, not an unusable mechanism)
+that checked nothing is delayed by the throttle before its <failure/> is sent, and the stream
+closes after MAX_SASL_ATTEMPTS counted failures.
 """
 import base64
 import binascii
@@ -45,6 +47,12 @@ class _Exchange:
         self.mechanism = None   # the mechanism of the exchange under way
         self.failures = 0       # counted failures on this stream
         self.attempt = None     # the throttle's Attempt of the credential check under way
+
+    def connection_lost(self):
+        """The connection is gone (ClientStream.connection_lost): a check still waiting for
+        its turn is given up now, counted, rather than when its turn comes."""
+        if self.attempt is not None:
+            self.attempt.abandon()      # one already checking reports its outcome as usual
 
 
 @implementer(IStreamFeature)
