@@ -8,12 +8,14 @@ from OpenSSL import SSL
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactor, MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from jabberapp.interfaces import ITransport
+from jabberapp.stream.flow import Intake, OutputFlow
 from jabberapp.transports import tcp as transport
 from jabberapp.tls import ensure_self_signed, server_tls_options
 
@@ -102,6 +104,9 @@ class SendAtOnceTests(SynchronousTestCase):
 class _Stream:
     """What a transport's factory opens: records what the transport hands it."""
 
+    session = None
+    jid = None
+
     def __init__(self, transport):
         self.transport = transport
         self.received = []
@@ -179,3 +184,112 @@ class TCPTransportTests(SynchronousTestCase):
         """Without TLS options STARTTLS is not possible."""
         adapter, _, _ = self.connect()
         self.assertFalse(adapter.can_start_tls)
+
+
+class _FlowFactory(_Factory):
+    """A factory with flow control, as the c2s listener's."""
+
+    def __init__(self):
+        super().__init__()
+        self.clock = Clock()
+        self.outputs = 0
+
+    def open_flow(self, connection, stream):
+        return Intake(connection, stream.data_received, self.clock, name=stream)
+
+    def open_output_flow(self, connection, stream, intake):
+        self.outputs += 1
+        return OutputFlow(connection, stream, intake, self.clock, 1 << 20, 30.0)
+
+
+class _TLSLayer:
+    """Stands for a TLS protocol wrapping the TCPTransport (direct TLS)."""
+
+    def __init__(self, wrapped):
+        self.wrappedProtocol = wrapped
+
+    def makeConnection(self, connection):
+        pass
+
+
+def tcp_pair():
+    """Two connected TCP sockets on loopback (a socket pair would refuse TCP_NODELAY)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        peer = socket.create_connection(listener.getsockname())
+        ours, _ = listener.accept()
+    return ours, peer
+
+
+class OutputFlowOnBacklogTests(SynchronousTestCase):
+    """A connection's OutputFlow is made only when bytes first wait in Twisted's queue."""
+
+    def connect(self, wrap=False):
+        ours, self.peer = tcp_pair()
+        self.addCleanup(ours.close)
+        self.addCleanup(self.peer.close)
+        self.peer.setblocking(False)
+        self.factory = _FlowFactory()
+        adapter = transport.TCPTransport(self.factory)
+        protocol = _TLSLayer(adapter) if wrap else adapter
+        self.server = transport._Server(ours, protocol, ("127.0.0.1", 1), None, 1,
+                                        MemoryReactor())
+        adapter.makeConnection(self.server)
+        return adapter
+
+    def drain(self):
+        while self.server.dataBuffer[self.server.offset:] or self.server._tempDataLen:
+            self.server.doWrite()
+            try:
+                while self.peer.recv(1 << 20):
+                    pass
+            except BlockingIOError:
+                pass
+
+    def test_no_flow_while_the_socket_takes_everything(self):
+        """Writes the socket takes at once leave the connection with no OutputFlow and no
+        producer registered; reads go through the Intake."""
+        adapter = self.connect()
+        adapter.write(b"<message/>" * 100)
+        adapter.dataReceived(b"<presence/>")
+        self.assertEqual((adapter.flow, self.server.producer), (None, None))
+        self.assertEqual(self.factory.streams[0].received, [b"<presence/>"])
+        self.assertEqual(self.factory.outputs, 0)
+
+    def test_first_backlog_makes_the_flow(self):
+        """The first write the socket does not take makes the OutputFlow, registered before
+        the bytes are queued, so Twisted pauses it past its high-water mark and resumes it
+        once the queue is empty; later backlogs make no other."""
+        adapter = self.connect()
+        adapter.write(bytes(4 << 20))
+        flow = adapter.flow
+        self.assertIsNotNone(flow)
+        self.assertIs(self.server.producer, flow)
+        self.assertTrue(flow.congested)
+        self.assertIs(flow.intake, adapter.intake)
+        self.drain()
+        self.assertFalse(flow.congested)
+        adapter.write(bytes(4 << 20))
+        self.assertIs(adapter.flow, flow)
+        self.assertEqual(self.factory.outputs, 1)
+        adapter.connectionLost(None)
+        self.assertIsNone(self.server.producer)
+
+    def test_backlog_under_a_tls_layer(self):
+        """Under a TLS protocol wrapping the TCPTransport, the backlog reaches it all the
+        same."""
+        adapter = self.connect(wrap=True)
+        adapter.write(bytes(4 << 20))
+        self.assertIs(self.server.producer, adapter.flow)
+        self.assertTrue(adapter.flow.congested)
+
+    def test_flow_made_at_once_where_no_backlog_is_reported(self):
+        """On a connection that would not report its backlog (not one of ours), the
+        OutputFlow is made and registered when the connection is made."""
+        factory = _FlowFactory()
+        adapter = transport.TCPTransport(factory)
+        connection = _TLSStringTransport()
+        adapter.makeConnection(connection)
+        self.assertIsNotNone(adapter.flow)
+        self.assertIs(connection.producer, adapter.flow)

@@ -76,10 +76,14 @@ class C2SFactory(ServerFactory):
         return ClientStream(transport, self, CORE_STEPS)
 
     def open_flow(self, connection, stream):
-        """The flow control (an OutputFlow with its Intake) of C{stream} on the Twisted
-        transport C{connection}: see jabberapp.stream.flow."""
-        intake = Intake(connection, stream.data_received, self.clock, self.read_rate,
-                        self.read_burst, stream)
+        """The read side of C{stream}'s flow control on the Twisted transport C{connection}:
+        the Intake its bytes go through (jabberapp.stream.flow)."""
+        return Intake(connection, stream.data_received, self.clock, self.read_rate,
+                      self.read_burst, stream)
+
+    def open_output_flow(self, connection, stream, intake):
+        """The write side, made when bytes first wait in C{connection}'s buffer: an OutputFlow
+        registered as its producer (jabberapp.stream.flow)."""
         return OutputFlow(connection, stream, intake, self.clock, self.max_send_buffer,
                           self.send_buffer_timeout)
 

@@ -17,7 +17,9 @@ connection it came from without anything being passed along the delivery path.
 
 Writing. A c2s connection's OutputFlow is registered with Twisted as a streaming producer,
 so Twisted tells it when the connection's write buffer passes Twisted's high-water mark
-(pauseProducing, 64 KiB) and when it is empty again (resumeProducing). Only between the two
+(pauseProducing, 64 KiB) and when it is empty again (resumeProducing). It is made the first
+time bytes wait in that buffer (jabberapp.transports.tcp: the socket did not take a write at
+once), so a connection whose peer keeps up -- nearly all of them -- never has one. Only between the two
 does its session look at anything (``Session.flow``); otherwise sending costs one attribute
 read. While congested, each stanza for the session is admitted while fewer than
 ``max_send_buffer`` bytes are queued; past that it is refused (``refuse``: offline storage or
@@ -39,8 +41,8 @@ from jabberapp.logging import logger
 
 log = logger(__name__)
 
-__all__ = ["BLOCKED", "Intake", "NOW", "OutputFlow", "RATE", "TokenBucket", "queued_bytes",
-           "refuse"]
+__all__ = ["BLOCKED", "Intake", "NOW", "OutputFlow", "RATE", "TokenBucket", "file_descriptor",
+           "queued_bytes", "refuse"]
 
 # Why a connection is not being read (bits: both may hold at once).
 RATE = 1        # its token bucket is empty
@@ -96,7 +98,7 @@ class Intake:
     """
 
     __slots__ = ("transport", "handle", "clock", "bucket", "paused", "name", "_timer",
-                 "_current")
+                 "blockable")
 
     def __init__(self, transport, handle, clock, rate=0, burst=0.0, name=None,
                  blockable=True):
@@ -107,7 +109,9 @@ class Intake:
         self.paused = 0             # RATE | BLOCKED bits
         self.name = name
         self._timer = None          # the end of a RATE pause
-        self._current = self if blockable else None     # what NOW.intake says while read
+        # Whether NOW.intake names it while it is read (not a reference to itself: a cycle
+        # would keep the connection's objects until the cyclic collector ran).
+        self.blockable = blockable
 
     def read(self, data):
         """Bytes read from the connection (this is its dataReceived)."""
@@ -120,7 +124,7 @@ class Intake:
                 self.pause(RATE)
                 self._timer = self.clock.callLater(delay, self._refilled)
         now = NOW
-        previous, now.intake = now.intake, self._current
+        previous, now.intake = now.intake, self if self.blockable else None
         try:
             self.handle(data)
         finally:
@@ -159,9 +163,9 @@ def queued_bytes(fd):
     return len(fd.dataBuffer) - fd.offset + fd._tempDataLen
 
 
-def _file_descriptor(transport):
+def file_descriptor(transport):
     """The FileDescriptor under C{transport} (TLS wrappers have it as their .transport);
-    anything with its buffer attributes will do (test doubles)."""
+    anything with its buffer attributes will do (test doubles); None if there is none."""
     while not hasattr(transport, "dataBuffer"):
         inner = getattr(transport, "transport", None)
         if inner is None:
@@ -182,7 +186,7 @@ class OutputFlow:
 
     def __init__(self, transport, stream, intake, clock, limit, timeout):
         self.transport = transport
-        self.fd = _file_descriptor(transport)
+        self.fd = file_descriptor(transport)
         self.stream = stream
         self.intake = intake
         self.clock = clock

@@ -17,6 +17,11 @@ not take (or any error, which the next doWrite() then reports as usual) goes thr
 queue, so order, flow control and close handling stay Twisted's. With STARTTLS the TLS layer
 writes through a bypass of the transport's base class (twisted.internet._newtls), which
 startTLS() is told to use instead of FileDescriptor.
+
+Bytes that go to Twisted's queue are also the first sign of a peer that does not keep up: just
+before the first such bytes are queued, the connection tells its TCPTransport (write_backlog),
+which only then makes the stream's OutputFlow (jabberapp.stream.flow) and registers it as the
+connection's producer. A connection whose writes the socket always takes has none.
 """
 from twisted.internet import _newtls, tcp
 from twisted.internet.abstract import FileDescriptor
@@ -24,6 +29,7 @@ from twisted.internet.protocol import Protocol
 from zope.interface import implementer
 
 from jabberapp.interfaces import ITransport
+from jabberapp.stream.flow import file_descriptor
 from jabberapp.tls import channel_bindings
 
 __all__ = ["TCPTransport", "listen_tcp"]
@@ -35,13 +41,15 @@ class TCPTransport(Protocol):
     One accepted TCP connection (plain, with STARTTLS, or direct TLS) under a stream.
 
     The factory provides C{open_stream(transport)} (the stream, with data_received() and
-    connection_lost()), optionally C{open_flow(connection, stream)} (its flow control,
+    connection_lost()), optionally C{open_flow(connection, stream)} (the Intake its bytes
+    are read through) with C{open_output_flow(connection, stream, intake)} (its OutputFlow:
     jabberapp.stream.flow), C{tls_options} (for STARTTLS; None: not offered) and C{secure}
     (a direct TLS listener, XEP-0368).
     """
 
     stream = None
-    flow = None     # the stream's flow control: factory.open_flow (jabberapp.stream.flow)
+    intake = None   # the read side of flow control: factory.open_flow
+    flow = None     # the write side: factory.open_output_flow, once bytes wait (write_backlog)
 
     def __init__(self, factory):
         self.factory = factory
@@ -61,18 +69,29 @@ class TCPTransport(Protocol):
         self.write = self.transport.write
         self.stream = self.factory.open_stream(self)
         open_flow = getattr(self.factory, "open_flow", None)
-        self.flow = flow = open_flow(self.transport, self.stream) if open_flow else None
-        self.dataReceived = self.stream.data_received if flow is None else flow.intake.read
+        if open_flow is None:
+            self.dataReceived = self.stream.data_received
+            return
+        self.intake = intake = open_flow(self.transport, self.stream)
+        self.dataReceived = intake.read
+        if not getattr(file_descriptor(self.transport), "reports_backlog", False):
+            self.write_backlog()    # no word would come when bytes queue: watch from the start
+
+    def write_backlog(self):
+        """Bytes are about to wait in Twisted's queue: from now on the stream's OutputFlow,
+        made here, hears when the queue passes Twisted's high-water mark."""
+        if self.flow is None and self.intake is not None:
+            self.flow = self.factory.open_output_flow(self.transport, self.stream, self.intake)
 
     def dataReceived(self, data):
         """Bytes read (replaced by the stream's data_received once connected)."""
         self.stream.data_received(data)
 
     def connectionLost(self, reason=None):
-        flow = self.flow
-        if flow is not None:
-            flow.release()
-            flow.intake.stop()
+        if self.flow is not None:
+            self.flow.release()
+        if self.intake is not None:
+            self.intake.stop()
         if self.stream is not None:
             self.stream.connection_lost(reason)
 
@@ -109,6 +128,8 @@ class TCPTransport(Protocol):
 class _SendAtOnce(FileDescriptor):
     """The write() used for a connection's raw bytes (plain, or TLS records)."""
 
+    reports_backlog = True      # calls its TCPTransport's write_backlog() (module docstring)
+
     def write(self, data):
         if (data and self.connected and not self._writeDisconnected and not self._tempDataLen
                 and self.offset == len(self.dataBuffer)):
@@ -117,11 +138,21 @@ class _SendAtOnce(FileDescriptor):
                 if sent == len(data):
                     return
                 data = data[sent:]
+        if data and self.producer is None and self.connected:
+            # The protocol is the TCPTransport, or the TLS layer wrapping it (direct TLS,
+            # STARTTLS); anything else has no write_backlog.
+            protocol = self.protocol
+            protocol = getattr(protocol, "wrappedProtocol", protocol)
+            backlog = getattr(protocol, "write_backlog", None)
+            if backlog is not None:
+                backlog()
         FileDescriptor.write(self, data)
 
 
 class _Server(tcp.Server):
     """An accepted connection that sends at once (see the module docstring)."""
+
+    reports_backlog = True
 
     def write(self, data):
         if self.TLS:
