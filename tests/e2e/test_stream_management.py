@@ -8,7 +8,7 @@ import pytest
 from lxml import etree
 
 from tests.e2e.harness import TIMEOUT, Client, Events, ServerProcess, close, login, run
-from tests.e2e.rawclient import NS_CLIENT, RawClient
+from tests.e2e.rawclient import NS_CLIENT, RawClient, StreamClosed
 
 PASSWORD = "sm pw"
 NS_SM = "urn:xmpp:sm:3"
@@ -16,12 +16,14 @@ NS_DELAY = "urn:xmpp:delay"
 MESSAGE = f"{{{NS_CLIENT}}}message"
 
 
-def make_server(directory, timeout):
+def make_server(directory, timeout, ack_timeout=60, request_every=5):
     server = ServerProcess(directory, config=f"""
         [extension:sm]
         resume_timeout = {timeout}
+        ack_timeout = {ack_timeout}
+        request_every = {request_every}
         """)
-    for user in ("alice", "bob"):
+    for user in ("alice", "bob", "carol"):
         server.adduser(f"{user}@localhost", PASSWORD)
     return server
 
@@ -35,6 +37,13 @@ def server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def quick_server(tmp_path_factory):
     with make_server(tmp_path_factory.mktemp("sm-timeout"), 2) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def impatient_server(tmp_path_factory):
+    with make_server(tmp_path_factory.mktemp("sm-ack-timeout"), 60, ack_timeout=2,
+                     request_every=1) as server:
         yield server
 
 
@@ -110,6 +119,96 @@ def test_resume_after_cut_gets_every_message_once_in_order(server):
         # Everything acknowledged: nothing is left to go offline when she closes.
         alice.send(f"<a xmlns='{NS_SM}' h='6'/><r xmlns='{NS_SM}'/>")
         assert alice.expect(f"{{{NS_SM}}}a", MESSAGE).tag == f"{{{NS_SM}}}a"
+    finally:
+        alice.close()
+        bob.close()
+
+
+def test_acks_count_handled_stanzas_and_wait_for_storage(server):
+    """alice's <r/> is answered with the number of stanzas she sent since <enable/>; a
+    message to carol, who is offline, is counted once it is in storage: the last <a/>
+    covers all five, and carol finds the message at her next login."""
+    alice, _ = enable_resumable(server)
+    bob, _ = connect(server, "bob", "desk")
+    carol = None
+    try:
+        for n in range(3):
+            alice.send(f"<message type='chat' to='bob@localhost/desk' id='b{n}'>"
+                       f"<body>to bob {n}</body></message>")
+        alice.send("<message type='chat' to='carol@localhost' id='c1'><body>to carol</body>"
+                   "</message><iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>")
+        alice.send(f"<r xmlns='{NS_SM}'/>")
+        h = None
+        while h != 5:
+            el = alice.next_element()
+            if el.tag == f"{{{NS_SM}}}a":
+                assert h is None or int(el.get("h")) > h
+                h = int(el.get("h"))
+                assert h <= 5
+        assert len(next_bodies(bob, 3)) == 3
+        carol, _ = connect(server, "carol", "home")
+        carol.send("<presence/>")
+        assert [m.findtext(f"{{{NS_CLIENT}}}body") for m in next_bodies(carol, 1)] == [
+            "to carol"]
+    finally:
+        for client in (alice, bob, carol):
+            if client is not None:
+                client.close()
+
+
+def test_cut_mid_traffic_resends_from_the_client_h(server):
+    """alice's connection is cut while a burst is arriving: she resumes with the count of
+    the messages she had read, and gets the rest of the burst and what was sent during the
+    gap once each, in order."""
+    alice, previd = enable_resumable(server)
+    bob, _ = connect(server, "bob", "desk")
+    try:
+        for n in range(10):
+            bob.send(f"<message type='chat' to='alice@localhost/phone' id='m{n}'>"
+                     f"<body>{n}</body></message>")
+        read = [m.findtext(f"{{{NS_CLIENT}}}body") for m in next_bodies(alice, 4)]
+        assert read == ["0", "1", "2", "3"]
+        cut(server, alice)
+        send_messages(bob, ["10", "11", "12"])
+        alice, _ = connect(server, "alice")
+        alice.send(f"<resume xmlns='{NS_SM}' previd='{previd}' h='4'/>")
+        alice.expect(f"{{{NS_SM}}}resumed")
+        got = [m.findtext(f"{{{NS_CLIENT}}}body") for m in next_bodies(alice, 9)]
+        assert got == [str(n) for n in range(4, 13)]
+        alice.send(f"<a xmlns='{NS_SM}' h='13'/><r xmlns='{NS_SM}'/>")
+        while alice.next_element().tag != f"{{{NS_SM}}}a":
+            pass
+    finally:
+        alice.close()
+        bob.close()
+
+
+def test_unanswered_request_drops_the_connection(impatient_server):
+    """alice stops answering the server's <r/>: after ack_timeout her connection is
+    dropped though TCP is fine, her session waits for her, and she resumes it on a new
+    connection and gets the unacknowledged message again."""
+    server = impatient_server
+    alice, previd = enable_resumable(server)
+    bob, _ = connect(server, "bob", "desk")
+    try:
+        send_messages(bob, ["ping me"])
+        assert alice.expect(MESSAGE).findtext(f"{{{NS_CLIENT}}}body") == "ping me"
+        alice.expect(f"{{{NS_SM}}}r")
+        for _ in server.lines_until(lambda line: "no answer to <r/>" in line):
+            pass
+        for _ in server.lines_until(lambda line: "alice@localhost/phone awaits resumption"
+                                    in line):
+            pass
+        with pytest.raises(StreamClosed):
+            while True:
+                alice.next_element()
+        alice._sock.close()
+        alice, _ = connect(server, "alice")
+        alice.send(f"<resume xmlns='{NS_SM}' previd='{previd}' h='0'/>")
+        alice.expect(f"{{{NS_SM}}}resumed")
+        assert [m.findtext(f"{{{NS_CLIENT}}}body") for m in next_bodies(alice, 1)] == [
+            "ping me"]
+        alice.send(f"<a xmlns='{NS_SM}' h='1'/>")
     finally:
         alice.close()
         bob.close()

@@ -4,12 +4,18 @@ XEP-0198 stream management over the core's sans-I/O c2s stream: plain bytes in a
 import re
 
 from lxml import etree
+from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+from jabberapp import dispatch
 from jabberapp.extensions.offline import offline_messages
+from jabberapp.extensions.roster.extension import roster
+from jabberapp.extensions.roster.subscription import State
 from jabberapp.extensions.sm import NS_SM, SMManager, stream_management
 from jabberapp.interfaces import IExtension, IStreamFeature
+from jabberapp.jid import JID
+from jabberapp.stream import intake
 from jabberapp.xml import element
 from tests.c2s_bytes import World
 
@@ -248,3 +254,189 @@ class StreamManagementTests(SynchronousTestCase):
         transport.drop()
         self.assertTrue(session.ended)
         self.assertIn(b"id=\"m1\"", other.take())
+
+    def test_client_asks_for_a_shorter_max(self):
+        """A client's max below resume_timeout is the session's; a longer one is not."""
+        transport = self.world.login("alice", "r")
+        transport.feed(sm("enable", resume="true", max=20))
+        self.assertEqual(attr(transport.take(), "enabled", "max"), "20")
+        session = transport.stream.session
+        transport.drop()
+        self.world.clock.advance(19)
+        self.assertFalse(session.ended)
+        self.world.clock.advance(1)
+        self.assertTrue(session.ended)
+        transport = self.world.login("alice", "s")
+        transport.feed(sm("enable", resume="true", max=6000))
+        self.assertEqual(attr(transport.take(), "enabled", "max"), "60")
+
+    def test_hibernation_keeps_presence_until_the_timeout(self):
+        """While a session awaits its resumption its contacts see it available and get no
+        unavailable presence; they get it when it times out."""
+        self.world.host.install(roster, {"max_items": 100})
+        store = self.world.host.services["roster"].store
+        for user, contact in (("alice", "bob@example.org"), ("bob", "alice@example.org")):
+            self.successResultOf(store.modify(user, lambda r, c=contact: r.set_state(
+                JID.parse(c), State.named("Both"))))
+        bob = self.world.login("bob", "b")
+        bob.feed(b"<presence/>")
+        alice = self.enabled()
+        self.assertIn(b"from=\"alice@example.org/r\"", bob.take())
+        alice.drop()
+        self.world.clock.advance(59)
+        self.assertEqual(bob.take(), b"")
+        bob.feed(b"<presence type='probe' to='alice@example.org'/>")
+        probe = bob.take()
+        self.assertIn(b"from=\"alice@example.org/r\"", probe)
+        self.assertNotIn(b"unavailable", probe)
+        self.world.clock.advance(1)
+        out = bob.take()
+        self.assertIn(b"type=\"unavailable\"", out)
+        self.assertIn(b"from=\"alice@example.org/r\"", out)
+
+    def test_without_resume_a_drop_stores_unacknowledged_messages(self):
+        """Enabled without resumption, a drop ends the session at once and its
+        unacknowledged messages go to offline storage."""
+        self.world.host.install(offline_messages, {"max_messages": 100, "max_age": 0})
+        transport = self.enabled(resume=False)
+        self.message("m1")
+        self.message("m2", type="normal")
+        transport.drop()
+        stored = self.successResultOf(
+            self.world.storage.archive("offline").query("example.org", "alice"))
+        blob = repr([item for _, _, _, item in stored])
+        self.assertLess(blob.index("m1"), blob.index("m2"))
+
+    def test_acknowledged_stanzas_are_not_rerouted(self):
+        """What the client acknowledged before the end is not delivered again."""
+        transport = self.enabled()
+        other = self.world.login("alice", "other")
+        other.feed(b"<presence/>")
+        other.take()
+        self.message("m1")
+        self.message("m2")
+        transport.feed(sm("a", h=2))        # the other resource's presence and m1
+        transport.feed(b"</stream:stream>")
+        transport.drop()
+        self.assertEqual(ids(other.take()), [b"m2"])
+
+    def test_resume_twice_sends_nothing_twice(self):
+        """Two drops and two resumptions: each resend starts after the client's h, so every
+        message reaches the client once over all its connections."""
+        first = self.enabled()
+        previd = first.stream.session.state["sm"].id
+        self.message("m1")
+        self.message("m2")
+        got = ids(first.take())
+        first.drop()
+        self.message("m3")
+        second = self.resume(previd, 2)
+        got += ids(second.take())
+        self.message("m4")
+        got += ids(second.take())
+        second.drop()
+        self.message("m5")
+        third = self.resume(previd, 4)
+        got += ids(third.take())
+        self.assertEqual(got, [b"m1", b"m2", b"m3", b"m4", b"m5"])
+
+    def test_other_account_learns_nothing(self):
+        """The refusal of another account's id is byte for byte the refusal of an id that
+        never existed, and the session stays resumable by its owner."""
+        old = self.enabled()
+        previd = old.stream.session.state["sm"].id
+        old.drop()
+        transport = self.world.secure()
+        self.world.scram(transport, user="bob")
+        transport.feed(sm("resume", previd=previd, h=0))
+        theirs = transport.take()
+        transport = self.world.secure()
+        self.world.scram(transport, user="bob")
+        transport.feed(sm("resume", previd="x" * len(previd), h=0))
+        self.assertEqual(theirs, transport.take())
+        self.assertIn(b"<resumed", self.resume(previd, 0).take())
+
+    def test_resume_with_h_too_high(self):
+        """A <resume/> acknowledging more than was sent is <failed/> with the server's h;
+        the new stream is not attached and the session may still be resumed."""
+        old = self.enabled()
+        previd = old.stream.session.state["sm"].id
+        self.message("m1")
+        old.drop()
+        transport = self.resume(previd, 5)
+        out = transport.take()
+        self.assertIn(b"<failed", out)
+        self.assertEqual(attr(out, "failed", "h"), "0")
+        self.assertIsNone(transport.stream.session)
+        self.assertEqual(ids(self.resume(previd, 0).take()), [b"m1"])
+
+    def test_h_wraps_at_2_32(self):
+        """Acknowledgements are counted modulo 2^32 (XEP-0198 §5)."""
+        transport = self.enabled()
+        state = transport.stream.session.state["sm"]
+        state.acked = state.sent = 2 ** 32 - 1
+        self.message("m1")
+        transport.feed(sm("a", h=0))
+        self.assertEqual(len(state.queue), 0)
+        self.assertFalse(transport.closed)
+
+
+class HandledCountTests(SynchronousTestCase):
+    """Session.handled and intake.handled_when: the count of handled stanzas, in order."""
+
+    def setUp(self):
+        self.world = World()
+        self.session = self.world.login().stream.session
+
+    def take(self, n=1):
+        """The stream counts C{n} stanzas."""
+        self.session.received += n
+
+    def test_already_fired_leaves_nothing(self):
+        """A write that is already over when registered is no wait."""
+        self.session.handled_when(self.session.received + 1, defer.succeed(None))
+        self.take()
+        self.assertEqual((self.session.handled, self.session.unhandled), (1, None))
+
+    def test_continuation_joins_its_stanza(self):
+        """A write registered later for an older stanza (intake.continuing) holds h at
+        that stanza until both are over."""
+        held, later = defer.Deferred(), defer.Deferred()
+        fired = []
+        self.world.host.dispatcher.hooks.add(dispatch.SESSION_HANDLED, fired.append)
+        intake.continuing((self.session, 1), intake.handled_when, held)
+        self.take(3)
+        self.assertEqual(intake.handling(), None)
+        intake.continuing((self.session, 1), intake.handled_when, later)
+        self.assertEqual(self.session.handled, 0)
+        held.callback(None)
+        self.assertEqual((self.session.handled, fired), (0, []))
+        later.callback(None)
+        self.assertEqual((self.session.handled, fired), (3, [self.session]))
+
+    def test_too_late_is_ignored(self):
+        """A write registered for a stanza already counted as handled changes nothing:
+        h never goes back."""
+        self.take(2)
+        d = defer.Deferred()
+        intake.continuing((self.session, 2), intake.handled_when, d)
+        self.assertEqual((self.session.handled, self.session.unhandled), (2, None))
+        d.callback("result")
+        self.assertEqual(self.successResultOf(d), "result")
+
+    def test_outside_an_intake_nothing_waits(self):
+        """handled_when outside a client stanza's handling registers nothing."""
+        d = defer.Deferred()
+        self.assertIs(intake.handled_when(d), d)
+        self.assertIsNone(self.session.unhandled)
+
+    def test_drop_detaches_and_closes_without_a_stream_end(self):
+        """Session.drop: nothing more is written or read, the transport is closed, and an
+        unkept session ends."""
+        transport = self.session.stream.transport
+        transport.take()
+        self.session.drop()
+        self.assertTrue(transport.closed)
+        self.assertEqual(transport.take(), b"")
+        self.assertTrue(self.session.ended)
+        transport.drop()
