@@ -82,6 +82,7 @@ from jabberapp.interfaces import IExtension
 from jabberapp.jid import InvalidJID, JID
 from jabberapp.peruser import PerUserQueue
 from jabberapp.specs import Spec
+from jabberapp.stream import intake
 from jabberapp.xml import element
 from jabberapp.xml.ns import NS_CLIENT
 
@@ -421,18 +422,22 @@ class Blocklists:
         return dispatch.HANDLED
 
     def _hold_inbound(self, username, stanza):
+        # A client's XEP-0198 ack waits for the held stanza and what it leads to (storage).
+        handle = intake.handling()
+
         def loaded(entries):
             sender = JID.parse(stanza.get("from"))
             if blocks(entries, sender):
                 self._refuse_inbound(stanza)
             else:
-                self._send_on(self._pass_inbound, stanza, self.host.send)
+                intake.continuing(handle, self._send_on, self._pass_inbound, stanza,
+                                  self.host.send)
 
         def failed(failure):
             self._bounce(stanza, StanzaError("internal-server-error"))
 
-        self.load(username).addCallbacks(loaded, failed).addErrback(
-            self._log_failure, "a held inbound stanza")
+        intake.handled_when(self.load(username).addCallbacks(loaded, failed).addErrback(
+            self._log_failure, "a held inbound stanza"))
 
     def _refuse_inbound(self, stanza):
         """XEP-0191 §3.3: what a blocked JID sent the user."""
@@ -494,10 +499,12 @@ class Blocklists:
         return dispatch.HANDLED
 
     def _hold_outbound(self, username, stanza, origin, target, client):
+        handle = intake.handling()      # as in _hold_inbound
+
         def loaded(entries):
             if not blocks(entries, target):
-                self._send_on(self._pass_outbound, stanza,
-                              lambda s: self.host.send_from_user(s, origin))
+                intake.continuing(handle, self._send_on, self._pass_outbound, stanza,
+                                  lambda s: self.host.send_from_user(s, origin))
             elif client:
                 self._refuse_outbound(stanza)
 
@@ -505,8 +512,8 @@ class Blocklists:
             if client:
                 self._bounce(stanza, StanzaError("internal-server-error"), to_user=True)
 
-        self.load(username).addCallbacks(loaded, failed).addErrback(
-            self._log_failure, "a held outbound stanza")
+        intake.handled_when(self.load(username).addCallbacks(loaded, failed).addErrback(
+            self._log_failure, "a held outbound stanza"))
 
     def _refuse_outbound(self, stanza):
         """XEP-0191 §3.3: not-acceptable with <blocked/> to the user's own client."""

@@ -3,7 +3,7 @@ XEP-0198: Stream Management (urn:xmpp:sm:3) -- acks and resumption for c2s sessi
 
 Theory of operation
 -------------------
-One IStreamFeature step, one outbound stage and two session hooks, all through IHost:
+One IStreamFeature step, one outbound stage and three session hooks, all through IHost:
 
 - **Enable.** <sm/> is advertised once the stream is authenticated. <enable/> on a bound
   stream starts counting both ways; with resume='true' the session gets an unguessable id
@@ -13,13 +13,13 @@ One IStreamFeature step, one outbound stage and two session hooks, all through I
   (``session.handled``): delivered, answered or bounced at once, or -- a message stored
   offline -- once the write has committed (or failed and been bounced). The core keeps the
   count in order (jabberapp.stream.intake): it stops before the oldest stanza whose write is
-  not over. <r/> is answered at once with that count: XEP-0198 §4 says an <a/> "MUST NOT be
-  withheld for any condition other than a timeout" (Prosody and ejabberd answer at once
-  too; neither waits for storage). When stanzas were still being written, an unsolicited
-  <a/> (allowed at any time, §4) follows as soon as they are all handled, so a client
-  learns without asking again. <resume/> waits for those writes before it answers: an h
-  short of a message being stored would make the client send it again, and it would be
-  stored twice.
+  not over. <r/> is answered at once with that count: XEP-0198 §4 says the answer "MUST
+  NOT be withheld for any condition other than a timeout" (Prosody and ejabberd answer at
+  once too, counting a stanza as it arrives). When stanzas were still being written, an
+  unsolicited <a/> (allowed at any time, §4) follows as soon as they are all handled, so
+  a client learns without asking again. <resume/> waits for those writes before it
+  answers: an h short of a message being stored would make the client send it again, and
+  it would be stored twice.
 - **Outbound queue.** The stage, registered last before the wire, numbers every stanza to
   an enabled session and keeps a copy (a later hook may alter the shared element) until the
   client's <a h=…/> acknowledges it. Once ``request_every`` stanzas are unacknowledged an

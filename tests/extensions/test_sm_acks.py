@@ -7,8 +7,11 @@ import re
 from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase
 
+from jabberapp.extensions.blocking import blocking
+from jabberapp.extensions.disco import service_discovery
 from jabberapp.extensions.offline import offline_messages
 from jabberapp.extensions.sm import stream_management
+from jabberapp.testing import HeldKeyValue
 from jabberapp.xml import element
 from tests.c2s_bytes import CREDENTIALS, World
 from tests.extensions.test_sm import OPTIONS, attr, ids, sm
@@ -167,6 +170,39 @@ class AckAfterStorageTests(SynchronousTestCase):
         self.assertIn(b"item-not-found", new.take())
         self.archive.commit()
         self.assertEqual(len(self.stored()), 1)
+
+
+class HeldStanzaTests(SynchronousTestCase):
+    """A stanza held on its way (blocking loading a blocklist) is waited for as well."""
+
+    def setUp(self):
+        self.world = World()
+        storage = self.world.storage
+        self.archive = HeldArchive(storage.archive("offline"))
+        self.lists = HeldKeyValue(storage.keyvalue("blocklist"))
+        archive, keyvalue = storage.archive, storage.keyvalue
+        storage.archive = lambda name: self.archive if name == "offline" else archive(name)
+        storage.keyvalue = lambda name: self.lists if name == "blocklist" else keyvalue(name)
+        for extension, options in ((service_discovery, None),
+                                   (blocking, {"max_items": 10, "cache_size": 10}),
+                                   (offline_messages, {"max_messages": 10, "max_age": 0}),
+                                   (stream_management, dict(OPTIONS))):
+            self.world.host.install(extension, options)
+        self.alice = self.world.login("alice", "r")
+        self.lists.flush()          # alice's own blocklist, loaded at bind
+        self.alice.feed(sm("enable"))
+        self.alice.take()
+
+    def test_blocklist_load_then_offline_write(self):
+        """alice's message to bob, whose blocklist is not loaded yet, is counted once the
+        list is loaded and the message stored offline -- not when the hook took it."""
+        self.alice.feed(TO_BOB % b"m1" + sm("r"))
+        self.assertEqual(acks(self.alice.take()), [0])
+        self.lists.flush()
+        self.alice.feed(sm("r"))
+        self.assertEqual(acks(self.alice.take()), [0])     # now being written
+        self.archive.commit()
+        self.assertEqual(acks(self.alice.take()), [1])
 
 
 class AckTimeoutTests(SynchronousTestCase):
