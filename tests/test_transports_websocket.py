@@ -190,6 +190,21 @@ class WebSocketTests(SynchronousTestCase):
             self.assertEqual(browser.status, 400)
             self.assertIsNone(getattr(browser.protocol, "stream", None))
 
+    def test_plain_get_and_other_methods(self):
+        """A GET without Upgrade gets a short page saying what the URL is (no Autobahn
+        version); other methods get 405 with Allow."""
+        for method, code in ((b"GET", b"200"), (b"POST", b"405")):
+            transport = Connection()
+            channel = self.site.buildProtocol(None)
+            transport.protocol = channel
+            channel.makeConnection(transport)
+            channel.dataReceived(method + b" /xmpp-websocket HTTP/1.1\r\nHost: x\r\n"
+                                 b"Content-Length: 0\r\n\r\n")
+            response = transport.value()
+            self.assertTrue(response.startswith(b"HTTP/1.1 " + code), response)
+            self.assertNotIn(b"Autobahn", response)
+        self.assertIn(b"Allow: GET, HEAD", response)
+
     def test_origins(self):
         """Only origins the HTTP service allows may connect (403 otherwise); no Origin is a
         non-browser client and is accepted without asking."""

@@ -50,6 +50,8 @@ SUBPROTOCOL = "xmpp"
 CLOSE_NORMAL = 1000
 CLOSE_UNSUPPORTED_DATA = 1003
 CLOSE_TOO_BIG = 1009
+PAGE = (b"This is an XMPP over WebSocket endpoint (RFC 7395): point an XMPP client at this "
+        b"URL, with the 'xmpp' subprotocol.\n")
 
 
 @implementer(IFramedTransport)
@@ -210,6 +212,7 @@ class XMPPWebSocketFactory(WebSocketServerFactory):
         self.setProtocolOptions(
             maxFramePayloadSize=listener.max_stanza_size,
             failByDrop=False,                   # violations get a close handshake
+            webStatus=False,                    # no page naming Autobahn's version
             autoPingInterval=ping_interval, autoPingTimeout=ping_interval,
             perMessageCompressionAccept=lambda offers: None)   # no compression bombs
 
@@ -238,6 +241,16 @@ class XMPPWebSocketResource(WebSocketResource):
         self._origin_allowed = origin_allowed
 
     def render(self, request):
+        if request.method not in (b"GET", b"HEAD"):
+            request.setResponseCode(405)
+            request.setHeader(b"Allow", b"GET, HEAD")
+            return b""
+        upgrade = request.getHeader(b"upgrade")
+        if upgrade is None or upgrade.strip().lower() != b"websocket":
+            # A browser or a monitor opening the URL: say what it is (not Autobahn's page,
+            # which names its version).
+            request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+            return PAGE
         factory = self._factory
         origin = request.getHeader(b"origin")
         # Autobahn builds the protocol and runs the handshake inside render().
