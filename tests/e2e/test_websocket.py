@@ -16,6 +16,7 @@ import pytest
 from lxml import etree
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.protocol import State
 
 from tests.e2e.harness import TIMEOUT, Events, ServerProcess, close, login, run
 from tests.e2e.rawclient import NS_BIND, NS_CLIENT, NS_SASL, RawClient
@@ -38,6 +39,8 @@ def server(tmp_path_factory):
         """, config="""
         [extension:sm]
         resume_timeout = 60
+        [websocket]
+        ping_interval = 2
         """)
     for user in ("alice", "bob", "carol"):
         server.adduser(f"{user}@localhost", PASSWORD)
@@ -395,6 +398,16 @@ class RawWebSocket:
         mask = os.urandom(4)
         self.sock.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
 
+    def next_frame(self):
+        """The next frame: (opcode, payload)."""
+        while len(self.buffer) < 2 or len(self.buffer) < self._frame_end():
+            self.buffer += self._recv()
+        end = self._frame_end()
+        opcode, length = self.buffer[0] & 0x0F, self.buffer[1] & 0x7F
+        start = {126: 4, 127: 10}.get(length, 2)
+        payload, self.buffer = self.buffer[start:end], self.buffer[end:]
+        return opcode, payload
+
     def next_element(self):
         """The next text message, parsed (control frames are skipped)."""
         while True:
@@ -483,3 +496,20 @@ def test_non_reading_websocket_client_is_bounded_and_closed(flood_server):
         sleeper.sock.close()
         sender._sock.close()
     assert flood.errors.get("resource-constraint", 0) >= 1, flood.errors
+
+
+def test_pings_and_a_client_that_does_not_answer(server):
+    """The server pings every ping_interval; a client that answers no ping is disconnected
+    one interval later, while one that answers (the websockets library) stays."""
+    async def scenario():
+        answering = await WSClient.connect(server)
+        await answering.open()
+        silent = await asyncio.to_thread(RawWebSocket, server.http_port)
+        opcode, _ = await asyncio.to_thread(silent.next_frame)
+        assert opcode == 9      # a ping
+        with pytest.raises(ConnectionError):
+            while True:
+                await asyncio.to_thread(silent.next_frame)
+        assert answering.ws.state is State.OPEN
+        await answering.close()
+    run(scenario())
