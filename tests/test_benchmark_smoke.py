@@ -3,7 +3,8 @@ A tiny run of the benchmark load generator (benchmarks/loadgen) against a real j
 server, so the generator cannot rot: a few sessions log in the whole way, a few messages
 travel, none is lost, a small room's fan-out (the loop the presence and MUC scenarios
 share) counts every copy, messages with stream management arrive once and are acknowledged,
-and a tiny reconnect storm resumes every session. Nothing about speed is measured or asserted here (benchmarks/run does
+a tiny reconnect storm resumes every session, and the login and message scenarios run over
+WebSocket (RFC 7395) too. Nothing about speed is measured or asserted here (benchmarks/run does
 that, outside the test suite).
 """
 import asyncio
@@ -14,6 +15,7 @@ import sys
 import pytest
 
 from benchmarks.loadgen import muc, scenarios, smscenarios
+from benchmarks.loadgen.__main__ import SCENARIOS
 from benchmarks.loadgen.client import Target
 from tests.e2e.harness import ROOT, ServerProcess, subprocess_env
 
@@ -24,7 +26,8 @@ USERS = 4
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     # Rooms open on first join, as the benchmark configures jabberapp.
-    server = ServerProcess(tmp_path_factory.mktemp("bench"),
+    # [http] on (its TLS port serves /xmpp-websocket), as the benchmark runs jabberapp.
+    server = ServerProcess(tmp_path_factory.mktemp("bench"), http="",
                            config="[extension:muc]\nlock_new_rooms = no\n")
     # The benchmark's own bulk account creation (one process, one PBKDF2 per hash).
     created = subprocess.run(
@@ -39,7 +42,7 @@ def server(tmp_path_factory):
 
 def _target(server):
     return Target(port=server.port, cafile=server.certificate, password=PASSWORD,
-                  server_pid=server.process.pid, timeout=20)
+                  server_pid=server.process.pid, timeout=20, ws_port=server.https_port)
 
 
 def _run(coroutine):
@@ -101,3 +104,23 @@ def test_generator_storm_resumes_every_session_and_delivers_the_gap_once(server)
     assert (result["lost"], result["duplicates"], result["misdirected"],
             result["unacked_at_resume"], result["unacked_sessions"]) == (0, 0, 0, 0, 0)
     assert result["resumptions_per_s"] > 0
+
+
+def test_generator_websocket_sessions_log_in(server):
+    """Generator sessions log in over WebSocket: wss, upgrade with xmpp, <open/>, SCRAM,
+    bind, roster, presence."""
+    result = _run(SCENARIOS["ws-login"](_target(server), users=USERS, concurrency=2))
+    assert "skipped" not in result, result
+    assert (result["logins"], result["failures"]) == (USERS, 0), result["errors"]
+
+
+def test_generator_websocket_messages_arrive_once_each(server):
+    """Messages between pairs over WebSocket (a frame each) all reach their addressee once."""
+    result = _run(SCENARIOS["ws-messages"](_target(server), pairs=2, window=3, warmup_s=0.1,
+                                           duration_s=0.3, rate=100, rate_duration_s=0.3,
+                                           drain_s=5.0))
+    assert "skipped" not in result and "error" not in result, result
+    assert result["total_sent"] > 0
+    assert result["total_delivered"] == result["total_sent"]
+    assert (result["lost"], result["duplicates"], result["misdirected"],
+            result["error_stanzas"], result["disconnected"]) == (0, 0, 0, 0, 0)
