@@ -565,6 +565,42 @@ class TerminateTests(Harness):
         self.assertEqual(terminal(channel), (200, "terminate", "remote-stream-error"))
         self.assertNotIn(sid, self.service.sessions)
 
+    def test_terminal_response_to_bad_request_carries_no_stanzas(self):
+        """A terminal condition a request caused (here a rid out of the window, as from
+        someone who borrowed the sid) is answered without the session's pending stanzas."""
+        sid, _ = self.create()
+        self.session(sid).write(b"<message xmlns='jabber:client'><body>secret</body>"
+                                b"</message>")
+        channel = self.send(RID + 50, sid)
+        self.assertEqual(terminal(channel), (200, "terminate", "item-not-found"))
+        self.assertNotIn(b"secret", channel.answers[0][1])
+
+    def test_kept_stream_error_only_for_a_rid_in_the_window(self):
+        """The stream's last stanzas and error, kept for the next request, go only to a
+        request with a rid in the window; any other gets a bare item-not-found."""
+        sid, _ = self.create()
+        self.session(sid).write(b"<message xmlns='jabber:client'><body>secret</body>"
+                                b"</message>")
+        self.streams[0].close(b"<stream:error xmlns:stream='http://etherx.jabber.org/"
+                              b"streams'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-"
+                              b"streams'/></stream:error>")
+        channel = self.send(RID + 50, sid)
+        self.assertEqual(terminal(channel), (200, "terminate", "item-not-found"))
+        self.assertNotIn(b"secret", channel.answers[0][1])
+        self.assertNotIn(sid, self.service.sessions)
+
+    def test_kept_stream_error_goes_to_next_rid(self):
+        """The next rid gets the kept stanzas and the stream error."""
+        sid, _ = self.create()
+        self.session(sid).write(b"<message xmlns='jabber:client'><body>mine</body>"
+                                b"</message>")
+        self.streams[0].close(b"<stream:error xmlns:stream='http://etherx.jabber.org/"
+                              b"streams'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-"
+                              b"streams'/></stream:error>")
+        channel = self.send(RID + 1, sid)
+        self.assertEqual(terminal(channel), (200, "terminate", "remote-stream-error"))
+        self.assertEqual(len(channel.body), 2)
+
     def test_unclaimed_final_response_expires(self):
         """A terminal response nobody asks for is dropped after the inactivity period."""
         sid, _ = self.create()

@@ -58,6 +58,7 @@ VERSION = (1, 11)               # the XEP-0124 version implemented
 REPORT_AFTER = 2.0              # seconds a response may stay unacknowledged before a report
 _LEGACY_CODES = {"bad-request": 400, "policy-violation": 403, "item-not-found": 404}
 _HOST_CONDITIONS = ("host-unknown", "improper-addressing")
+_ITEM_NOT_FOUND = render_body({"type": "terminate", "condition": "item-not-found"})
 
 
 @dataclass(frozen=True)
@@ -212,7 +213,12 @@ class BOSHSession:
         if rid is None:
             raise Terminal("bad-request")
         if self.final is not None:
-            self._answer_final(channel)
+            if self.rid < rid <= self.rid + self.requests + 1:
+                self._answer_final(channel)
+            else:
+                # Whoever this is, the last stanzas are not theirs to read.
+                _answer(channel, self._code("item-not-found"), _ITEM_NOT_FOUND)
+                self._end()
             return
         if rid <= self.rid:
             self._repeat(rid, channel)
@@ -448,24 +454,31 @@ class BOSHSession:
 
     # -- the end ---------------------------------------------------------------------------
 
-    def terminate(self, condition, channel=None, payload=b""):
+    def terminate(self, condition, channel=None, payload=None):
         """
         End the session with the terminal binding C{condition}: held and waiting requests
-        (and C{channel}, the request that caused it) get the terminal response, with what
-        was pending and C{payload}; the stream is closed, so its Session ends as after a
-        stream error.
+        (and C{channel}, the request that caused it) get the terminal response; the stream
+        is closed, so its Session ends as after a stream error. With C{payload} (the
+        stream's own end: its <stream:error/>), what was pending goes first; otherwise
+        the response carries nothing, as the request causing it may be anyone's.
         """
         if self.final is not None:
             if channel is not None:
                 self._answer_final(channel)
             return
         log.info("BOSH session terminated: {condition}", condition=condition)
-        code = _LEGACY_CODES.get(condition, 200) if self.legacy else 200
+        code = self._code(condition)
         attrs = {"type": "terminate", "condition": condition}
-        self._set_final(render_body(attrs, b"".join(self.pending) + payload), code)
+        content = b"" if payload is None else b"".join(self.pending) + payload
+        self._set_final(render_body(attrs, content), code)
         if not self.stream.closed:
             self.stream.close()         # its close_stream comes back here: ignored
         self._finish(channel)
+
+    def _code(self, condition):
+        """The HTTP status of a terminal response: 200, or for a legacy client the
+        deprecated code of C{condition} (§17.1)."""
+        return _LEGACY_CODES.get(condition, 200) if self.legacy else 200
 
     def end_quietly(self, channel=None):
         """End with a plain type='terminate' response (the client's terminate, the
