@@ -87,8 +87,11 @@ def test_host_meta_json_https(server):
     response = get(server.https_port, "/.well-known/host-meta.json", "example.test",
                    tls_name="example.test", cafile=cert(server, "example.test"))
     assert status(response) == 200, response
+    links = json.loads(payload(response))["links"]
     assert {"rel": "urn:xmpp:alt-connections:websocket",
-            "href": "wss://example.test/xmpp-websocket"} in json.loads(payload(response))["links"]
+            "href": "wss://example.test/xmpp-websocket"} in links
+    assert {"rel": "urn:xmpp:alt-connections:xbosh",
+            "href": "https://example.test/http-bind"} in links
     response = get(server.http_port, "/.well-known/host-meta.json", "other.test")
     assert status(response) == 404
 
