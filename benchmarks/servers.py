@@ -150,12 +150,16 @@ class Server:
                                         stdin=subprocess.DEVNULL, env=self.env())
         out.close()
         deadline = time.monotonic() + timeout
+        # Ready once every port accepts: c2s, and the HTTPS one (it may open later).
+        waiting = [p for p in (self.port, self.ws_port) if p]
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited at start:\n{self.log_tail()}")
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return self.pid
+                with socket.create_connection(("127.0.0.1", waiting[0]), timeout=1):
+                    waiting.pop(0)
+                    if not waiting:
+                        return self.pid
             except OSError:
                 time.sleep(0.05)
         self.stop()
