@@ -159,6 +159,9 @@ def browser(server):
 
 # Converse's settings for each way to reach the server, and the transport it must then use.
 WAYS = {
+    "websocket": (lambda server: {"websocket_url":
+                                  f"wss://{DOMAIN}:{server.https_port}/xmpp-websocket"},
+                  "websocket"),
     "bosh": (lambda server: {"bosh_service_url": f"https://{DOMAIN}:{server.https_port}/http-bind"},
              "bosh"),
     # Converse takes the WebSocket when host-meta lists one, else BOSH.
