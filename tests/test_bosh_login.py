@@ -7,7 +7,7 @@ from jabberapp import dispatch
 from jabberapp.c2s.stream import CORE_STEPS
 from jabberapp.stream.framed import FramedClientStream
 from jabberapp.transports.bosh.service import BOSHService
-from jabberapp.transports.bosh.session import BOSHLimits
+from jabberapp.transports.bosh.requests import BOSHLimits
 from tests.c2s_bytes import NS_SASL, World, b64, unb64
 from tests.scram_client import Client
 from tests.test_bosh_session import RID, FakeChannel, body

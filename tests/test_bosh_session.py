@@ -7,8 +7,9 @@ from zope.interface.verify import verifyObject
 
 from jabberapp.interfaces import IFramedTransport
 from jabberapp.transports.bosh.body import NS_HTTPBIND, NS_XBOSH
+from jabberapp.transports.bosh.requests import BOSHLimits
 from jabberapp.transports.bosh.service import BOSHService
-from jabberapp.transports.bosh.session import REPORT_AFTER, BOSHLimits
+from jabberapp.transports.bosh.session import REPORT_AFTER
 
 FEATURES = b"<stream:features xmlns:stream='http://etherx.jabber.org/streams'/>"
 RID = 1000

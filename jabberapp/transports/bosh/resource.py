@@ -15,14 +15,11 @@ BOSHService, responses out; nothing of BOSH itself is decided here.
 from twisted.web import resource, server
 
 from jabberapp.c2s.stream import CORE_STEPS
-from jabberapp.logging import logger
 from jabberapp.stream.framed import FramedClientStream
 from jabberapp.transports.bosh.service import BOSHService
-from jabberapp.transports.bosh.session import BOSHLimits
+from jabberapp.transports.bosh.requests import BOSHLimits
 
 __all__ = ["BOSHResource", "bosh_resource"]
-
-log = logger(__name__)
 
 _CONTENT_TYPE = b"text/xml; charset=utf-8"
 _PAGE = (b"<!DOCTYPE html><html><head><title>BOSH</title></head><body><p>It works! Point "

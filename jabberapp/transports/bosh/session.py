@@ -41,7 +41,6 @@ writes (open, write, close_stream) is kept until a held request can carry it.
   and item-not-found are HTTP 400, 403 and 404 for it.
 """
 from collections import OrderedDict
-from dataclasses import dataclass
 
 from zope.interface import implementer
 
@@ -49,8 +48,9 @@ from jabberapp.errors import StreamError
 from jabberapp.interfaces import IFramedTransport
 from jabberapp.logging import logger
 from jabberapp.transports.bosh.body import BadBody, render_body
+from jabberapp.transports.bosh.requests import Held, Terminal, Waiting
 
-__all__ = ["BOSHLimits", "BOSHSession", "REPORT_AFTER", "Terminal", "VERSION"]
+__all__ = ["BOSHSession", "REPORT_AFTER", "VERSION"]
 
 log = logger(__name__)
 
@@ -59,50 +59,6 @@ REPORT_AFTER = 2.0              # seconds a response may stay unacknowledged bef
 _LEGACY_CODES = {"bad-request": 400, "policy-violation": 403, "item-not-found": 404}
 _HOST_CONDITIONS = ("host-unknown", "improper-addressing")
 _ITEM_NOT_FOUND = render_body({"type": "terminate", "condition": "item-not-found"})
-
-
-@dataclass(frozen=True)
-class BOSHLimits:
-    """What the server allows a session ([bosh] options); the client may ask for less."""
-
-    max_wait: int = 60
-    max_inactivity: int = 60
-    max_hold: int = 1
-    max_requests: int = 2
-    max_pause: int = 120
-    polling: int = 5
-    max_pending: int = 4194304  # bytes of output waiting for a request ([c2s] max_send_buffer)
-
-
-class Terminal(Exception):
-    """A terminal binding condition (XEP-0124 §17.2) ending the session."""
-
-    def __init__(self, condition):
-        super().__init__(condition)
-        self.condition = condition
-
-
-class _Held:
-    """A request handled and waiting for its response."""
-
-    __slots__ = ("rid", "channel", "timer", "report")
-
-    def __init__(self, rid, channel, timer=None, report=None):
-        self.rid = rid
-        self.channel = channel
-        self.timer = timer
-        self.report = report        # (report, time) attributes to answer with, at once
-
-
-class _Waiting:
-    """A request whose rid is ahead of a gap: not handled until the gap fills."""
-
-    __slots__ = ("body", "channel", "timer")
-
-    def __init__(self, body, channel, timer):
-        self.body = body
-        self.channel = channel
-        self.timer = timer
 
 
 def _header(body):
@@ -155,8 +111,8 @@ class BOSHSession:
                                                    else 0)
         self.max_pause = limits.max_pause
         self.acks = body.get("ack") is not None
-        self.held = []                  # _Held, oldest first
-        self.waiting = {}               # rid -> _Waiting
+        self.held = []                  # Held, oldest first
+        self.waiting = {}               # rid -> Waiting
         self.responses = OrderedDict()  # rid -> (data, sent at, carried payload)
         self.pending = []               # serialised elements not yet sent
         self.ended = False              # terminated or dropped: no more requests
@@ -235,7 +191,7 @@ class BOSHSession:
             raise Terminal("policy-violation")
         if rid != self.rid + 1:
             timer = self.clock.callLater(self.wait or self.polling, self._gap_expired)
-            self.waiting[rid] = _Waiting(body, channel, timer)
+            self.waiting[rid] = Waiting(body, channel, timer)
             return
         self._process(body, channel)
         while not self.ended and self.rid + 1 in self.waiting:
@@ -342,7 +298,7 @@ class BOSHSession:
     # -- holding and answering -----------------------------------------------------------------
 
     def _hold(self, rid, channel, report=None):
-        held = _Held(rid, channel, report=report)
+        held = Held(rid, channel, report=report)
         self.held.append(held)
         if report is not None:
             while self.held:
