@@ -16,8 +16,8 @@ from twisted.web import resource, server
 
 from jabberapp.c2s.stream import CORE_STEPS
 from jabberapp.stream.framed import FramedClientStream
-from jabberapp.transports.bosh.service import BOSHService
 from jabberapp.transports.bosh.requests import BOSHLimits
+from jabberapp.transports.bosh.service import BOSHService
 
 __all__ = ["BOSHResource", "bosh_resource"]
 
