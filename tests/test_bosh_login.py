@@ -189,6 +189,12 @@ class BOSHLoginTests(SynchronousTestCase):
                          ("terminate", "host-unknown"))
         self.assertEqual(self.service.sessions, {})
 
+    def test_missing_to(self):
+        """A session request without 'to' is improper-addressing."""
+        response = BOSHClient(self).exchange(ver="1.6")
+        self.assertEqual((response.get("type"), response.get("condition")),
+                         ("terminate", "improper-addressing"))
+
     def test_negotiation_timeout(self):
         """A session that never authenticates ends when the c2s negotiation times out."""
         client = BOSHClient(self)
