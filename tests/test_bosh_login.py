@@ -5,6 +5,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from jabberapp import dispatch
 from jabberapp.c2s.stream import CORE_STEPS
+from jabberapp.extensions.sm import NS_SM, stream_management
 from jabberapp.stream.framed import FramedClientStream
 from jabberapp.transports.bosh.service import BOSHService
 from jabberapp.transports.bosh.requests import BOSHLimits
@@ -136,6 +137,35 @@ class BOSHLoginTests(SynchronousTestCase):
         self.world.clock.advance(60)
         self.assertEqual(kept, [session])
         self.assertFalse(session.ended)
+
+    def test_resumption_after_inactivity(self):
+        """XEP-0198: a BOSH session dropped for inactivity is kept; a new BOSH session
+        resumes it and gets the message sent meanwhile."""
+        self.world.host.install(stream_management, {"resume_timeout": 300, "max_queue": 10,
+                                                    "request_every": 5, "ack_timeout": 30})
+        client, _ = self.login()
+        enabled = client.exchange(f"<enable xmlns='{NS_SM}' resume='true'/>")
+        previd = enabled[0].get("id")
+        self.world.clock.advance(60)
+        session = self.alice()
+        self.assertIsNone(session.stream)
+        self.assertFalse(session.ended)
+        bob = self.world.login("bob")
+        bob.feed(b"<message to='alice@example.org/web' type='chat' id='gap'>"
+                 b"<body>meanwhile</body></message>")
+        again = BOSHClient(self)
+        again.create()
+        scram = Client("sha256", "alice", "correct horse")
+        challenge = again.exchange(f"<auth xmlns='{NS_SASL}' mechanism='SCRAM-SHA-256'>"
+                                   f"{b64(scram.first())}</auth>")
+        again.exchange(f"<response xmlns='{NS_SASL}'>"
+                       f"{b64(scram.final(unb64(challenge[0].text)))}</response>")
+        again.exchange(to="example.org", xmpp__restart="true")
+        resumed = again.exchange(f"<resume xmlns='{NS_SM}' previd='{previd}' h='0'/>")
+        self.assertEqual(etree.QName(resumed[0]).localname, "resumed")
+        self.assertIn("gap", [child.get("id") for child in resumed])
+        self.assertIs(self.alice(), session)
+        self.assertIsNotNone(session.stream)
 
     def test_terminate_ends_session(self):
         """A terminate request with unavailable presence ends the Session."""
