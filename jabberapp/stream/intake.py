@@ -8,13 +8,14 @@ availability and is broadcast; the RFC 3921 session IQ is answered. Whatever tra
 session is attached to, its stanzas come in here.
 
 Handled means delivered or stored (XEP-0198 acknowledges a stanza only then; DESIGN §7).
-While a stanza is handled here, C{TAKING} names its session and number (the stream counts it
-in C{session.received} once this returns). Whoever the stanza reaches on this synchronous
-path and writes it to storage instead of handing it to a session -- offline storage --
-passes the write's Deferred to L{handled_when}: the stanza counts as handled only once it has
-fired (after the error bounce, when the write failed). A delivered stanza costs nothing more
-than the two slots set and reset here. Code that holds a stanza and handles it later
-(waiting for a load) takes L{handling} now and runs its continuation with L{continuing}.
+While a stanza is handled here, C{TAKING.session} names its session (the stream counts the
+stanza in C{session.received} once this returns, so it is number C{received + 1}). Whoever
+the stanza reaches on this synchronous path and writes it to storage instead of handing it
+to a session -- offline storage -- passes the write's Deferred to L{handled_when}: the stanza
+counts as handled only once it has fired (after the error bounce, when the write failed). A
+delivered stanza costs one slot set and reset here, nothing allocated. Code that holds a
+stanza and handles it later (waiting for a load) takes L{handling} now and runs its
+continuation with L{continuing}.
 """
 from jabberapp import dispatch, stanza as st
 from jabberapp.errors import StreamError
@@ -24,57 +25,72 @@ from jabberapp.stream.steps import is_session_request
 
 
 class _Taking:
-    """The client stanza being handled now: its session (None: none) and number."""
+    """What the client stanza being handled now came from: its Session, a Continuation,
+    or None (no client stanza is being handled)."""
 
-    __slots__ = ("session", "number")
+    __slots__ = ("session",)
 
     def __init__(self):
         self.session = None
-        self.number = 0
 
 
 TAKING = _Taking()
 
 
+class Continuation:
+    """A client stanza held to be handled later (L{handling}): it stands for the session in
+    C{TAKING} while L{continuing} runs, with C{received} just below the stanza's number."""
+
+    __slots__ = ("session", "received")
+
+    def __init__(self, session, number):
+        self.session = session
+        self.received = number - 1
+
+    def handled_when(self, number, d):
+        """See Session.handled_when."""
+        return self.session.handled_when(number, d)
+
+
 def handled_when(d):
     """The client stanza being handled now is handled only once C{d} fires (its write to
     storage); C{d} is returned, its result unchanged. Outside an intake, nothing happens."""
-    taking = TAKING
-    if taking.session is not None:
-        taking.session.handled_when(taking.number, d)
+    taking = TAKING.session
+    if taking is not None:
+        taking.handled_when(taking.received + 1, d)
     return d
 
 
 def handling():
-    """The client stanza being handled now, for L{continuing} later; None outside an intake."""
-    taking = TAKING
-    return None if taking.session is None else (taking.session, taking.number)
+    """The client stanza being handled now (a Continuation), for L{continuing} later; None
+    outside an intake."""
+    taking = TAKING.session
+    if taking is None or isinstance(taking, Continuation):
+        return taking
+    return Continuation(taking, taking.received + 1)
 
 
 def continuing(handle, fn, *args):
     """Call C{fn(*args)} as part of the handling of C{handle} (from L{handling}), so that
     what it stores is waited for too (L{handled_when}); its result is returned."""
     taking = TAKING
-    outer, outer_number = taking.session, taking.number
-    taking.session, taking.number = handle if handle is not None else (None, 0)
+    outer = taking.session
+    taking.session = handle
     try:
         return fn(*args)
     finally:
         taking.session = outer
-        taking.number = outer_number
 
 
 def client_stanza(session, el):
     """Handle stanza C{el} that bound C{session} sent (its stream's StreamErrors raise)."""
     taking = TAKING
-    outer, outer_number = taking.session, taking.number     # None, 0 but when nested
+    outer = taking.session      # None, unless a stream's queue drains inside another's
     taking.session = session
-    taking.number = session.received + 1
     try:
         return _take(session, el)
     finally:
         taking.session = outer
-        taking.number = outer_number
 
 
 def _take(session, el):

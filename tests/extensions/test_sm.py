@@ -404,10 +404,10 @@ class HandledCountTests(SynchronousTestCase):
         held, later = defer.Deferred(), defer.Deferred()
         fired = []
         self.world.host.dispatcher.hooks.add(dispatch.SESSION_HANDLED, fired.append)
-        intake.continuing((self.session, 1), intake.handled_when, held)
+        intake.continuing(intake.Continuation(self.session, 1), intake.handled_when, held)
         self.take(3)
         self.assertEqual(intake.handling(), None)
-        intake.continuing((self.session, 1), intake.handled_when, later)
+        intake.continuing(intake.Continuation(self.session, 1), intake.handled_when, later)
         self.assertEqual(self.session.handled, 0)
         held.callback(None)
         self.assertEqual((self.session.handled, fired), (0, []))
@@ -419,7 +419,7 @@ class HandledCountTests(SynchronousTestCase):
         h never goes back."""
         self.take(2)
         d = defer.Deferred()
-        intake.continuing((self.session, 2), intake.handled_when, d)
+        intake.continuing(intake.Continuation(self.session, 2), intake.handled_when, d)
         self.assertEqual((self.session.handled, self.session.unhandled), (2, None))
         d.callback("result")
         self.assertEqual(self.successResultOf(d), "result")
