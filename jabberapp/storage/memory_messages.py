@@ -53,6 +53,7 @@ def select_page(rows: list, position_of, query: ArchiveQuery) -> ArchivePage:
     count = first_index = None
     if query.count:
         count = len(matched)
+    if query.position:
         if page:
             first_seq = page[0][0]
             first_index = sum(1 for seq, _ in matched if seq < first_seq)

@@ -17,8 +17,8 @@ A query (L{ArchiveQuery}) has two parts:
   backwards (a ``before``) takes the last ``limit`` matches before the position.
 
 The answer (L{ArchivePage}) holds the page in archive order, ``complete`` (no match lies
-beyond the page in its direction) and, when ``count`` was asked, the size of the result
-set and the position of the page's first message in it.
+beyond the page in its direction), with ``count`` the size of the result set, and with
+``position`` the position of the page's first message in it (each one more count).
 """
 from __future__ import annotations
 
@@ -97,6 +97,7 @@ class ArchiveQuery:
     index: int | None = None
     limit: int = 50
     count: bool = False
+    position: bool = False
 
     def __post_init__(self):
         if isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 0:
@@ -123,9 +124,9 @@ class ArchiveQuery:
 @dataclass(frozen=True)
 class ArchivePage:
     """
-    A query's answer: C{messages} (ArchivedMessage, archive order), C{complete}, and with
-    a count asked, C{count} (matches of the filters) and C{first_index} (the position of
-    the first message of the page among them; None for an empty page).
+    A query's answer: C{messages} (ArchivedMessage, archive order), C{complete}, with a
+    count asked C{count} (matches of the filters), with the position asked C{first_index}
+    (the position of the first message of the page among them; None for an empty page).
     """
 
     messages: tuple

@@ -190,20 +190,28 @@ class MessageArchiveContract:
                                            "bob@example.net") for n in range(1, 9)])
         page = yield self.query(with_jid="bob@example.net", limit=2, after="m2")
         self.assertEqual(ids(page), ["m4", "m6"])
-        page = yield self.query(with_jid="bob@example.net", limit=2, before="", count=True)
+        page = yield self.query(with_jid="bob@example.net", limit=2, before="", count=True,
+                                position=True)
         self.assertEqual((ids(page), page.count, page.first_index), (["m6", "m8"], 4, 2))
 
     @defer.inlineCallbacks
     def test_count_and_index(self):
         """count is the size of the filtered set; first_index the page's position in it."""
         yield self.fill(6)
-        page = yield self.query(limit=2, after="m2", count=True, start=2)
+        page = yield self.query(limit=2, after="m2", count=True, start=2, position=True)
         self.assertEqual((ids(page), page.count, page.first_index), (["m3", "m4"], 5, 1))
-        page = yield self.query(limit=2, index=3, count=True)
+        page = yield self.query(limit=2, index=3, position=True)
         self.assertEqual((ids(page), page.first_index, page.complete), (["m4", "m5"], 3, False))
-        empty = yield self.query(limit=2, text="nothing", count=True)
+        empty = yield self.query(limit=2, text="nothing", count=True, position=True)
         self.assertEqual((ids(empty), empty.count, empty.first_index, empty.complete),
                          ([], 0, None, True))
+
+    @defer.inlineCallbacks
+    def test_count_without_position(self):
+        """Without position asked, first_index is None."""
+        yield self.fill(3)
+        page = yield self.query(limit=2, count=True)
+        self.assertEqual((page.count, page.first_index), (3, None))
 
     @defer.inlineCallbacks
     def test_zero_limit(self):

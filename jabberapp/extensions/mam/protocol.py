@@ -105,8 +105,10 @@ class ArchiveProtocol:
         fin = element(NS_MAM, "fin")
         if page.complete:
             fin.set("complete", "true")
-        fin.append(rsm.result_set([(m.id, None) for m in page.messages], page.count,
-                                  page.first_index))
+        # COMPAT: slixmpp 1.8-1.17 stops paging backwards after the first page when
+        # <first/> has an index (it reads index + page == count as the end). The index
+        # is optional (XEP-0313 §4.3.2); <count/> stays.
+        fin.append(rsm.result_set([(m.id, None) for m in page.messages], page.count))
         return fin
 
     def _result(self, message, archive, requester, queryid):

@@ -233,10 +233,11 @@ def _query(txn, host, username, query: ArchiveQuery):
         ArchivedMessage(host, username, item_id, when, with_jid, stanza, with_resource, text)
         for (_, item_id, when, with_jid, with_resource, stanza, text) in rows)
     count = first_index = None
+    clause = " AND ".join(where)
     if query.count:
-        clause = " AND ".join(where)
         txn.execute(f"SELECT COUNT(*) FROM mam_message WHERE {clause}", args)
         count = txn.fetchone()[0]
+    if query.position:
         if rows:
             txn.execute(f"SELECT COUNT(*) FROM mam_message WHERE {clause} AND useq < ?",
                         (*args, rows[0][0]))
