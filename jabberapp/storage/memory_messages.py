@@ -68,6 +68,7 @@ class MemoryMessageArchive:
         self._storage = storage
         self._seq = 0
         self._users: dict[tuple[str, str], list] = {}    # (host, user) -> [(seq, message)]
+        self._ids: dict[tuple[str, str], set] = {}       # (host, user) -> ids ever stored
         self._prefs: dict[tuple[str, str], str] = {}     # (host, user) -> JSON text
 
     def _check_open(self):
@@ -92,8 +93,10 @@ class MemoryMessageArchive:
             if user not in accounts:
                 continue
             rows = self._users.setdefault(user, [])
-            if any(m.id == message.id for _, m in rows):
+            ids = self._ids.setdefault(user, set())
+            if message.id in ids:
                 continue
+            ids.add(message.id)
             self._seq += 1
             rows.append((self._seq, message))
             touched.add(user)
@@ -101,7 +104,9 @@ class MemoryMessageArchive:
         if keep is not None:
             for user in touched:
                 rows = self._users[user]
-                del rows[:max(len(rows) - keep, 0)]
+                dropped = rows[:max(len(rows) - keep, 0)]
+                del rows[:len(dropped)]
+                self._ids[user].difference_update(m.id for _, m in dropped)
         return defer.succeed(stored)
 
     def query(self, host, username, query):
@@ -142,6 +147,7 @@ class MemoryMessageArchive:
             rows = self._users[user]
             kept = [(seq, m) for seq, m in rows if m.when >= before]
             deleted += len(rows) - len(kept)
+            self._ids[user].difference_update(m.id for _, m in rows if m.when < before)
             if kept:
                 self._users[user] = kept
             else:
@@ -158,6 +164,7 @@ class MemoryMessageArchive:
     def delete_user(self, host, username):
         """Forget the account's messages and preferences at once (IStorage.delete_user)."""
         self._users.pop((host, username), None)
+        self._ids.pop((host, username), None)
         self._prefs.pop((host, username), None)
 
     def all_prefs(self, host):

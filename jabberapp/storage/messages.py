@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from jabberapp.storage import check_name
 
@@ -41,13 +42,13 @@ __all__ = [
 _WORD = re.compile(r"[^\W_]+")
 
 
-@dataclass(frozen=True)
-class ArchivedMessage:
+class ArchivedMessage(NamedTuple):
     """
     One archived stanza of the account (host, username): C{id} (chosen by the caller),
     C{when} (POSIX seconds), C{with_jid} (the other party's bare JID), C{with_resource}
     (its resource, or None), C{stanza} (the serialized stanza) and C{text} (what the
-    full-text search looks in, e.g. the bodies; None for nothing).
+    full-text search looks in, e.g. the bodies; None for nothing). A named tuple: one is
+    made for every message archived, and a tuple is made fastest.
     """
 
     host: str

@@ -333,3 +333,21 @@ class DeletionTests(MamTestCase):
                           "type='chat'><body>x</body></message>")
         self.host.unload("mam")
         self.assertEqual(len(self.archived("bob")), 1)
+
+
+class StartupFailureTests(SynchronousTestCase):
+    def test_closed_storage_logged_in_one_line(self):
+        """Installed on a storage that is closed (the server failed to start), the
+        extension logs one warning per load, no traceback."""
+        from twisted.logger import globalLogPublisher
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        host = FakeHost("example.org", clock=Clock())
+        host.install(mam, expire_after=60.0)
+        self.successResultOf(host.storage.close())
+        host2 = FakeHost("example.org", clock=Clock(), storage=host.storage)
+        host2.install(mam, expire_after=60.0)
+        mine = [e for e in events if "mam" in e.get("log_namespace", "")]
+        self.assertTrue(mine)
+        self.assertFalse([e for e in mine if e.get("log_failure") is not None])

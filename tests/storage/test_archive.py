@@ -287,12 +287,14 @@ class MessageArchiveContract:
         yield self.archive.set_prefs(HOST, "bob", None)
         self.assertEqual(set((yield self.archive.all_prefs(HOST))), {"alice"})
 
+    @defer.inlineCallbacks
     def test_bad_messages(self):
         """append refuses what is not a well-formed ArchivedMessage, storing nothing."""
-        self.failureResultOf(self.archive.append(["<m/>"]), TypeError)
-        self.failureResultOf(self.archive.append([message(1, when=float("nan"))]),
-                             ValueError)
-        self.failureResultOf(self.archive.append([message(1)], keep=0), ValueError)
+        yield self.assertFailure(self.archive.append(["<m/>"]), TypeError)
+        yield self.assertFailure(self.archive.append([message(1, when=float("nan"))]),
+                                 ValueError)
+        yield self.assertFailure(self.archive.append([message(1)], keep=0), ValueError)
+        self.assertEqual(ids((yield self.query())), [])
 
     @defer.inlineCallbacks
     def test_bad_batch_stores_nothing(self):

@@ -27,7 +27,7 @@ the message is archived when it comes, without a stanza-id on the delivered copy
 from __future__ import annotations
 
 from jabberapp import stanza as st
-from jabberapp.extensions.mam.rules import archivable, message_text, prefs_say
+from jabberapp.extensions.mam.rules import inspect, prefs_say
 from jabberapp.extensions.mam.stanzaid import stamp
 from jabberapp.jid import InvalidJID, JID
 from jabberapp.storage.messages import ArchivedMessage
@@ -62,7 +62,8 @@ class Archiver:
         archive = str(recipient.bare())
         if self.ids.check(archive, message) is not None:
             return None     # archived already: it is being delivered again
-        if not archivable(message):
+        keep, text = inspect(message)
+        if not keep:
             return None
         if (recipient.resource is not None and message.get("type") != "chat"
                 and self.host.sessions.get(recipient) is None):
@@ -70,7 +71,7 @@ class Archiver:
         sender = _jid(message.get("from"))
         if sender is None:
             return None
-        self._archive(recipient.local, archive, sender, message, stamped=True)
+        self._archive(recipient.local, archive, sender, message, text, stamped=True)
         return None
 
     def sent(self, message, origin=None):
@@ -85,14 +86,15 @@ class Archiver:
             return None     # to the user's own account: archived on arrival
         if recipient.local is None and recipient.domain == self.host.domain:
             return None     # to the server itself
-        if not archivable(message):
+        keep, text = inspect(message)
+        if not keep:
             return None
-        self._archive(jid.local, str(jid.bare()), recipient, message, stamped=False)
+        self._archive(jid.local, str(jid.bare()), recipient, message, text, stamped=False)
         return None
 
     # -- deciding and writing -----------------------------------------------------------
 
-    def _archive(self, username, archive, other, message, stamped):
+    def _archive(self, username, archive, other, message, text, stamped):
         decision = prefs_say(self.book.get(username), other)
         if decision is False:
             return
@@ -101,18 +103,14 @@ class Archiver:
             if answer is False:
                 return
             if answer is None:     # not at hand: archive when the roster answers
-                self._later(username, archive, other, message)
+                self._later(username, archive, other, message, text)
                 return
         item_id = self.ids.new(archive, message)
         if stamped:
             stamp(message, archive, item_id)
-        self._write(username, item_id, other, message)
-
-    def _write(self, username, item_id, other, message):
         self.writer.add(ArchivedMessage(
             self.host.domain, username, item_id, self.host.clock.seconds(),
-            str(other.bare()), serialize(message).decode("utf-8"), other.resource,
-            message_text(message)))
+            str(other.bare()), serialize(message).decode("utf-8"), other.resource, text))
 
     def _roster(self):
         return self.host.service("roster") if self.host.has_service("roster") else None
@@ -132,11 +130,10 @@ class Archiver:
         self.host.log.failure("reading the roster of {user} failed", failure, user=username)
         return False
 
-    def _later(self, username, archive, other, message):
+    def _later(self, username, archive, other, message, body):
         text = serialize(message)     # the message goes on now: keep it as it is
         when = self.host.clock.seconds()
         item_id = self.ids.new(archive, message)
-        body = message_text(message)
 
         def answered(item):
             if item is not None:

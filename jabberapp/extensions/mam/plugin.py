@@ -24,6 +24,7 @@ from jabberapp.extensions.mam.writer import BatchWriter
 from jabberapp.interfaces import IExtension
 from jabberapp.jid import JID
 from jabberapp.specs import Spec
+from jabberapp.storage import StorageError
 
 __all__ = ["MamService", "MessageArchiveManagement", "mam"]
 
@@ -126,7 +127,7 @@ class MessageArchiveManagement:
         host.provide("mam", MamService(host, store, book, writer))
         host.on_unload(writer.flush)
         host.on_unload(protocol.unload)
-        book.load().addErrback(lambda f: host.log.failure("loading MAM preferences", f))
+        book.load().addErrback(storage_failed, host, "loading the archiving preferences")
         _load_secret(host, ids)
         Retention(host, store, host.config["expire_after"]).start()
 
@@ -147,7 +148,16 @@ def _load_secret(host, ids):
                             base64.b64encode(ids.secret).decode("ascii"))
 
     d = keyvalue.get(host.domain, SECRET_USER, SECRET_KEY).addCallback(loaded)
-    d.addErrback(lambda f: host.log.failure("loading the stanza-id secret", f))
+    d.addErrback(storage_failed, host, "loading the stanza-id secret")
+
+
+def storage_failed(failure, host, what):
+    """Log a failed storage call: one line when the storage is closed (the server is
+    stopping, or did not start), with the traceback otherwise."""
+    if failure.check(StorageError) and getattr(host.storage, "closed", False):
+        host.log.warn("{what}: the storage is closed", what=what)
+    else:
+        host.log.failure(what, failure)
 
 
 mam = MessageArchiveManagement()   # re-exported by jabberapp/plugins/jabberapp_builtin.py

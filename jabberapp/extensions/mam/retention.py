@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from jabberapp.storage import StorageError
+
 __all__ = ["Retention", "duration", "interval"]
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)")
@@ -56,11 +58,17 @@ class Retention:
         self.sweeps += 1
         d = self.store.expire(self.host.domain, cutoff)
         d.addCallback(self._swept)
-        d.addErrback(lambda failure: self.host.log.failure("expiring archived messages "
-                                                           "failed", failure))
-        d.addBoth(lambda _: self.host.call_later(interval(self.expire_after), self.sweep))
+        d.addErrback(self._failed)
         return d
+
+    def _failed(self, failure):
+        if failure.check(StorageError) and getattr(self.host.storage, "closed", False):
+            return None     # stopping: no next sweep
+        self.host.log.failure("expiring archived messages failed", failure)
+        self.host.call_later(interval(self.expire_after), self.sweep)
+        return None
 
     def _swept(self, deleted):
         if deleted:
             self.host.log.info("{count} archived messages expired", count=deleted)
+        self.host.call_later(interval(self.expire_after), self.sweep)

@@ -21,7 +21,7 @@ from lxml import etree
 
 from jabberapp.extensions.mam.ns import BODY, NS_HINTS, SUBJECT
 
-__all__ = ["archivable", "message_text", "prefs_say"]
+__all__ = ["archivable", "inspect", "message_text", "prefs_say"]
 
 NO_STORE = frozenset({f"{{{NS_HINTS}}}no-store", f"{{{NS_HINTS}}}no-permanent-store"})
 STORE = f"{{{NS_HINTS}}}store"
@@ -44,34 +44,48 @@ _MUC_USER_INVITE = "{http://jabber.org/protocol/muc#user}invite"
 _MUC_USER_X = "{http://jabber.org/protocol/muc#user}x"
 
 
-def archivable(message) -> bool:
-    """True when the message stanza C{message} belongs in a user's archive by kind and
-    content (the preferences aside)."""
+def inspect(message) -> tuple[bool, str | None]:
+    """
+    (archivable, text) of the message stanza C{message} in one pass over its children:
+    whether it belongs in a user's archive by kind and content (the preferences aside),
+    and what the full-text search looks in (the first body and the subject).
+    """
     if message.get("type", "normal") not in ("normal", "chat"):
-        return False
+        return False, None
     keep = False
-    for child in message:
+    body = subject = None
+    for child in message.iterchildren(tag=etree.Element):
         tag = child.tag
-        if not isinstance(tag, str):
-            continue
-        if tag in NO_STORE:
-            return False
-        if keep:
-            continue
-        if tag == STORE or tag == BODY or tag == SUBJECT:
+        if tag == BODY:
             keep = True
-        elif etree.QName(tag).namespace in KEPT_NAMESPACES:
+            if body is None:
+                body = child.text
+        elif tag == SUBJECT:
+            keep = True
+            subject = child.text
+        elif tag in NO_STORE:
+            return False, None
+        elif keep:
+            continue
+        elif tag == STORE or tag[1:tag.find("}")] in KEPT_NAMESPACES:
             keep = True
         elif tag == _MUC_USER_X and child.find(_MUC_USER_INVITE) is not None:
             keep = True
-    return keep
+    if not keep:
+        return False, None
+    if subject:
+        return True, f"{body}\n{subject}" if body else subject
+    return True, body or None
+
+
+def archivable(message) -> bool:
+    """True when C{message} belongs in a user's archive by kind and content."""
+    return inspect(message)[0]
 
 
 def message_text(message) -> str | None:
-    """What the full-text search looks in: the bodies (every language) and the subject."""
-    parts = [child.text for child in message
-             if child.tag in (BODY, SUBJECT) and child.text]
-    return "\n".join(parts) if parts else None
+    """What the full-text search looks in: the (first) body and the subject."""
+    return inspect(message)[1]
 
 
 def prefs_say(prefs, other) -> bool | None:
@@ -82,11 +96,12 @@ def prefs_say(prefs, other) -> bool | None:
     XEP-0441 §2.3: a listed bare JID matches any resource, a listed full JID only itself;
     'never' wins over 'always'.
     """
-    bare = other.bare()
-    if other in prefs.never or bare in prefs.never:
-        return False
-    if other in prefs.always or bare in prefs.always:
-        return True
+    if prefs.never or prefs.always:     # most accounts have no lists: no JID hashed
+        bare = other.bare()
+        if other in prefs.never or bare in prefs.never:
+            return False
+        if other in prefs.always or bare in prefs.always:
+            return True
     if prefs.default == "roster":
         return None
     return prefs.default == "always"

@@ -43,15 +43,14 @@ class SQLiteMessageArchive:
 
     def append(self, messages, keep=None):
         """See IMessageArchive.append."""
-        try:
-            batch = [check_message(m) for m in messages]
-            if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int)
-                                     or keep < 1):
-                raise ValueError("keep must be None or an int >= 1")
-        except (TypeError, ValueError):
-            return defer.fail()
+        if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int)
+                                 or keep < 1):
+            return defer.fail(ValueError("keep must be None or an int >= 1"))
+        batch = list(messages)
         if not batch:
             return defer.succeed(0)
+        # The messages are checked in the database thread, off the reactor; one that
+        # does not fit rolls the whole batch back.
         return self._run(_append, batch, keep)
 
     def expire(self, host, before):
@@ -93,7 +92,7 @@ def _append(txn, batch, keep):
     txn.execute("BEGIN IMMEDIATE")
     last: dict[tuple[str, str], int | None] = {}    # account -> its last useq; None: none
     stored = 0
-    for m in batch:
+    for m in map(check_message, batch):
         user = (m.host, m.username)
         if user not in last:
             txn.execute("SELECT 1 FROM accounts WHERE host = ? AND username = ?", user)
