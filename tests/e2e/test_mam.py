@@ -144,6 +144,9 @@ def test_bad_paging_inputs(server):
     an oversized page is reduced, not refused."""
     async def scenario():
         dave = await login(server, "dave@localhost/bad")
+        carol = await login(server, "carol@localhost/c")
+        carol.send_message(mto="dave@localhost", mbody="for the metadata", mtype="chat")
+        await bodies(dave, 1)
         cases = [
             (f"<set xmlns='{NS_RSM}'><max>5</max><after>no-such-id</after></set>",
              "item-not-found"),
@@ -159,6 +162,6 @@ def test_bad_paging_inputs(server):
                                                 f"<before/></set>", queryid="big")
         assert answer["type"] == "result"
         metadata = await dave.plugin["xep_0313"].get_archive_metadata()
-        assert metadata["mam_metadata"]["end"]["id"]
-        await close(dave)
+        assert metadata["mam_metadata"]["end"]["id"] == results[-1]["mam_result"]["id"]
+        await close(dave, carol)
     run(scenario())
