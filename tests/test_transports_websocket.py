@@ -6,9 +6,11 @@ import shutil
 import struct
 import tempfile
 
+import txaio
 from lxml import etree
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
+from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
@@ -137,6 +139,10 @@ class WebSocketTests(SynchronousTestCase):
     """Handshake, login, stanzas and every bad input of RFC 7395."""
 
     def setUp(self):
+        # Autobahn's handshake timers run on txaio's loop: a clock of the test's, so none
+        # is left on the global reactor.
+        loop, txaio.config.loop = txaio.config.loop, Clock()
+        self.addCleanup(setattr, txaio.config, "loop", loop)
         self.world = World()
         self.addresses = []
         self.site = self.make_site()
@@ -146,7 +152,7 @@ class WebSocketTests(SynchronousTestCase):
         options.setdefault("ping_interval", 0)
         root.putChild(b"xmpp-websocket", websocket_resource(
             self.world.listener, http=http or FakeHTTP(), **options))
-        return Site(root)
+        return Site(root, reactor=Clock())     # its channels' timeouts off the global reactor
 
     def login(self, browser, user="alice", resource="web"):
         """SCRAM-SHA-256 and bind over C{browser}; returns its stream."""
@@ -221,7 +227,7 @@ class WebSocketTests(SynchronousTestCase):
         root = Resource()
         root.putChild(b"xmpp-websocket", websocket_resource(self.world.listener,
                                                             ping_interval=0))
-        browser = Browser(Site(root), origin=b"https://any.example")
+        browser = Browser(Site(root, reactor=Clock()), origin=b"https://any.example")
         self.assertEqual(browser.status, 101)
         self.assertEqual(browser.protocol.peer_address, "192.168.1.1")
         self.assertFalse(browser.protocol.secure)
