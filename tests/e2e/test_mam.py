@@ -96,6 +96,9 @@ def test_new_device_pages_history_from_the_end(server):
                 stamps.append(stamp.get("id"))
             sent.append(f"{'b' if n % 3 == 2 else 'a'}{n}")
         tablet = await login(server, "alice@localhost/tablet")
+        info = await tablet.plugin["xep_0030"].get_info(jid="alice@localhost")
+        assert {NS_MAM, NS_MAM + "#extended"} <= set(info["disco_info"]["features"])
+        assert "http://jabber.org/protocol/pubsub" in info["disco_info"]["features"]
         history = [m async for m in tablet.plugin["xep_0313"].iterate(reverse=True,
                                                                  rsm={"max": 5})]
         assert [forwarded_body(m) for m in reversed(history)] == sent

@@ -367,3 +367,39 @@ class RateLimitTests(QueryTestCase):
 
 
 del NOW
+
+
+class AccountDiscoTests(MamTestCase):
+    """The owner's disco#info of its bare JID lists the MAM features (XEP-0313 §6)."""
+
+    def disco(self, session, to):
+        self.host.receive(f"<iq type='get' id='d' from='{session.jid}' to='{to}'>"
+                          "<query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+        answer = self.host.sent[-1]
+        return answer, {f.get("var") for f in answer.iter(
+            "{http://jabber.org/protocol/disco#info}feature")}
+
+    def setUp(self):
+        from jabberapp.extensions.caps import caps
+        from jabberapp.extensions.disco import service_discovery
+        from jabberapp.extensions.pubsub.plugin import pep
+        from jabberapp.extensions.roster.extension import roster
+        self.extra = (service_discovery, roster, caps)
+        super().setUp()
+        # As the server installs them: by name, so mam before pep.
+        self.host.install(pep)
+
+    def test_owner_sees_mam_and_pep(self):
+        """The owner gets the MAM features with PEP's answer, not instead of it."""
+        answer, features = self.disco(self.alice, "alice@example.org")
+        self.assertEqual(answer.get("type"), "result")
+        self.assertTrue({NS_MAM, NS_MAM + "#extended", "urn:xmpp:fulltext:0",
+                         "http://jabber.org/protocol/pubsub"} <= features, features)
+        identities = {(i.get("category"), i.get("type")) for i in answer.iter(
+            "{http://jabber.org/protocol/disco#info}identity")}
+        self.assertIn(("pubsub", "pep"), identities)
+
+    def test_others_do_not(self):
+        """Someone else asking the bare JID is not told about the archive."""
+        answer, features = self.disco(self.bob, "alice@example.org")
+        self.assertNotIn(NS_MAM, features)

@@ -17,6 +17,7 @@ protocol.py   the IQs: query (and its form), metadata, prefs; results and <fin/>
   query.py      a <query/> read into an ArchiveQuery (form fields, RSM, flip-page)
   ratelimit.py  queries per session, delayed past the rate
 retention.py  expiry of old messages on a timer
+disco.py      the MAM features in the owner's disco#info of their bare JID
 ```
 
 Storage is IMessageArchive (jabberapp.interfaces), ``host.storage.message_archive()``.

@@ -15,6 +15,7 @@ from zope.interface import implementer
 from jabberapp import dispatch
 from jabberapp.config import Option, int_range, one_of
 from jabberapp.extensions.mam.archiving import Archiver
+from jabberapp.extensions.mam.disco import ArchiveDisco
 from jabberapp.extensions.mam.ns import NS_FULLTEXT, NS_MAM, NS_MAM_EXTENDED
 from jabberapp.extensions.mam.prefs import DEFAULTS, PrefsBook
 from jabberapp.extensions.mam.protocol import ArchiveProtocol
@@ -119,6 +120,7 @@ class MessageArchiveManagement:
                                    host.config["query_burst"])
         for feature in (NS_MAM, NS_MAM_EXTENDED, NS_FULLTEXT):
             host.add_feature(feature)
+        host.add_disco_provider(ArchiveDisco(host))
         host.hook(dispatch.MESSAGE_BARE, archiver.received, priority=RECEIVED_PRIORITY)
         host.hook(dispatch.MESSAGE_FULL, archiver.received, priority=RECEIVED_PRIORITY)
         host.hook(dispatch.FILTER_OUTBOUND, archiver.sent, priority=SENT_PRIORITY)
