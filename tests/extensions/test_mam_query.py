@@ -231,7 +231,8 @@ class FilterTests(QueryTestCase):
     def test_features(self):
         """The host advertises mam:2, #extended and XEP-0431 full-text search."""
         features = self.host.virtual_host.features
-        for feature in (NS_MAM, NS_MAM + "#extended", "urn:xmpp:fulltext:0"):
+        for feature in (NS_MAM, NS_MAM + "#extended", "urn:xmpp:fulltext:0",
+                        "urn:xmpp:sid:0"):
             self.assertIn(feature, features)
 
 

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from twisted.internet import defer
 
-from jabberapp.extensions.mam.ns import NS_FULLTEXT, NS_MAM, NS_MAM_EXTENDED
+from jabberapp.extensions.mam.ns import NS_FULLTEXT, NS_MAM, NS_MAM_EXTENDED, NS_SID
 from jabberapp.xml.ns import NS_DISCO_INFO, NS_DISCO_ITEMS
 
 __all__ = ["ArchiveDisco"]
 
-FEATURES = (NS_MAM, NS_MAM_EXTENDED, NS_FULLTEXT)
+#: Declared on the host JID and added to the owner's bare JID; XEP-0359 asks for its
+#: feature from an entity that stamps stanza-ids.
+FEATURES = (NS_MAM, NS_MAM_EXTENDED, NS_FULLTEXT, NS_SID)
 
 
 class ArchiveDisco:

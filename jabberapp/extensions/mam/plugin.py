@@ -16,7 +16,7 @@ from jabberapp import dispatch
 from jabberapp.config import Option, int_range, one_of
 from jabberapp.extensions.mam.archiving import Archiver
 from jabberapp.extensions.mam.disco import ArchiveDisco
-from jabberapp.extensions.mam.ns import NS_FULLTEXT, NS_MAM, NS_MAM_EXTENDED
+from jabberapp.extensions.mam.disco import FEATURES
 from jabberapp.extensions.mam.prefs import DEFAULTS, PrefsBook
 from jabberapp.extensions.mam.protocol import ArchiveProtocol
 from jabberapp.extensions.mam.retention import Retention, duration
@@ -118,7 +118,7 @@ class MessageArchiveManagement:
         protocol = ArchiveProtocol(host, store, book, writer, host.config["page_size"],
                                    host.config["max_page_size"], host.config["query_rate"],
                                    host.config["query_burst"])
-        for feature in (NS_MAM, NS_MAM_EXTENDED, NS_FULLTEXT):
+        for feature in FEATURES:
             host.add_feature(feature)
         host.add_disco_provider(ArchiveDisco(host))
         host.hook(dispatch.MESSAGE_BARE, archiver.received, priority=RECEIVED_PRIORITY)
