@@ -41,7 +41,9 @@ One IStreamFeature step, one outbound stage and three session hooks, all through
   session is adopted by the new stream (an old stream still attached is closed: the
   client came back before the server saw the drop), <resumed/> carries our h, and every
   stanza after the client's h is written again, in order, once. An unknown or expired id,
-  or one of another account, is <failed/> with <item-not-found/> and tells nothing more.
+  or one of another account, is <failed/> with <item-not-found/> and tells nothing more --
+  except that the owner of a session that ended gets its last h in <failed/> (XEP-0198
+  §5), so its client resends only what the server had not handled.
 - **The end.** A session that times out, closes cleanly or is closed for any reason ends
   as the core ends sessions (unavailable presence, unbind, SESSION_CLOSED); then its
   unacknowledged stanzas are handled as RFC 6121 says for undelivered ones: chat and
@@ -52,7 +54,7 @@ One IStreamFeature step, one outbound stage and three session hooks, all through
 """
 import copy
 import secrets
-from collections import deque
+from collections import OrderedDict, deque
 from datetime import datetime, timezone
 
 from twisted.internet import defer
@@ -73,6 +75,9 @@ NS_DELAY = "urn:xmpp:delay"
 MOD = 2 ** 32                      # h wraps at 2^32 (XEP-0198 §5)
 # Last before the wire: what the client is sent is what is numbered and kept.
 STAGE_PRIORITY = -1000
+# Ended resumable sessions whose h a late <resume/> of their owner is told (as Prosody's
+# smacks_max_old_sessions): a few dozen bytes each, the oldest forgotten first.
+ENDED_KEPT = 10000
 
 
 class HandledCountTooHigh(StreamError):
@@ -178,6 +183,7 @@ class SMManager:
         self.request_every = request_every
         self.ack_timeout = ack_timeout
         self.resumable = {}      # id -> session
+        self.ended = OrderedDict()  # id -> (username, h) of ended sessions, newest last
 
     # -- IStreamFeature ---------------------------------------------------------------------
 
@@ -232,10 +238,13 @@ class SMManager:
         if stream.username is None or stream.session is not None:
             stream.send(failed("unexpected-request"))
             return
-        session = self.resumable.get(el.get("previd") or "")
+        previd = el.get("previd") or ""
+        session = self.resumable.get(previd)
         if session is None or session.ended or session.jid.local != stream.username:
-            # Another account's id is refused exactly as an unknown one.
-            stream.send(failed("item-not-found"))
+            # Another account's id is refused exactly as an unknown one. The owner of a
+            # session that ended learns its last h, so it resends only what was not handled.
+            username, h = self.ended.get(previd, (None, None))
+            stream.send(failed("item-not-found", h if username == stream.username else None))
             return None
         state = session.state[self.key]
         if session.unhandled is not None:
@@ -387,6 +396,9 @@ class SMManager:
         self._cancel_ack_timer(state)
         if state.id is not None:
             self.resumable.pop(state.id, None)
+            self.ended[state.id] = (session.jid.local, state.handled(session))
+            if len(self.ended) > ENDED_KEPT:
+                self.ended.popitem(last=False)
         if state.settling:
             self._settle(state, float("inf"))   # they find the session ended
         queue, state.queue = state.queue, deque()

@@ -356,6 +356,25 @@ class StreamManagementTests(SynchronousTestCase):
         self.assertEqual(theirs, transport.take())
         self.assertIn(b"<resumed", self.resume(previd, 0).take())
 
+    def test_expired_session_tells_its_owner_its_h(self):
+        """A resumption of a session that timed out is item-not-found with the h it had
+        reached for its owner, and without it -- as for an unknown id -- for anyone else."""
+        transport = self.enabled()
+        previd = transport.stream.session.state["sm"].id
+        transport.feed(b"<message to='bob@example.org' id='a1' type='chat'><body>x</body>"
+                       b"</message><presence to='bob@example.org' type='probe'/>")
+        transport.drop()
+        self.world.clock.advance(60)
+        out = self.resume(previd, 0).take()
+        self.assertIn(b"item-not-found", out)
+        self.assertEqual(attr(out, "failed", "h"), "2")
+        bob = self.world.secure()
+        self.world.scram(bob, user="bob")
+        bob.feed(sm("resume", previd=previd, h=0))
+        theirs = bob.take()
+        self.assertIn(b"item-not-found", theirs)
+        self.assertNotIn(b" h=", theirs)
+
     def test_resume_with_h_too_high(self):
         """A <resume/> acknowledging more than was sent is <failed/> with the server's h;
         the new stream is not attached and the session may still be resumed."""
