@@ -6,7 +6,9 @@ was built (STYLE.md §3).
 """
 from jabberapp.extensions.blocking import blocking
 from jabberapp.extensions.caps import caps
+from jabberapp.extensions.carbons import message_carbons
 from jabberapp.extensions.contact_addresses import contact_addresses
+from jabberapp.extensions.csi import client_state_indication
 from jabberapp.extensions.disco import service_discovery
 from jabberapp.extensions.entity_time import entity_time
 from jabberapp.extensions.last import last_activity
@@ -25,10 +27,12 @@ from jabberapp.extensions.version import software_version
 __all__ = [
     "blocking",
     "caps",
+    "client_state_indication",
     "contact_addresses",
     "entity_time",
     "last_activity",
     "mam",
+    "message_carbons",
     "muc",
     "offline_messages",
     "pep",
