@@ -32,6 +32,9 @@ A session turns carbons on and off with an IQ set (<enable/>, <disable/>), kept 
   a <received/> or <sent/> arriving through delivery was written by someone else: unless it
   comes from the recipient's own bare JID it is dropped silently, and no copy is made of
   it.
+- **Once.** A message delivered again (from offline storage, or re-routed by stream
+  management when a session ended unacknowledged), recognised by the <delay/> this host
+  stamped on it, is not copied again.
 - Copies go through ``session.send``: a hibernated (stream management) session queues
   them, and client state indication sees them.
 """
@@ -60,6 +63,7 @@ SENT = f"{{{NS_CARBONS}}}sent"
 PRIVATE = f"{{{NS_CARBONS}}}private"
 FORWARDED = f"{{{NS_FORWARD}}}forwarded"
 NO_COPY = f"{{{NS_HINTS}}}no-copy"
+DELAY = "{urn:xmpp:delay}delay"
 BODY = f"{{{NS_CLIENT}}}body"
 SUBJECT = f"{{{NS_CLIENT}}}subject"
 MUC_USER_X = f"{{{NS_MUC_USER}}}x"
@@ -240,6 +244,8 @@ class Carbons:
         if private is not None:
             message.remove(private)         # §8: not copied, and not shown to the recipient
             return None
+        if self._delivered_again(message):
+            return None     # its copies went out when it first arrived
         type_ = message.get("type", "normal")
         if type_ == "error":
             if not self._answers_copied(message, bare):
@@ -259,6 +265,14 @@ class Carbons:
         for session in self._enabled(bare, recipients):
             session.send(wrap("received", message, bare, session.jid))
         return None
+
+    def _delivered_again(self, message):
+        # Offline storage and stream management's end-of-session re-route stamp what they
+        # deliver again with a <delay/> from this host.
+        for delay in message.iterfind(DELAY):
+            if delay.get("from") == self.host.domain:
+                return True
+        return False
 
     def _delivered_to(self, message, to, type_):
         """The sessions the dispatcher's default rules give C{message} (RFC 6121 §8.5),

@@ -17,7 +17,7 @@ Theory of operation
   requests and answers, and MUC presence about the user itself (status 110); messages of
   type error, or with a body, a subject, an encrypted payload, a room invitation or call
   setup (a groupchat message with a body included, so a mention in a room always wakes
-  the client); a carbon of an important message. Presence updates, chat states, receipts,
+  the client), archive query results (asked for); a carbon of an important message. Presence updates, chat states, receipts,
   markers and headlines (PEP notifications) are not (as Prosody's mod_csi_simple).
 - **Flushing** releases the held stanzas, oldest first, through the stages after this one
   (``session.release(stanza, after=stage)``): stream management numbers and queues them
@@ -62,6 +62,7 @@ IMPORTANT_NAMESPACES = frozenset({
     "eu.siacs.conversations.axolotl", "urn:xmpp:omemo:2", "urn:xmpp:openpgp:0",
     "jabber:x:encrypted", "urn:xmpp:eme:0", "jabber:x:conference",
     "urn:xmpp:jingle-message:0", "urn:xmpp:jingle-message:1",
+    "urn:xmpp:mam:2",       # archive results: the client asked for them
 })
 #: Children that may travel with a chat state without making it more than one.
 CHATSTATE_COMPANIONS = frozenset({"urn:xmpp:hints", "urn:xmpp:sid:0", "urn:xmpp:delay",

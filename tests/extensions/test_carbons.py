@@ -147,6 +147,16 @@ class ReceivedTests(CarbonsTestCase):
         self.assertEqual(carbons_of(self.laptop), [])
         self.assertEqual(self.bob.sent[-1].get("type"), "error")
 
+    def test_delivered_again_not_copied_again(self):
+        """A message carrying this host's <delay/> (offline storage, a stream management
+        re-route) is not copied again; another server's delay does not count."""
+        self.to_alice(extra="<delay xmlns='urn:xmpp:delay' from='example.org' "
+                            "stamp='2020-01-01T00:00:00Z'/>")
+        self.assertEqual(carbons_of(self.laptop), [])
+        self.to_alice(extra="<delay xmlns='urn:xmpp:delay' from='example.net' "
+                            "stamp='2020-01-01T00:00:00Z'/>")
+        self.assertEqual(len(carbons_of(self.laptop)), 1)
+
     def test_copy_keeps_stanza_id_of_the_archive(self):
         """With mam installed, the copy carries the archive's <stanza-id/>."""
         host = FakeHost("example.org", clock=Clock())

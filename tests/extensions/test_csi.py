@@ -210,6 +210,12 @@ class ImportanceTests(SynchronousTestCase):
             "<x xmlns='http://jabber.org/protocol/muc#user'><status code='110'/></x>"
             "</presence>"), self.Session))
 
+    def test_archive_result_important(self):
+        """A XEP-0313 result the client asked for is important."""
+        self.assertTrue(important(parse(
+            "<message from='alice@example.org'><result xmlns='urn:xmpp:mam:2' queryid='q' "
+            "id='1'/></message>"), self.Session))
+
     def test_chat_state_with_other_payload_not_collapsed(self):
         """A chat state travelling with a receipt is not collapsed."""
         self.assertIsNone(collapse_key(parse(
