@@ -115,6 +115,18 @@ def test_forwarded_for_from_trusted_proxy(server):
     wait_for_log(server, "http GET /nothing-here-1 404 from 198.51.100.4")
 
 
+def test_host_meta_behind_trusted_proxy(server):
+    """Behind a trusted proxy that terminated TLS, host-meta lists wss:// and https:// URLs
+    on the host and port the proxy names (X-Forwarded-Proto, X-Forwarded-Host)."""
+    response = get(server.http_port, "/.well-known/host-meta.json", "127.0.0.1:5280",
+                   headers=[("X-Forwarded-Proto", "https"),
+                            ("X-Forwarded-Host", "example.test")])
+    links = json.loads(payload(response))["links"]
+    assert links, response
+    assert all(link["href"].startswith(("https://example.test/", "wss://example.test/"))
+               for link in links), links
+
+
 def test_forwarded_for_from_untrusted_peer(tmp_path):
     """From a peer that is no trusted proxy, X-Forwarded-For is ignored."""
     with ServerProcess(tmp_path, s2s="enabled = no", http="trusted_proxies = 10.0.0.0/8",
@@ -122,6 +134,13 @@ def test_forwarded_for_from_untrusted_peer(tmp_path):
         get(server.http_port, "/nothing-here-2", "localhost",
             headers=[("X-Forwarded-For", "198.51.100.4")])
         wait_for_log(server, "http GET /nothing-here-2 404 from 127.0.0.1")
+        response = get(server.http_port, "/.well-known/host-meta.json", "localhost:1234",
+                       headers=[("X-Forwarded-Proto", "https"),
+                                ("X-Forwarded-Host", "example.test")])
+        links = json.loads(payload(response))["links"]
+        assert links and all(link["href"].startswith(("http://localhost:1234/",
+                                                      "ws://localhost:1234/"))
+                             for link in links), links
 
 
 def test_cors_preflight_on_host_meta(server):
