@@ -18,6 +18,7 @@ from jabberapp.extensions.offline import offline_messages
 from jabberapp.extensions.ping import ping
 from jabberapp.extensions.private import private_storage
 from jabberapp.extensions.pubsub.plugin import pep, pubsub_service
+from jabberapp.extensions.push import push_notifications
 from jabberapp.extensions.register import register
 from jabberapp.extensions.roster.extension import roster
 from jabberapp.extensions.sm import stream_management
@@ -39,6 +40,7 @@ __all__ = [
     "ping",
     "private_storage",
     "pubsub_service",
+    "push_notifications",
     "register",
     "roster",
     "service_discovery",
