@@ -266,8 +266,13 @@ class Push:
             registrations[:] = [r for r in registrations
                                 if (r["jid"], r["node"]) != (push_jid, node)]
 
+        def removed(_):
+            self._forget(bare, [{"jid": push_jid, "node": node}])
+            self.host.log.info("push registration of {user} to {service} disabled after an "
+                               "error answer", user=user, service=push_jid)
+
         d = self.turns.run(bare.local, self._change, bare.local, remove)
-        d.addCallback(lambda _: self._forget(bare, [{"jid": push_jid, "node": node}]))
+        d.addCallback(removed)
         d.addErrback(lambda failure: self.host.log.failure(
             "disabling a push registration of {user} failed", failure, user=user))
 

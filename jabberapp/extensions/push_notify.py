@@ -251,8 +251,6 @@ class Notifier:
         if call.active():
             call.cancel()
         if iq.get("type") == "error" and disables(iq):
-            self.host.log.info("push service {service} refused a notification for {user}: "
-                               "registration disabled", service=push_jid, user=key[0])
             self.forget(key)
             self.disable(key)
         return True
