@@ -463,3 +463,57 @@ class CoalescingTests(PushTestCase):
 def _xml(el):
     from jabberapp.xml import serialize
     return serialize(el)
+
+
+class StreamManagementTests(SynchronousTestCase):
+    """With the real stream management over plain bytes: a dropped connection."""
+
+    def setUp(self):
+        from jabberapp.extensions.sm import stream_management
+        from jabberapp.testing import FakeRemote
+        from tests.c2s_bytes import World
+        self.world = World()
+        self.sent = []
+        self.world.router.remote = FakeRemote(self.sent)
+        self.world.host.install(stream_management, {"resume_timeout": 60, "max_queue": 100,
+                                                     "request_every": 50, "ack_timeout": 0})
+        self.world.host.install(push_notifications, {
+            option.name: option.default for option in push_notifications.options})
+        self.transport = self.world.login("alice", "phone")
+        self.transport.feed(b"<presence/>")
+        self.transport.feed(f"<iq type='set' id='p'><enable xmlns='{NS_PUSH}' jid='{SERVICE}'"
+                            " node='n'/></iq>".encode())
+        self.transport.feed(b"<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+        self.assertIn(b"<enabled", self.transport.take())
+
+    def message(self, id):
+        self.world.router.route(parse(f"<message from='bob@example.net/x' id='{id}' "
+                                      "to='alice@example.org/phone' type='chat'>"
+                                      "<body>hi</body></message>"))
+
+    def counts(self):
+        return [PushTestCase.summary(self, iq)["message-count"] for iq in self.sent
+                if iq.find(f"{{{NS_PUBSUB}}}pubsub") is not None]
+
+    def test_unacknowledged_at_hibernation_then_while_hibernated(self):
+        """Messages written to a connection that drops unacknowledged are notified once
+        the session hibernates; one sent while hibernated is counted on top."""
+        self.message("a")
+        self.message("b")
+        self.assertEqual(self.counts(), [])         # connected: no push
+        self.transport.drop()
+        self.world.clock.advance(0)
+        self.assertEqual(self.counts(), ["2"])
+        self.message("c")
+        self.world.clock.advance(5)
+        self.assertEqual(self.counts(), ["2", "3"])
+
+    def test_acknowledged_then_dropped(self):
+        """Nothing unacknowledged at the drop: no notification until a message comes."""
+        self.message("a")
+        self.transport.feed(b"<a xmlns='urn:xmpp:sm:3' h='1'/>")
+        self.transport.drop()
+        self.world.clock.advance(0)
+        self.assertEqual(self.counts(), [])
+        self.message("b")
+        self.assertEqual(self.counts(), ["1"])
