@@ -250,6 +250,17 @@ class IClientSession(ISession):
         session stays bound, stanzas sent to it pass the pipeline and are written nowhere.
         """
 
+    handled = Attribute("Stanzas of its client handled so far (XEP-0198's h): all it received "
+                        "up to the oldest one whose write to storage is not over; never falls.")
+
+    def handled_when(number, d):
+        """Stanza C{number} is handled only once C{d} (its write) fires; C{d} is returned.
+        SESSION_HANDLED fires when C{handled} moves on (see jabberapp.stream.intake)."""
+
+    def drop():
+        """Take the connection for dead: detach as if it dropped (SESSION_DETACHED may keep
+        the session for a resumption, else it ends), close it writing nothing more."""
+
 
 class ISessionRegistry(Interface):
     """

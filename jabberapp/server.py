@@ -16,7 +16,7 @@ from twisted.plugin import getPlugins
 from twisted.protocols.tls import TLSMemoryBIOFactory
 
 import jabberapp.plugins
-from jabberapp import tls
+from jabberapp import shutdown, tls
 from jabberapp.auth import InternalAuthProvider
 from jabberapp.c2s.stream import C2SFactory
 from jabberapp.datadir import DataDirError, ensure_data_dir
@@ -117,6 +117,10 @@ def s2s_tls(settings, certificates):
 
 class ServerService(Service):
     """The whole server as one twistd service."""
+
+    # Seconds stopService waits for pending writes (offline messages) before it closes
+    # storage anyway, with a log line.
+    shutdown_timeout = 10.0
 
     def __init__(self, settings, extensions, reactor):
         self.settings = settings
@@ -279,18 +283,27 @@ class ServerService(Service):
 
     @defer.inlineCallbacks
     def stopService(self):
+        """Stop in order, losing nothing accepted (DESIGN §7, jabberapp.shutdown): stop
+        listening; end every session with system-shutdown while the extensions are still
+        installed (unacknowledged messages go to offline storage); close components and
+        federation; wait, at most C{shutdown_timeout} seconds, for the pending writes;
+        unload the extensions; close storage."""
         super().stopService()
         for port in self.ports:
             yield port.stopListening()
+        hosts = list(self.hosts.values())
+        shutdown.end_sessions(hosts)
+        if self.components is not None:
+            self.components.shutdown()
         if self.s2s is not None:
             self.s2s.on_change = None
             self.s2s.close_all()
             self.status.remove()
-        if self.components is not None:
-            self.components.shutdown()
-        for host in self.hosts.values():
-            for session in list(host.sessions):
-                session.close(StreamError("system-shutdown"))
+        yield shutdown.writes_done(hosts, self.reactor, self.shutdown_timeout)
+        # A session that bound meanwhile (its negotiation was under way) ends as well.
+        if shutdown.end_sessions(hosts):
+            yield shutdown.writes_done(hosts, self.reactor, self.shutdown_timeout)
+        for host in hosts:
             host.unload_all()
         if self.storage is not None:
             yield self.storage.close()

@@ -81,6 +81,7 @@ from jabberapp.errors import StanzaError
 from jabberapp.interfaces import IExtension
 from jabberapp.jid import InvalidJID, JID
 from jabberapp.peruser import PerUserQueue
+from jabberapp.shutdown import WRITES_SERVICE
 from jabberapp.specs import Spec
 from jabberapp.stream.intake import handled_when
 from jabberapp.xml import element, parse_element, serialize
@@ -137,6 +138,8 @@ class OfflineMessages:
         # Before the roster's broadcast hook, which may end the chain with HANDLED.
         host.hook(dispatch.PRESENCE_BROADCAST, store.presence_broadcast, priority=100)
         host.hook(dispatch.USER_DELETED, store.user_deleted)
+        # A graceful shutdown waits for these before storage closes (jabberapp.shutdown).
+        host.provide(WRITES_SERVICE, store.turns)
 
 
 class OfflineStore:

@@ -8,7 +8,10 @@ Every ``interval`` seconds the server pings each bound c2s session (XEP-0199 §4
 </iq>. Any answer -- a result, or an error such as <service-unavailable/> or
 <feature-not-implemented/> from a client without ping support -- proves the client is
 there. No answer within ``timeout`` seconds closes the session with a <connection-timeout/>
-stream error. A session is not pinged again while its previous ping is outstanding.
+stream error -- unless XEP-0198 stream management allows it to resume: then the connection is
+taken for dead and dropped (``Session.drop``), as stream management's own ack timeout does,
+and the session waits for its resumption. A session is not pinged again while its previous
+ping is outstanding.
 """
 import secrets
 
@@ -112,6 +115,11 @@ class KeepAlive:
             if _detached(session):
                 return None     # its connection dropped meanwhile: resumption decides
             if self.host.sessions.get(session.jid) is session:
+                if _resumable(session):
+                    self.host.log.info("no ping answer from {jid}: dropping its connection",
+                                       jid=session.jid)
+                    session.drop()      # it hibernates until resumed or timed out
+                    return None
                 self.host.log.info("no ping answer from {jid}: closing", jid=session.jid)
                 session.close(StreamError("connection-timeout"))
             return None
@@ -120,6 +128,13 @@ class KeepAlive:
 
 
 ping = Ping()   # re-exported by jabberapp/plugins/jabberapp_builtin.py
+
+
+def _resumable(session):
+    """Whether stream management lets C{session} resume (its state under "sm", read
+    duck-typed: ping does not depend on the extension)."""
+    state = getattr(session, "state", None) or {}
+    return bool(getattr(state.get("sm"), "resume", False)) and hasattr(session, "drop")
 
 
 def _detached(session):

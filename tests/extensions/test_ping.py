@@ -120,6 +120,26 @@ class KeepAliveTests(PingTestCase):
         self.assertEqual(self.session.closed_with.condition, "connection-timeout")
         self.assertIsNone(self.host.session("alice@example.org/phone"))
 
+    def test_timeout_drops_a_resumable_session(self):
+        """No answer from a session whose stream management allows resumption drops its
+        connection (Session.drop: it hibernates) instead of closing it."""
+        dropped = []
+        self.session.state["sm"] = type("SMState", (), {"resume": True})()
+        self.session.drop = lambda: dropped.append(True)
+        self.host.install(ping, timeout=20)
+        self.clock.advance(300)
+        self.clock.advance(20)
+        self.assertEqual((dropped, self.session.closed), ([True], False))
+
+    def test_timeout_closes_a_session_without_resumption(self):
+        """Stream management without resumption: the session is closed as before."""
+        self.session.state["sm"] = type("SMState", (), {"resume": False})()
+        self.session.drop = lambda: self.fail("dropped")
+        self.host.install(ping, timeout=20)
+        self.clock.advance(300)
+        self.clock.advance(20)
+        self.assertEqual(self.session.closed_with.condition, "connection-timeout")
+
     def test_detached_session_not_pinged(self):
         """A session kept without a connection (waiting for a XEP-0198 resumption) is not
         pinged, so the ping timeout cannot end it before its resumption timeout."""
