@@ -1243,11 +1243,16 @@ class RestTests(SynchronousTestCase):
         self.assertEqual(parser_module.rest_idle(), 0)    # nothing fed: nothing to look at
         self.assertEqual(len(idle.feed(b"<presence/>")), 1)
 
-    def test_closed_parsers_are_forgotten(self):
-        """A closed parser is not kept for rest_idle()."""
-        parser = StreamParser()
-        parser.feed(HEADER)
-        parser.close()
-        self.assertNotIn(parser, parser_module._RECENT.fed)
+    def test_finished_parsers_are_forgotten(self):
+        """A closed parser, one whose stream ended, one that died of an error, and the one
+        parse_element() used are not kept for rest_idle()."""
+        closed, ended, dead = StreamParser(), StreamParser(), StreamParser()
+        for parser in (closed, ended, dead):
+            parser.feed(HEADER)
+        closed.close()
+        ended.feed(b"</stream:stream>")
+        self.assertRaises(StreamError, dead.feed, b"<!-- -->")
+        parse_element("<presence/>")
+        self.assertEqual(parser_module._RECENT.fed, set())
         self.assertEqual(parser_module.rest_idle(), 0)
         self.assertEqual(parser_module.rest_idle(), 0)

@@ -97,6 +97,12 @@ class _Recent:
 _RECENT = _Recent()
 
 
+def _forget(parser):
+    # A closed, dead or ended parser is not kept for rest_idle() (nor kept alive by it).
+    _RECENT.fed.discard(parser)
+    _RECENT.before.discard(parser)
+
+
 def rest_idle() -> int:
     """
     Rest (L{StreamParser.rest}) every stream parser fed between the two previous calls and
@@ -177,8 +183,7 @@ class StreamParser(HeaderStage, RestrictedScan):
         self._free_lxml()
         self._resting = None
         self._dead = ("undefined-condition", "the stream parser is closed")
-        _RECENT.fed.discard(self)
-        _RECENT.before.discard(self)
+        _forget(self)
 
     def rest(self) -> bool:
         """
@@ -265,6 +270,7 @@ class StreamParser(HeaderStage, RestrictedScan):
             names.leave(token)
 
     def _die(self, err):
+        _forget(self)
         self._dead = (err.condition, err.text)
         self._parser = self._root = None
         self._names = None      # its dictionary goes with the last stanza detached
@@ -489,6 +495,7 @@ class StreamParser(HeaderStage, RestrictedScan):
                     self._units_done += 1
                     out.append(StreamClosed())
                     self._root = None
+                    _forget(self)   # it cannot rest any more
         self._depth = depth
         if syntax_error is not None:
             raise syntax_error
@@ -615,6 +622,8 @@ def parse_element(data: str | bytes, default_ns: str = NS_CLIENT) -> etree._Elem
         events += parser.feed(b"</stream:stream>")
     except StreamError as err:
         raise ValueError(f"not a well-formed XMPP element ({err.condition})") from err
+    finally:
+        parser.close()      # lxml's parser now, not when the cyclic collector runs
     elements = [event for event in events if isinstance(event, etree._Element)]
     if len(elements) != 1 or not isinstance(events[-1], StreamClosed):
         raise ValueError(f"expected exactly one element, got {len(elements)}")
