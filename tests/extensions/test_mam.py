@@ -351,3 +351,40 @@ class StartupFailureTests(SynchronousTestCase):
         mine = [e for e in events if "mam" in e.get("log_namespace", "")]
         self.assertTrue(mine)
         self.assertFalse([e for e in mine if e.get("log_failure") is not None])
+
+
+class WriterTests(SynchronousTestCase):
+    def test_group_commit_and_bound(self):
+        """While a batch is written, new messages wait and form the next batch; past
+        max_pending they are not queued."""
+        from twisted.internet import defer
+        from jabberapp.extensions.mam.writer import BatchWriter
+
+        class Store:
+            def __init__(self):
+                self.calls = []
+
+            def append(self, messages, keep=None):
+                d = defer.Deferred()
+                self.calls.append((list(messages), d))
+                return d
+
+        class Log:
+            def __init__(self):
+                self.errors = 0
+
+            def error(self, *args, **kwargs):
+                self.errors += 1
+
+        clock, store, log = Clock(), Store(), Log()
+        writer = BatchWriter(store, clock, log, max_pending=3)
+        writer.add(1)
+        clock.advance(0)
+        self.assertEqual([batch for batch, _ in store.calls], [[1]])
+        for n in (2, 3, 4, 5):
+            writer.add(n)
+        clock.advance(0)
+        self.assertEqual(len(store.calls), 1)       # waits for the batch in flight
+        self.assertEqual((writer.dropped, log.errors), (1, 1))
+        store.calls[0][1].callback(1)
+        self.assertEqual([batch for batch, _ in store.calls], [[1], [2, 3, 4]])

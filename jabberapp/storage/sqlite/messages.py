@@ -91,7 +91,7 @@ class SQLiteMessageArchive:
 def _append(txn, batch, keep):
     txn.execute("BEGIN IMMEDIATE")
     last: dict[tuple[str, str], int | None] = {}    # account -> its last useq; None: none
-    stored = 0
+    rows = []
     for m in map(check_message, batch):
         user = (m.host, m.username)
         if user not in last:
@@ -105,14 +105,14 @@ def _append(txn, batch, keep):
         useq = last[user]
         if useq is None:
             continue
-        txn.execute(
-            f'INSERT OR IGNORE INTO mam_message (host, username, {_COLUMNS}) '
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (m.host, m.username, useq + 1, m.id, m.when, m.with_jid, m.with_resource,
-             m.stanza, m.text))
-        if txn.rowcount == 1:     # 0: the id is in the archive already
-            last[user] = useq + 1
-            stored += 1
+        last[user] = useq + 1
+        rows.append((m.host, m.username, useq + 1, m.id, m.when, m.with_jid, m.with_resource,
+                     m.stanza, m.text))
+    # One statement for the batch. A duplicate id is skipped and leaves its number
+    # unused: a gap only makes the size bound count one message too many.
+    txn.executemany(f"INSERT OR IGNORE INTO mam_message (host, username, {_COLUMNS}) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    stored = txn.rowcount if rows else 0
     if keep is not None:
         for (host, username), useq in last.items():
             if useq is not None and useq > keep:

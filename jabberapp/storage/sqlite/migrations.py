@@ -76,7 +76,7 @@ MIGRATIONS: Sequence[Sequence[str] | Callable] = (
         'CREATE INDEX mam_by_age ON mam_message (host, "when")',
         """CREATE VIRTUAL TABLE mam_text USING fts5(
                text, content='mam_message', content_rowid='seq',
-               tokenize='unicode61 remove_diacritics 2')""",
+               tokenize='unicode61 remove_diacritics 2', detail=none)""",
         """CREATE TRIGGER mam_text_added AFTER INSERT ON mam_message
                WHEN new.text IS NOT NULL BEGIN
                INSERT INTO mam_text (rowid, text) VALUES (new.seq, new.text);
