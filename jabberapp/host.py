@@ -37,6 +37,7 @@ class VirtualHost:
         self.disco_providers = []
         self.stream_features = []
         self.preauth_iq_handlers = {}  # namespace -> handler(iq, stream), before SASL
+        self.bind2_features = {}  # namespace -> handler(stream, element), XEP-0386 inline
         self.extensions = {}  # name -> HostAPI, in install order
         self.services = {}    # name -> object an extension provides to others
         router.add_domain(domain, self)
@@ -132,6 +133,14 @@ class HostAPI:
                              "already registered")
         handlers[namespace] = handler
         self._undo.append(lambda: handlers.pop(namespace, None))
+
+    def add_bind2_feature(self, namespace, handler):
+        """See IHost.add_bind2_feature: one owner per namespace."""
+        features = self._host.bind2_features
+        if namespace in features:
+            raise ValueError(f"a Bind2 inline feature for {namespace!r} is already registered")
+        features[namespace] = handler
+        self._undo.append(lambda: features.pop(namespace, None))
 
     def user_deleted(self, bare_jid):
         """See IHost.user_deleted: fire USER_DELETED(bare_jid)."""

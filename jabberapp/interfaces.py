@@ -109,6 +109,13 @@ class IHost(Interface):
         owner per namespace.
         """
 
+    def add_bind2_feature(namespace, handler):
+        """
+        Offer C{namespace} inline in XEP-0386 Bind2 (one owner; removed on unload): each
+        child in it of a client's <bind/> goes to C{handler(stream, element)} once bound
+        (C{stream.session} set, no stanza sent yet); what it returns joins <bound/>.
+        """
+
     def user_deleted(bare_jid):
         """
         Announce that the account C{bare_jid} (a JID) has been deleted: fires the

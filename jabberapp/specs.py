@@ -41,6 +41,10 @@ CORE_SPECS = (
          "over TLS, also with unverifiable certificates; no piggybacking"),
     Spec("XEP-0288", "", "Bidirectional Server-to-Server Connections"),
     Spec("XEP-0440", "0.4.2", "SASL Channel-Binding Type Capability"),
+    Spec("XEP-0388", "1.0.4", "Extensible SASL Profile",
+         "every SASL mechanism, the same throttle; user-agent id; no <continue/> tasks yet"),
+    Spec("XEP-0386", "1.0.0", "Bind 2",
+         "resource from the user-agent id; inline features registered by extensions"),
 )
 
 

@@ -368,6 +368,10 @@ class FakeHost:
         """See IHost.add_preauth_iq_handler."""
         self._direct.add_preauth_iq_handler(namespace, handler)
 
+    def add_bind2_feature(self, namespace, handler):
+        """See IHost.add_bind2_feature."""
+        self._direct.add_bind2_feature(namespace, handler)
+
     def user_deleted(self, bare_jid):
         """See IHost.user_deleted."""
         self._direct.user_deleted(bare_jid)

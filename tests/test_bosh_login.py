@@ -91,7 +91,7 @@ class BOSHLoginTests(SynchronousTestCase):
         response = BOSHClient(self).create()
         [features] = response
         self.assertEqual([etree.QName(child).localname for child in features],
-                         ["mechanisms"])
+                         ["mechanisms", "authentication"])
         self.assertEqual(response.get("from"), "example.org")
         self.assertTrue(response.get("authid"))
 

@@ -129,7 +129,8 @@ class FramedNegotiationTests(SynchronousTestCase):
         self.assertEqual(len(attrs["id"]), 32)
         self.assertTrue(out[1][1].startswith(
             b'<stream:features xmlns:stream="http://etherx.jabber.org/streams">'))
-        self.assertEqual(_features(out[1:]), [(NS_SASL, "mechanisms")])
+        self.assertEqual(_features(out[1:]), [(NS_SASL, "mechanisms"),
+                                              ("urn:xmpp:sasl:2", "authentication")])
 
     def test_plain_transport_offers_no_starttls(self):
         """A framed transport that is not secure offers nothing to a listener that requires

@@ -51,7 +51,8 @@ class NegotiationTests(SynchronousTestCase):
         self.assertIn(b"<proceed", transport.take())
         self.assertTrue(transport.tls_started)
         transport.feed(HEADER)
-        self.assertEqual(features(transport.take()), [(NS_SASL, "mechanisms")])
+        self.assertEqual(features(transport.take()), [(NS_SASL, "mechanisms"),
+                                                    ("urn:xmpp:sasl:2", "authentication")])
         after_auth = world.scram(transport)
         self.assertEqual(features(after_auth),
                          [("urn:ietf:params:xml:ns:xmpp-bind", "bind"),
@@ -76,7 +77,8 @@ class NegotiationTests(SynchronousTestCase):
         """On a direct TLS transport the first features offer SASL, no STARTTLS."""
         transport = self.world.connect(secure=True)
         transport.feed(HEADER)
-        self.assertEqual(features(transport.take()), [(NS_SASL, "mechanisms")])
+        self.assertEqual(features(transport.take()), [(NS_SASL, "mechanisms"),
+                                                    ("urn:xmpp:sasl:2", "authentication")])
 
     def test_pipelined_bytes_before_restart_are_dropped(self):
         """What the client sent after <starttls/> in the same read is never handled."""

@@ -4,7 +4,7 @@ streams it opens.
 
 Each accepted connection is a TCPTransport (jabberapp.transports.tcp) under a ClientStream
 (jabberapp.stream.negotiation), which negotiates with the core steps built here -- STARTTLS,
-SASL, resource binding, the legacy session -- and the hosts' own, then hands its stanzas to
+SASL, SASL2 (with Bind2 inline), resource binding, the legacy session -- and the hosts' own, then hands its stanzas to
 the Session it binds (jabberapp.stream.session).
 
 While any c2s listener listens, one timer rests the stream parsers that were idle for a whole
@@ -17,6 +17,7 @@ from jabberapp.stream.flow import Intake, OutputFlow
 from jabberapp.stream.negotiation import ClientStream, CoreSteps
 from jabberapp.tls import channel_bindings  # noqa: F401 (its old import path; tests patch it)
 from jabberapp.stream.saslauth import MAX_SASL_ATTEMPTS, SASLAuth
+from jabberapp.stream.sasl2 import SASL2
 from jabberapp.stream.steps import Bind, LegacySession, StartTLS
 from jabberapp.transports.tcp import TCPTransport
 from jabberapp.xml.ns import NS_BIND, NS_SESSION
@@ -31,7 +32,7 @@ REST_PERIOD = 5.0
 _BIND, _SESSION = Bind(), LegacySession()
 # The core's negotiation steps, in the order of their advertisements; bind and the legacy
 # session are negotiated with IQs before binding, by payload namespace.
-CORE_STEPS = CoreSteps((StartTLS(), SASLAuth(), _BIND, _SESSION),
+CORE_STEPS = CoreSteps((StartTLS(), SASLAuth(), SASL2(), _BIND, _SESSION),
                        {NS_BIND: _BIND, NS_SESSION: _SESSION})
 
 

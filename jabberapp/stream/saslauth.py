@@ -64,7 +64,7 @@ class SASLAuth:
     def advertise(self, stream):
         """<mechanisms/> (and XEP-0440's channel-binding types) before authentication,
         once the stream meets require_encryption."""
-        if stream.username is not None or _encryption_missing(stream):
+        if stream.username is not None or encryption_missing(stream):
             return None
         context = stream.sasl_context()
         mechanisms = etree.Element(f"{{{NS_SASL}}}mechanisms", nsmap={None: NS_SASL})
@@ -89,26 +89,29 @@ class SASLAuth:
             return self._failed(stream, sasl.SASLFailure("aborted"))
         raise StreamError("unsupported-stanza-type")
 
-    @staticmethod
-    def _exchange(stream):
-        exchange = stream.state.get(NS_SASL)
+    def _exchange(self, stream):
+        exchange = stream.state.get(self.namespace)
         if exchange is None:
-            exchange = stream.state[NS_SASL] = _Exchange()
+            exchange = stream.state[self.namespace] = _Exchange()
         return exchange
 
     def _auth(self, stream, el):
+        return self._start(stream, el.get("mechanism", ""), el.text)
+
+    def _start(self, stream, name, text):
+        """Start mechanism C{name} with the initial response C{text} (base64 or None)."""
         if stream.username is not None:
             raise StreamError("policy-violation", "Already authenticated")
         exchange = self._exchange(stream)
         if exchange.mechanism is not None:
             return self._failed(stream, sasl.SASLFailure("aborted"))
-        if _encryption_missing(stream):
+        if encryption_missing(stream):
             return self._failed(stream, sasl.SASLFailure("encryption-required"))
         try:
             context = dataclasses.replace(stream.sasl_context(),
                                           admit=lambda username: self._admit(stream, username))
-            exchange.mechanism = sasl.create_mechanism(el.get("mechanism", ""), context)
-            initial = decode(el.text, initial=True)
+            exchange.mechanism = sasl.create_mechanism(name, context)
+            initial = decode(text, initial=True)
         except sasl.SASLFailure as failure:
             return self._failed(stream, failure)
         return self._step(stream, exchange.mechanism.start(initial))
@@ -142,9 +145,8 @@ class SASLAuth:
 
     def _outcome(self, outcome, stream):
         if isinstance(outcome, sasl.Challenge):
-            stream.send(element(NS_SASL, "challenge", text=encode(outcome.data)))
+            stream.send(self._challenge(outcome.data))
             return None
-        # Success: the stream restarts; nothing sent before it is trusted.
         exchange = self._exchange(stream)
         attempt, exchange.attempt = exchange.attempt, None
         if attempt is not None:
@@ -153,6 +155,15 @@ class SASLAuth:
             stream.listener.throttle.succeeded(*self._throttle_keys(stream))
         stream.authenticated(outcome.username)
         self._exchange(stream).mechanism = None
+        return self._succeeded(stream, outcome)
+
+    def _challenge(self, data):
+        """The element carrying a server challenge."""
+        return element(NS_SASL, "challenge", text=encode(data))
+
+    def _succeeded(self, stream, outcome):
+        """Tell the client it is authenticated: the stream restarts; nothing sent before
+        it is trusted."""
         stream.send(element(NS_SASL, "success",
                             text=encode(outcome.data) if outcome.data else None))
         stream.restart()
@@ -192,8 +203,7 @@ class SASLAuth:
                 throttle.failed(*keys)
         if counted:
             exchange.failures += 1
-        reply = element(NS_SASL, "failure")
-        etree.SubElement(reply, f"{{{NS_SASL}}}{failure.condition}")
+        reply = self._failure(failure)
         log.info("SASL failure {condition} from {address}", condition=failure.condition,
                  address=stream.peer_address)
 
@@ -209,8 +219,15 @@ class SASLAuth:
         stream.listener.clock.callLater(delay, d.callback, None)
         return d.addCallback(answer)
 
+    def _failure(self, failure):
+        """The <failure/> element of C{failure} (RFC 6120 §6.5)."""
+        reply = element(NS_SASL, "failure")
+        etree.SubElement(reply, f"{{{NS_SASL}}}{failure.condition}")
+        return reply
 
-def _encryption_missing(stream):
+
+def encryption_missing(stream):
+    """Whether [c2s] require_encryption forbids authenticating on C{stream} yet."""
     return stream.listener.require_encryption and not stream.secure
 
 
