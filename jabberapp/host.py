@@ -38,6 +38,7 @@ class VirtualHost:
         self.stream_features = []
         self.preauth_iq_handlers = {}  # namespace -> handler(iq, stream), before SASL
         self.bind2_features = {}  # namespace -> handler(stream, element), XEP-0386 inline
+        self.sasl2_features = {}  # namespace -> (name, handler(stream, element, answer))
         self.extensions = {}  # name -> HostAPI, in install order
         self.services = {}    # name -> object an extension provides to others
         router.add_domain(domain, self)
@@ -140,6 +141,14 @@ class HostAPI:
         if namespace in features:
             raise ValueError(f"a Bind2 inline feature for {namespace!r} is already registered")
         features[namespace] = handler
+        self._undo.append(lambda: features.pop(namespace, None))
+
+    def add_sasl2_feature(self, namespace, name, handler):
+        """See IHost.add_sasl2_feature: one owner per namespace."""
+        features = self._host.sasl2_features
+        if namespace in features:
+            raise ValueError(f"a SASL2 inline feature for {namespace!r} is already registered")
+        features[namespace] = (name, handler)
         self._undo.append(lambda: features.pop(namespace, None))
 
     def user_deleted(self, bare_jid):

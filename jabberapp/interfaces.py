@@ -116,6 +116,14 @@ class IHost(Interface):
         (C{stream.session} set, no stanza sent yet); what it returns joins <bound/>.
         """
 
+    def add_sasl2_feature(namespace, name, handler):
+        """
+        Offer <name xmlns=namespace/> inline in XEP-0388 SASL2 (one owner; removed on
+        unload): once authenticated, each child in it of <authenticate/> goes to
+        C{handler(stream, element, answer)}, which calls C{answer(element)} once for <success/>
+        (adopting a session there ends the negotiation) and may return a Deferred.
+        """
+
     def user_deleted(bare_jid):
         """
         Announce that the account C{bare_jid} (a JID) has been deleted: fires the

@@ -372,6 +372,10 @@ class FakeHost:
         """See IHost.add_bind2_feature."""
         self._direct.add_bind2_feature(namespace, handler)
 
+    def add_sasl2_feature(self, namespace, name, handler):
+        """See IHost.add_sasl2_feature."""
+        self._direct.add_sasl2_feature(namespace, name, handler)
+
     def user_deleted(self, bare_jid):
         """See IHost.user_deleted."""
         self._direct.user_deleted(bare_jid)

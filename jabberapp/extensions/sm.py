@@ -162,6 +162,9 @@ class StreamManagement:
         manager = SMManager(host, host.config["resume_timeout"], host.config["max_queue"],
                             host.config["request_every"], host.config["ack_timeout"])
         host.add_stream_feature(manager)
+        # XEP-0198 §: <enable/> inline in Bind2, <resume/> inline in SASL2.
+        host.add_bind2_feature(NS_SM, manager.enable)
+        host.add_sasl2_feature(NS_SM, "sm", manager.resume)
         host.add_outbound_stage(manager.stage, priority=STAGE_PRIORITY)
         host.hook(dispatch.SESSION_DETACHED, manager.detached)
         host.hook(dispatch.SESSION_CLOSED, manager.closed)
@@ -200,10 +203,13 @@ class SMManager:
         return handler(self, stream, el)    # a Deferred holds the stream's next elements
 
     def _enable(self, stream, el):
+        stream.send(self.enable(stream, el))
+
+    def enable(self, stream, el):
+        """The answer to <enable/> on C{stream}: on its own, or inline in Bind2."""
         session = stream.session
         if session is None or self.key in session.state:
-            stream.send(failed("unexpected-request"))
-            return
+            return failed("unexpected-request")
         resume = el.get("resume") in ("true", "1")
         # The client may ask for a shorter resumption timeout (XEP-0198 §3), never longer.
         max_seconds = self.resume_timeout
@@ -214,10 +220,8 @@ class SMManager:
         session.state[self.key] = state
         if resume:
             self.resumable[state.id] = session
-            stream.send(element(NS_SM, "enabled", id=state.id, resume="true",
-                                max=str(max_seconds)))
-        else:
-            stream.send(element(NS_SM, "enabled"))
+            return element(NS_SM, "enabled", id=state.id, resume="true", max=str(max_seconds))
+        return element(NS_SM, "enabled")
 
     def _request(self, stream, el):
         state = self._state_of(stream)
@@ -235,8 +239,13 @@ class SMManager:
             self._schedule_request(stream.session, state)
 
     def _resume(self, stream, el):
+        return self.resume(stream, el, stream.send)
+
+    def resume(self, stream, el, answer):
+        """<resume/> on C{stream}: C{answer(element)} gets <resumed/> or <failed/> before
+        the queue is written again (inline in SASL2, it goes into <success/>)."""
         if stream.username is None or stream.session is not None:
-            stream.send(failed("unexpected-request"))
+            answer(failed("unexpected-request"))
             return
         previd = el.get("previd") or ""
         session = self.resumable.get(previd)
@@ -244,17 +253,17 @@ class SMManager:
             # Another account's id is refused exactly as an unknown one. The owner of a
             # session that ended learns its last h, so it resends only what was not handled.
             username, h = self.ended.get(previd, (None, None))
-            stream.send(failed("item-not-found", h if username == stream.username else None))
+            answer(failed("item-not-found", h if username == stream.username else None))
             return None
         state = session.state[self.key]
         if session.unhandled is not None:
             # Our h must cover the messages being stored, or the client sends them again.
             return self._settled(session, state).addCallback(
-                lambda _: self._resume(stream, el))
+                lambda _: self.resume(stream, el, answer))
         h = parse_h(el)
         delta = (h - state.acked) % MOD
         if delta > state.sent - state.acked:
-            stream.send(failed("undefined-condition", h=state.handled(session)))
+            answer(failed("undefined-condition", h=state.handled(session)))
             return
         self._cancel_timer(state)
         self._cancel_ack_timer(state)
@@ -263,8 +272,7 @@ class SMManager:
         state.owed = None         # <resumed/> carries the count
         state.acknowledge(h)
         self.host.log.info("session {jid} resumed", jid=session.jid)
-        stream.send(element(NS_SM, "resumed", previd=state.id,
-                            h=str(state.handled(session))))
+        answer(element(NS_SM, "resumed", previd=state.id, h=str(state.handled(session))))
         for _, stanza in state.queue:
             session.write(stanza)
         if len(state.queue) >= self.request_every:

@@ -12,10 +12,15 @@ was bound inline (then the session runs at once), else the bare JID, followed by
 <authenticate/> may carry a <user-agent id=…/>: the id must be a UUID (§2.3), anything
 else is <failure><malformed-request/></failure>, counted by the throttle like a wrong
 password. Bind2 derives the resource from it, so a device gets the same resource each time.
+
+Other children of <authenticate/> go to the SASL2 inline features extensions register
+(IHost.add_sasl2_feature; advertised in <inline/>) once authenticated, in order: stream
+management's <resume/> resumes a session there, and its <resumed/> is in <success/>.
 """
 import uuid
 
 from lxml import etree
+from twisted.internet import defer
 from zope.interface import implementer
 
 from jabberapp import sasl
@@ -53,6 +58,8 @@ class SASL2(SASLAuth):
             etree.SubElement(authentication, f"{{{NS_SASL2}}}mechanism").text = name
         inline = etree.SubElement(authentication, f"{{{NS_SASL2}}}inline")
         inline.append(bind2.advertise(stream.host))
+        for namespace, (name, _) in stream.host.sasl2_features.items():
+            inline.append(element(namespace, name))
         return authentication
 
     def handle(self, stream, el):
@@ -94,6 +101,32 @@ class SASL2(SASLAuth):
         identifier.text = f"{stream.username}@{stream.host.domain}"
         log.info("authenticated {user}@{host} from {address} (SASL2)", user=stream.username,
                  host=stream.host.domain, address=stream.peer_address)
+        features = stream.host.sasl2_features
+        inline = iter([] if request is None else [
+            (child, features[etree.QName(child).namespace][1]) for child in request
+            if etree.QName(child).namespace in features])
+        return self._inline(stream, request, success, identifier, inline)
+
+    def _inline(self, stream, request, success, identifier, inline):
+        """Run the inline features of <authenticate/> in order (a handler may answer
+        later: the rest waits), then bind or offer the next features. A feature that
+        gives the stream a session (a stream management resumption) sends <success/>
+        with its answer and ends the negotiation."""
+        def answer(result):
+            success.append(result)
+            if stream.session is not None:
+                identifier.text = str(stream.session.jid)
+                stream.send(success)
+
+        for child, handler in inline:
+            d = handler(stream, child, answer)
+            if stream.session is not None:
+                return None
+            if isinstance(d, defer.Deferred):
+                return d.addCallback(lambda _: self._inline(stream, request, success,
+                                                            identifier, inline))
+        if stream.session is not None:
+            return None
         bind = None if request is None else request.find(bind2.BIND)
         if bind is not None:
             bind2.bind(stream, bind, user_agent_id(request), success, identifier)
