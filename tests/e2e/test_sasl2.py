@@ -1,0 +1,158 @@
+"""
+End to end over raw sockets: XEP-0388 SASL2 with XEP-0386 Bind2 and XEP-0198 inline -- a login
+in one round trip (SCRAM-SHA-256-PLUS bound to tls-exporter, resource bound, stream management
+enabled), a resumption inside <authenticate/> after the connection is cut, and bad input.
+"""
+import base64
+import os
+import uuid
+
+import pytest
+from lxml import etree
+
+from tests.e2e.harness import ServerProcess
+from tests.e2e.rawclient import NS_CLIENT, RawClient
+from tests.e2e.test_stream_management import next_bodies, send_messages
+from tests.scram_client import Client
+
+PASSWORD = "sasl2 pw"
+NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+NS_SASL2 = "urn:xmpp:sasl:2"
+NS_BIND2 = "urn:xmpp:bind:0"
+NS_SM = "urn:xmpp:sm:3"
+DEVICE = str(uuid.uuid4())
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    server = ServerProcess(tmp_path_factory.mktemp("sasl2"))
+    for user in ("alice", "bob"):
+        server.adduser(f"{user}@localhost", PASSWORD)
+    with server:
+        yield server
+
+
+def b64(data):
+    return base64.b64encode(data).decode()
+
+
+def secured(server):
+    """A RawClient past STARTTLS and the SASL2 <authentication/> it was offered."""
+    client = RawClient(server.port, server.certificate)
+    client.open_stream()
+    features = client.starttls()
+    authentication = features.find(f"{{{NS_SASL2}}}authentication")
+    assert authentication is not None, etree.tostring(features)
+    return client, authentication
+
+
+def user_agent(ua_id=DEVICE):
+    return (f"<user-agent id='{ua_id}'><software>rawclient</software>"
+            f"<device>test</device></user-agent>")
+
+
+def sasl2_scram(client, user, password, inline="", mechanism="SCRAM-SHA-256-PLUS",
+                ua_id=DEVICE):
+    """SCRAM over SASL2 with C{inline} in <authenticate/>: the <success/> or <failure/>."""
+    cb_type = "tls-exporter" if mechanism.endswith("-PLUS") else None
+    scram = Client("sha256", user, password, nonce=b64(os.urandom(18)),
+                   gs2_header=f"p={cb_type},," if cb_type else "n,,",
+                   cb_data=client.channel_binding(cb_type) if cb_type else b"")
+    client.send(f"<authenticate xmlns='{NS_SASL2}' mechanism='{mechanism}'>"
+                f"<initial-response>{b64(scram.first())}</initial-response>"
+                f"{user_agent(ua_id)}{inline}</authenticate>")
+    el = client.expect(f"{{{NS_SASL2}}}challenge", f"{{{NS_SASL2}}}failure")
+    if el.tag == f"{{{NS_SASL2}}}failure":
+        return el
+    client.send(f"<response xmlns='{NS_SASL2}'>"
+                f"{b64(scram.final(base64.b64decode(el.text)))}</response>")
+    el = client.expect(f"{{{NS_SASL2}}}success", f"{{{NS_SASL2}}}failure")
+    if el.tag == f"{{{NS_SASL2}}}success":
+        scram.verify(base64.b64decode(el.findtext(f"{{{NS_SASL2}}}additional-data")))
+    return el
+
+
+def condition(failure):
+    """The RFC 6120 condition of a SASL2 <failure/>."""
+    return [etree.QName(c).localname for c in failure if etree.QName(c).namespace == NS_SASL][0]
+
+
+BIND_SM = (f"<bind xmlns='{NS_BIND2}'><tag>raw</tag>"
+           f"<enable xmlns='{NS_SM}' resume='true'/></bind>")
+
+
+def test_login_bind_and_sm_in_one_round_trip(server):
+    """SCRAM-SHA-256-PLUS (tls-exporter) over SASL2 with Bind2 and inline stream
+    management: <success/> names a full JID stable for the device, with <enabled/> in
+    <bound/>, and the session works at once."""
+    client, authentication = secured(server)
+    with client:
+        inline = authentication.find(f"{{{NS_SASL2}}}inline")
+        assert inline.find(f"{{{NS_SM}}}sm") is not None
+        success = sasl2_scram(client, "alice", PASSWORD, BIND_SM)
+        assert success.tag == f"{{{NS_SASL2}}}success", etree.tostring(success)
+        jid = success.findtext(f"{{{NS_SASL2}}}authorization-identifier")
+        assert jid.startswith("alice@localhost/raw.")
+        enabled = success.find(f"{{{NS_BIND2}}}bound/{{{NS_SM}}}enabled")
+        assert enabled.get("resume") == "true"
+        client.send("<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>")
+        assert client.expect(f"{{{NS_CLIENT}}}iq").get("id") == "p1"
+    client, _ = secured(server)
+    with client:
+        again = sasl2_scram(client, "alice", PASSWORD, BIND_SM)
+        assert again.findtext(f"{{{NS_SASL2}}}authorization-identifier") == jid
+
+
+def test_resume_inside_authenticate(server):
+    """After a cut, <resume/> inside <authenticate/> resumes the session: <resumed/> is in
+    <success/> and the messages sent meanwhile follow."""
+    alice, _ = secured(server)
+    success = sasl2_scram(alice, "alice", PASSWORD, BIND_SM, ua_id=str(uuid.uuid4()))
+    jid = success.findtext(f"{{{NS_SASL2}}}authorization-identifier")
+    previd = success.find(f"{{{NS_BIND2}}}bound/{{{NS_SM}}}enabled").get("id")
+    bob, _ = secured(server)
+    try:
+        sasl2_scram(bob, "bob", PASSWORD, f"<bind xmlns='{NS_BIND2}'/>")
+        alice._sock.close()
+        for _ in server.lines_until(lambda line: f"{jid} awaits resumption" in line):
+            pass
+        send_messages(bob, ["1", "2"], to=jid)
+        alice, _ = secured(server)
+        success = sasl2_scram(alice, "alice", PASSWORD,
+                              f"<resume xmlns='{NS_SM}' previd='{previd}' h='0'/>")
+        assert success.findtext(f"{{{NS_SASL2}}}authorization-identifier") == jid
+        assert success.find(f"{{{NS_SM}}}resumed").get("previd") == previd
+        got = [m.findtext(f"{{{NS_CLIENT}}}body") for m in next_bodies(alice, 2)]
+        assert got == ["1", "2"]
+    finally:
+        alice.close()
+        bob.close()
+
+
+def test_unknown_mechanism(server):
+    """An unknown mechanism is <invalid-mechanism/>."""
+    client, _ = secured(server)
+    with client:
+        client.send(f"<authenticate xmlns='{NS_SASL2}' mechanism='X-NOPE'>"
+                    f"<initial-response>AA==</initial-response></authenticate>")
+        assert condition(client.expect(f"{{{NS_SASL2}}}failure")) == "invalid-mechanism"
+
+
+def test_user_agent_id_must_be_a_uuid(server):
+    """A user-agent id that is not a UUID is <malformed-request/>, with a text."""
+    client, _ = secured(server)
+    with client:
+        failure = sasl2_scram(client, "alice", PASSWORD, ua_id="my-phone")
+        assert condition(failure) == "malformed-request"
+        assert failure.findtext(f"{{{NS_SASL2}}}text")
+
+
+def test_wrong_password_then_right_one(server):
+    """A wrong password is <not-authorized/>; the throttle lets the right one in after
+    (on the same stream, SCRAM without -PLUS this time)."""
+    client, _ = secured(server)
+    with client:
+        failure = sasl2_scram(client, "bob", "wrong")
+        assert condition(failure) == "not-authorized"
+        success = sasl2_scram(client, "bob", PASSWORD, mechanism="SCRAM-SHA-256")
+        assert success.findtext(f"{{{NS_SASL2}}}authorization-identifier") == "bob@localhost"
