@@ -183,6 +183,7 @@ class MessageCarbons:
         host.add_feature(NS_CARBONS)
         host.iq_handler("set", NS_CARBONS, "enable", carbons.enable, to="any")
         host.iq_handler("set", NS_CARBONS, "disable", carbons.disable, to="any")
+        host.add_bind2_feature(NS_CARBONS, carbons.enable_inline)   # XEP-0386 inline
         host.hook(dispatch.MESSAGE_BARE, carbons.received, priority=RECEIVED_PRIORITY)
         host.hook(dispatch.MESSAGE_FULL, carbons.received, priority=RECEIVED_PRIORITY)
         host.hook(dispatch.FILTER_OUTBOUND, carbons.sent, priority=SENT_PRIORITY)
@@ -211,6 +212,11 @@ class Carbons:
     def enable(self, iq):
         """<enable/>: copies to this session from now on (again: a plain result, §10.1)."""
         self._session_of(iq).state[KEY] = True
+
+    def enable_inline(self, stream, el):
+        """<enable/> inline in a Bind2 request: copies to the new session from the start."""
+        if el.tag == f"{{{NS_CARBONS}}}enable":
+            stream.session.state[KEY] = True
 
     def disable(self, iq):
         """<disable/>: no more copies to this session."""

@@ -194,6 +194,7 @@ class ClientStateIndication:
         """Register the stream feature, the outbound stage and the session hooks."""
         manager = CSIManager(host, host.config["queue_size"])
         host.add_stream_feature(manager)
+        host.add_bind2_feature(NS_CSI, manager.handle)   # XEP-0386: <inactive/> inline
         host.add_outbound_stage(manager.stage, priority=STAGE_PRIORITY)
         host.hook(dispatch.SESSION_DETACHED, manager.detached, priority=HOOK_PRIORITY)
         host.hook(dispatch.SESSION_CLOSED, manager.closed, priority=HOOK_PRIORITY)

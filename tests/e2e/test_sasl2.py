@@ -156,3 +156,28 @@ def test_wrong_password_then_right_one(server):
         assert condition(failure) == "not-authorized"
         success = sasl2_scram(client, "bob", PASSWORD, mechanism="SCRAM-SHA-256")
         assert success.findtext(f"{{{NS_SASL2}}}authorization-identifier") == "bob@localhost"
+
+
+def test_carbons_enabled_inline(server):
+    """Carbons enabled inside Bind2: a message bob sends to alice's other resource reaches
+    the SASL2 device as a received carbon."""
+    phone, authentication = secured(server)
+    laptop, _ = secured(server)
+    bob, _ = secured(server)
+    try:
+        offered = [f.get("var") for f in authentication.iter(f"{{{NS_BIND2}}}feature")]
+        assert "urn:xmpp:carbons:2" in offered
+        sasl2_scram(phone, "alice", PASSWORD, f"<bind xmlns='{NS_BIND2}'><tag>phone</tag>"
+                    "<enable xmlns='urn:xmpp:carbons:2'/></bind>", ua_id=str(uuid.uuid4()))
+        laptop_jid = sasl2_scram(laptop, "alice", PASSWORD, f"<bind xmlns='{NS_BIND2}'/>",
+                                 ua_id=str(uuid.uuid4())).findtext(
+                                     f"{{{NS_SASL2}}}authorization-identifier")
+        sasl2_scram(bob, "bob", PASSWORD, f"<bind xmlns='{NS_BIND2}'/>")
+        send_messages(bob, ["c1"], to=laptop_jid)
+        carbon = phone.expect(f"{{{NS_CLIENT}}}message")
+        received = carbon.find("{urn:xmpp:carbons:2}received")
+        assert received is not None, etree.tostring(carbon)
+        assert "c1" in etree.tostring(received).decode()
+    finally:
+        for client in (phone, laptop, bob):
+            client.close()

@@ -2,6 +2,9 @@
 from lxml import etree
 from twisted.trial.unittest import SynchronousTestCase
 
+from jabberapp.extensions.carbons import message_carbons
+from jabberapp.extensions.csi import client_state_indication
+from jabberapp.extensions.disco import service_discovery
 from jabberapp.extensions.sm import NS_SM, stream_management
 from jabberapp.xml import element
 from tests.c2s_bytes import PASSWORD, World
@@ -82,3 +85,29 @@ class InlineStreamManagementTests(SynchronousTestCase):
         self.assertIsNotNone(success.find(f"{q(NS_SM, 'failed')}"))
         self.assertIsNotNone(success.find(q(NS_BIND2, "bound")))
         self.assertIsNotNone(transport.stream.session)
+
+
+class InlineCarbonsAndCSITests(SynchronousTestCase):
+    """Carbons and CSI registered as Bind2 inline features."""
+
+    def setUp(self):
+        self.world = World()
+        self.world.host.install(service_discovery, {})
+        self.world.host.install(message_carbons, {})
+        self.world.host.install(client_state_indication, {"queue_size": 5})
+
+    def test_carbons_and_inactive_inline(self):
+        """<enable/> of carbons and CSI's <inactive/> inside <bind/> are offered in the Bind2
+        feature list and switch both on for the new session."""
+        transport = self.world.secure()
+        inline = transport.stream.features().find(
+            f"{q(NS_SASL2, 'authentication')}/{q(NS_SASL2, 'inline')}")
+        offered = [f.get("var") for f in inline.iter(q(NS_BIND2, "feature"))]
+        self.assertEqual(offered, ["urn:xmpp:carbons:2", "urn:xmpp:csi:0"])
+        transport.feed(authenticate("PLAIN", PLAIN, f"<bind xmlns='{NS_BIND2}'>"
+                                    "<enable xmlns='urn:xmpp:carbons:2'/>"
+                                    "<inactive xmlns='urn:xmpp:csi:0'/></bind>"))
+        transport.take()
+        state = transport.stream.session.state
+        self.assertIs(state.get("carbons"), True)
+        self.assertTrue(state["csi"].inactive)
