@@ -38,6 +38,7 @@ from zope.interface import implementer
 from jabberapp import dispatch
 from jabberapp import stanza as st
 from jabberapp.config import Option, int_range
+from jabberapp.errors import StreamError
 from jabberapp.interfaces import IExtension, IStreamFeature
 from jabberapp.specs import Spec
 from jabberapp.xml import element
@@ -220,10 +221,12 @@ class CSIManager:
 
     def handle(self, stream, el):
         """<active/> and <inactive/> from a bound session."""
+        name = el.tag.rpartition("}")[2]
+        if name not in ("active", "inactive"):
+            raise StreamError("unsupported-stanza-type")
         session = stream.session
         if session is None:
             return      # before binding there is nothing to hold
-        name = el.tag.rpartition("}")[2]
         state = session.state.get(KEY)
         if name == "inactive":
             if state is None:

@@ -77,6 +77,18 @@ class CSITests(CSITestCase):
         transport = self.world.secure()
         self.assertIn(b"<csi xmlns=\"urn:xmpp:csi:0\"/>", self.world.scram(transport))
 
+    def test_unknown_nonza_is_a_stream_error(self):
+        """An element of the CSI namespace other than active/inactive ends the stream."""
+        self.transport.feed(csi("sleepy"))
+        self.assertIn(b"unsupported-stanza-type", self.transport.take())
+
+    def test_before_bind_ignored(self):
+        """<inactive/> before binding changes nothing and is no error."""
+        transport = self.world.secure()
+        self.world.scram(transport)
+        transport.feed(csi("inactive"))
+        self.assertEqual(transport.take(), b"")
+
     def test_active_passes_everything(self):
         """An active session (the start) gets presence at once."""
         self.presence("p1")
