@@ -5,12 +5,14 @@ import re
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from jabberapp.extensions.csi import (NS_CSI, CSIManager, client_state_indication,
+from jabberapp.extensions.carbons import NS_CARBONS, message_carbons
+from jabberapp.extensions.csi import (NS_CSI, CSIManager, CSIState, client_state_indication,
                                       collapse_key, important)
+from jabberapp.extensions.disco import service_discovery
 from jabberapp.extensions.sm import NS_SM, stream_management
 from jabberapp.interfaces import IExtension, IStreamFeature
 from jabberapp.jid import JID
-from jabberapp.testing import parse
+from jabberapp.testing import FakeHost, FakeSession, parse
 from tests.c2s_bytes import World
 
 SM_OPTIONS = {"resume_timeout": 60, "max_queue": 100, "request_every": 1000,
@@ -288,3 +290,32 @@ class CSIWithStreamManagementTests(CSITestCase):
         self.transport.drop()
         self.world.clock.advance(61)
         self.assertIn("rc", ids(other.take()))
+
+
+class CSIWithCarbonsTests(SynchronousTestCase):
+    """Carbons pass the stage like any stanza: a copy of a message with a body wakes an
+    inactive device, a copy of a chat state waits."""
+
+    def test_carbon_of_body_flushes_chat_state_carbon_held(self):
+        """The laptop (inactive) holds a carbon of a chat state, then a carbon of a message
+        with a body sends both, in order."""
+        host = FakeHost("example.org")
+        host.install(service_discovery)
+        host.install(message_carbons)
+        host.install(client_state_indication)
+        FakeSession(host, "alice@example.org/phone")
+        laptop = FakeSession(host, "alice@example.org/laptop")
+        host.receive(f"<iq type='set' id='c' from='alice@example.org/laptop'>"
+                     f"<enable xmlns='{NS_CARBONS}'/></iq>")
+        laptop.state["csi"] = CSIState()
+        laptop.state["csi"].inactive = True
+        laptop.sent.clear()
+        host.receive("<message from='bob@example.net/x' to='alice@example.org/phone' "
+                     "type='chat' id='s'><composing "
+                     "xmlns='http://jabber.org/protocol/chatstates'/></message>")
+        self.assertEqual(laptop.sent, [])
+        host.receive("<message from='bob@example.net/x' to='alice@example.org/phone' "
+                     "type='chat' id='m'><body>hi</body></message>")
+        inner = [s.find(f"{{{NS_CARBONS}}}received/{{urn:xmpp:forward:0}}forwarded/"
+                        "{jabber:client}message").get("id") for s in laptop.sent]
+        self.assertEqual(inner, ["s", "m"])
