@@ -336,9 +336,7 @@ class Push:
 
     def session_bound(self, session):
         """SESSION_BOUND: the user connected; counts start again."""
-        user = str(session.jid.bare())
-        for key in [k for k in self.notifier.pending if k[0] == user]:
-            self.notifier.reset(key)
+        self.notifier.reset_user(str(session.jid.bare()))
 
     def directed_presence(self, presence, origin=None):
         """PRE_PRESENCE: remember the user's nickname in the rooms it joins (mentions)."""
@@ -358,8 +356,7 @@ class Push:
         """USER_DELETED: storage forgot the registrations; so does memory."""
         bare = bare_jid if isinstance(bare_jid, JID) else JID.parse(bare_jid)
         self.cache.pop(bare.local, None)
-        for key in [k for k in self.notifier.pending if k[0] == str(bare)]:
-            self.notifier.forget(key)
+        self.notifier.forget_user(str(bare))
 
     # -- who is notified -----------------------------------------------------------------
 

@@ -183,15 +183,17 @@ class Notifier:
         self.include_sender = include_sender
         self.include_body = include_body
         self.disable = disable
-        self.pending = {}     # key -> _Pending
+        self.pending = {}     # user -> {(push JID, node): _Pending}
         self.waiting = {}     # iq id -> (key, push JID, timeout call)
 
     def add(self, key, options, summaries):
         """C{summaries} (newest last) are for the registration C{key}: notify now, or at
         the end of its quiet period."""
-        pending = self.pending.get(key)
+        user, *pair = key
+        mine = self.pending.setdefault(user, {})
+        pending = mine.get(tuple(pair))
         if pending is None:
-            pending = self.pending[key] = _Pending()
+            pending = mine[tuple(pair)] = _Pending()
         pending.count += len(summaries)
         pending.last = summaries[-1]
         if pending.timer is None:
@@ -213,26 +215,51 @@ class Notifier:
                             user=user)
         self.host.send(iq)
 
+    def _get(self, key):
+        mine = self.pending.get(key[0])
+        return None if mine is None else mine.get(key[1:])
+
     def _quiet_over(self, key, options):
-        pending = self.pending.get(key)
+        pending = self._get(key)
         if pending is None:
             return
         pending.timer = None
         if pending.due:
             self._publish(key, options, pending)
+        elif not pending.count:
+            self._drop(key)     # nothing to remember: the next message starts afresh
+
+    def _drop(self, key):
+        mine = self.pending.get(key[0])
+        if mine is not None:
+            pending = mine.pop(key[1:], None)
+            if not mine:
+                del self.pending[key[0]]
+            if pending is not None and pending.timer is not None and pending.timer.active():
+                pending.timer.cancel()
 
     def reset(self, key):
         """The device of C{key} connected: count from zero again."""
-        pending = self.pending.get(key)
+        pending = self._get(key)
         if pending is not None:
             pending.count = 0
             pending.due = False
+            if pending.timer is None:
+                self._drop(key)
+
+    def reset_user(self, user):
+        """The user C{user} (bare JID str) logged in: every count from zero again."""
+        for pair in list(self.pending.get(user, ())):
+            self.reset((user, *pair))
 
     def forget(self, key):
         """The registration C{key} is gone: nothing more is sent for it."""
-        pending = self.pending.pop(key, None)
-        if pending is not None and pending.timer is not None and pending.timer.active():
-            pending.timer.cancel()
+        self._drop(key)
+
+    def forget_user(self, user):
+        """The account is gone: nothing more is sent for it."""
+        for pair in list(self.pending.get(user, ())):
+            self._drop((user, *pair))
 
     def answered(self, iq):
         """An IQ result or error to a user's bare JID: True when it answers a publish of
@@ -263,8 +290,8 @@ class Notifier:
 
     def stop(self):
         """The extension is unloading: cancel every timer."""
-        for key in list(self.pending):
-            self.forget(key)
+        for user in list(self.pending):
+            self.forget_user(user)
         for _, _, call in self.waiting.values():
             if call.active():
                 call.cancel()

@@ -451,6 +451,16 @@ class CoalescingTests(PushTestCase):
                           "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>")
         self.assertEqual(len(self.stored()), 1)
 
+    def test_nothing_kept_once_reset(self):
+        """After a login and the quiet period, push remembers nothing of the registration."""
+        self.message(id="a")
+        push = next(h.__self__ for h in self.host.dispatcher.hooks._handlers[
+            dispatch.SESSION_BOUND] if getattr(h, "__name__", "") == "session_bound")
+        self.assertEqual(list(push.notifier.pending), ["alice@example.org"])
+        FakeSession(self.host, "alice@example.org/laptop", available=False).close()
+        self.clock.advance(5)
+        self.assertEqual(push.notifier.pending, {})
+
     def test_unload_cancels_timers(self):
         """Unloading push leaves no timer behind."""
         self.message(id="a")
