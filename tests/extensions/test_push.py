@@ -2,8 +2,8 @@
 XEP-0357 push notifications: enable/disable, when and whom to notify, the notification,
 coalescing, and the push service's answers -- through FakeHost and a Clock.
 """
-from types import SimpleNamespace
 from collections import deque
+from types import SimpleNamespace
 
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
@@ -17,6 +17,7 @@ from jabberapp.forms import parse as parse_form
 from jabberapp.interfaces import IExtension
 from jabberapp.storage.memory import MemoryStorage
 from jabberapp.testing import FakeHost, FakeSession, parse
+from jabberapp.xml import serialize
 
 SERVICE = "push.example.net"
 OPTIONS_FORM = ("<x xmlns='jabber:x:data' type='submit'>"
@@ -471,7 +472,6 @@ class CoalescingTests(PushTestCase):
 
 
 def _xml(el):
-    from jabberapp.xml import serialize
     return serialize(el)
 
 
