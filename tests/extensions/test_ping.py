@@ -7,10 +7,12 @@ from zope.interface.verify import verifyObject
 from jabberapp import stanza as st
 from jabberapp.extensions.disco import service_discovery
 from jabberapp.extensions.ping import ping
+from jabberapp.extensions.sm import NS_SM, stream_management
 from jabberapp.interfaces import IExtension
 from jabberapp.plugins import jabberapp_builtin
 from jabberapp.testing import FakeHost, FakeSession
 from jabberapp.xml.ns import NS_PING, NS_STANZAS
+from tests.c2s_bytes import World
 
 PING = f"{{{NS_PING}}}ping"
 
@@ -218,3 +220,27 @@ class KeepAliveTests(PingTestCase):
         self.assertFalse(self.session.closed)
         self.clock.advance(10 ** 4)
         self.assertEqual(len(self.pings()), 1)
+
+
+class HibernationTests(SynchronousTestCase):
+    """Ping with real sessions and stream management (XEP-0198)."""
+
+    def test_unanswered_ping_hibernates_a_resumable_session(self):
+        """A resumable session that does not answer is dropped, not closed: it stays bound
+        and awaits its resumption, with no stream error written."""
+        world = World()
+        world.host.install(service_discovery)
+        world.host.install(stream_management, {"resume_timeout": 60, "max_queue": 10,
+                                               "request_every": 5, "ack_timeout": 0})
+        world.host.install(ping, {"interval": 100, "timeout": 20})
+        transport = world.login("alice", "r")
+        transport.feed(f"<enable xmlns='{NS_SM}' resume='true'/>".encode())
+        session = transport.stream.session
+        transport.take()
+        world.clock.advance(100)
+        self.assertIn(b"urn:xmpp:ping", transport.take())
+        world.clock.advance(20)
+        self.assertNotIn(b"connection-timeout", transport.take())
+        self.assertIsNone(session.stream)
+        self.assertFalse(session.ended)
+        self.assertIs(world.host.sessions.get(session.jid), session)
