@@ -50,9 +50,9 @@ stanzas that follow see the same namespace declarations; nothing else changes (t
 counts above are ours, not lxml's).  Only a stream exactly between two top-level elements
 rests: nothing pending, no unit open, no CDATA; whitespace libxml2 held back is dropped, as it
 would have been.  rest_idle() rests every parser fed in the period before its previous call
-and not since (a caller with a clock runs it periodically: jabberapp.c2s.stream); waking costs
-~35 us, so only parsers idle for a whole period pay it.  A woken stream's document has a new
-name dictionary, so max_names bounds each dictionary, as a new connection's would be.
+and not since (a caller with a clock runs it periodically: jabberapp.c2s.stream); resting and
+waking cost ~20 us, so only parsers idle for a whole period pay it.  A woken stream's document
+has a new name dictionary, so max_names bounds each dictionary, as a new connection's would be.
 
 canonical_from (s2s, components): the stream header's default namespace declaration is
 rewritten to jabber:client before lxml parses it, so every stanza inheriting it is parsed
