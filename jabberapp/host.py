@@ -8,6 +8,7 @@ from zope.interface import implementer
 
 from jabberapp.component.route import ComponentRoute, HandlerLink
 from jabberapp.dispatch import FILTER_OUTBOUND, USER_DELETED, Dispatcher
+from jabberapp.errors import StreamError
 from jabberapp.interfaces import IHost
 from jabberapp.jid import JID, prep_domain
 from jabberapp.logging import logger
@@ -150,6 +151,12 @@ class HostAPI:
             raise ValueError(f"a SASL2 inline feature for {namespace!r} is already registered")
         features[namespace] = (name, handler)
         self._undo.append(lambda: features.pop(namespace, None))
+
+    def password_changed(self, bare_jid, keep=None):
+        """See IHost.password_changed: the account's other sessions end with <reset/>."""
+        for session in list(self._host.sessions.resources(bare_jid)):
+            if session is not keep:
+                session.close(StreamError("reset", "Password changed"))
 
     def user_deleted(self, bare_jid):
         """See IHost.user_deleted: fire USER_DELETED(bare_jid)."""

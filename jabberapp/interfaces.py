@@ -124,6 +124,13 @@ class IHost(Interface):
         (adopting a session there ends the negotiation) and may return a Deferred.
         """
 
+    def password_changed(bare_jid, keep=None):
+        """
+        The password of account C{bare_jid} changed: every session of it but C{keep} (the
+        one that changed it) ends with a <reset/> stream error, as Prosody does; a
+        hibernated one too, so no stream authenticated by the old password lives on.
+        """
+
     def user_deleted(bare_jid):
         """
         Announce that the account C{bare_jid} (a JID) has been deleted: fires the

@@ -376,6 +376,10 @@ class FakeHost:
         """See IHost.add_sasl2_feature."""
         self._direct.add_sasl2_feature(namespace, name, handler)
 
+    def password_changed(self, bare_jid, keep=None):
+        """See IHost.password_changed."""
+        self._direct.password_changed(bare_jid, keep)
+
     def user_deleted(self, bare_jid):
         """See IHost.user_deleted."""
         self._direct.user_deleted(bare_jid)

@@ -33,7 +33,8 @@ without 'to'):
 - set with <username/> and <password/>: password change (§3.3). The username must be the
   user's own, and an empty password changes nothing (§3.3 MUST): both <bad-request/>;
   a password PRECIS refuses: <not-acceptable/>; on a stream without TLS (possible only
-  with require_encryption off): <not-authorized/> (§3.3). The old password stops working.
+  with require_encryption off): <not-authorized/> (§3.3). The old password stops working
+  and the account's other sessions end with <reset/> (IHost.password_changed).
 - set with <remove/> as its only child: account deletion (§3.2). IStorage.delete_user
   removes the account and all its data in one transaction; then the result is sent, every
   session of the account -- the requesting one included -- is closed with a
@@ -233,6 +234,7 @@ class Registrar:
             raise StanzaError("registration-required") from None
         self.host.log.info("{user} changed the password of {jid}", user=sender,
                            jid=sender.bare())
+        self.host.password_changed(sender.bare(), keep=session)
         return None
 
     async def _remove(self, iq, sender):

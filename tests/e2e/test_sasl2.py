@@ -11,7 +11,7 @@ import pytest
 from lxml import etree
 
 from tests.e2e.harness import ServerProcess
-from tests.e2e.rawclient import NS_CLIENT, RawClient
+from tests.e2e.rawclient import NS_CLIENT, RawClient, StreamClosed
 from tests.e2e.test_stream_management import next_bodies, send_messages
 from tests.scram_client import Client
 
@@ -181,3 +181,31 @@ def test_carbons_enabled_inline(server):
     finally:
         for client in (phone, laptop, bob):
             client.close()
+
+
+def test_password_change_ends_other_sessions(tmp_path):
+    """A XEP-0077 password change answers its session and ends the account's other one
+    with a <reset/> stream error; the new password logs in over SASL2."""
+    server = ServerProcess(tmp_path)
+    server.adduser("carol@localhost", PASSWORD)
+    with server:
+        changer, _ = secured(server)
+        other, _ = secured(server)
+        try:
+            for client in (changer, other):
+                sasl2_scram(client, "carol", PASSWORD, f"<bind xmlns='{NS_BIND2}'/>",
+                            ua_id=str(uuid.uuid4()))
+            changer.send("<iq type='set' id='pw'><query xmlns='jabber:iq:register'>"
+                         "<username>carol</username><password>new pw</password></query></iq>")
+            assert changer.expect(f"{{{NS_CLIENT}}}iq").get("type") == "result"
+            with pytest.raises(StreamClosed) as closed:
+                while True:
+                    other.next_element()
+            assert closed.value.error == "reset"
+        finally:
+            changer.close()
+            other.close()
+        client, _ = secured(server)
+        with client:
+            success = sasl2_scram(client, "carol", "new pw")
+            assert success.tag == f"{{{NS_SASL2}}}success"
