@@ -66,6 +66,8 @@ SESSION_DETACHED = "session/detached"
 SESSION_HANDLED = "session/handled"
 # An account was deleted: fn(bare_jid). Extensions drop caches and per-user state.
 USER_DELETED = "user/deleted"
+# An account's password changed, its other sessions closed: fn(bare_jid). FAST revokes tokens.
+PASSWORD_CHANGED = "user/password-changed"
 
 _EVENTS = {
     (st.MESSAGE, "host"): MESSAGE_HOST, (st.MESSAGE, "bare"): MESSAGE_BARE,

@@ -7,7 +7,7 @@ that unloading the extension removes exactly what it added.
 from zope.interface import implementer
 
 from jabberapp.component.route import ComponentRoute, HandlerLink
-from jabberapp.dispatch import FILTER_OUTBOUND, USER_DELETED, Dispatcher
+from jabberapp.dispatch import FILTER_OUTBOUND, PASSWORD_CHANGED, USER_DELETED, Dispatcher
 from jabberapp.errors import StreamError
 from jabberapp.interfaces import IHost
 from jabberapp.jid import JID, prep_domain
@@ -39,7 +39,8 @@ class VirtualHost:
         self.stream_features = []
         self.preauth_iq_handlers = {}  # namespace -> handler(iq, stream), before SASL
         self.bind2_features = {}  # namespace -> handler(stream, element), XEP-0386 inline
-        self.sasl2_features = {}  # namespace -> (name, handler(stream, element, answer))
+        self.sasl2_features = {}  # namespace -> (name, handler(stream, element, answer), offer)
+        self.sasl2_mechanisms = {}  # name -> factory(stream, context, authenticate element)
         self.extensions = {}  # name -> HostAPI, in install order
         self.services = {}    # name -> object an extension provides to others
         router.add_domain(domain, self)
@@ -144,19 +145,28 @@ class HostAPI:
         features[namespace] = handler
         self._undo.append(lambda: features.pop(namespace, None))
 
-    def add_sasl2_feature(self, namespace, name, handler):
+    def add_sasl2_feature(self, namespace, name, handler, offer=None):
         """See IHost.add_sasl2_feature: one owner per namespace."""
         features = self._host.sasl2_features
         if namespace in features:
             raise ValueError(f"a SASL2 inline feature for {namespace!r} is already registered")
-        features[namespace] = (name, handler)
+        features[namespace] = (name, handler, offer)
         self._undo.append(lambda: features.pop(namespace, None))
+
+    def add_sasl2_mechanism(self, name, factory):
+        """See IHost.add_sasl2_mechanism: one owner per name."""
+        mechanisms = self._host.sasl2_mechanisms
+        if name in mechanisms:
+            raise ValueError(f"the SASL2 mechanism {name!r} is already registered")
+        mechanisms[name] = factory
+        self._undo.append(lambda: mechanisms.pop(name, None))
 
     def password_changed(self, bare_jid, keep=None):
         """See IHost.password_changed: the account's other sessions end with <reset/>."""
         for session in list(self._host.sessions.resources(bare_jid)):
             if session is not keep:
                 session.close(StreamError("reset", "Password changed"))
+        self._host.dispatcher.hooks.fire(PASSWORD_CHANGED, bare_jid)
 
     def user_deleted(self, bare_jid):
         """See IHost.user_deleted: fire USER_DELETED(bare_jid)."""

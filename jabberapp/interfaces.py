@@ -116,19 +116,27 @@ class IHost(Interface):
         (C{stream.session} set, no stanza sent yet); what it returns joins <bound/>.
         """
 
-    def add_sasl2_feature(namespace, name, handler):
+    def add_sasl2_feature(namespace, name, handler, offer=None):
         """
-        Offer <name xmlns=namespace/> inline in XEP-0388 SASL2 (one owner; removed on
-        unload): once authenticated, each child in it of <authenticate/> goes to
-        C{handler(stream, element, answer)}, which calls C{answer(element)} once for <success/>
-        (adopting a session there ends the negotiation) and may return a Deferred.
+        Offer <name xmlns=namespace/> (or what C{offer(stream)} returns) inline in XEP-0388
+        SASL2 (one owner; removed on unload): once authenticated, each child in it of
+        <authenticate/> goes to C{handler(stream, element, answer)}, which calls
+        C{answer(element)} at most once for <success/> (adopting a session there ends the
+        negotiation) and may return a Deferred.
+        """
+
+    def add_sasl2_mechanism(name, factory):
+        """
+        A SASL mechanism offered only through SASL2 (XEP-0484 FAST): an <authenticate/>
+        naming it gets C{factory(stream, context, authenticate)}, an ISASLMechanism.
         """
 
     def password_changed(bare_jid, keep=None):
         """
         The password of account C{bare_jid} changed: every session of it but C{keep} (the
         one that changed it) ends with a <reset/> stream error, as Prosody does; a
-        hibernated one too, so no stream authenticated by the old password lives on.
+        hibernated one too, so no stream authenticated by the old password lives on. Then
+        the PASSWORD_CHANGED hooks fire (FAST revokes the account's tokens).
         """
 
     def user_deleted(bare_jid):

@@ -372,9 +372,13 @@ class FakeHost:
         """See IHost.add_bind2_feature."""
         self._direct.add_bind2_feature(namespace, handler)
 
-    def add_sasl2_feature(self, namespace, name, handler):
+    def add_sasl2_feature(self, namespace, name, handler, offer=None):
         """See IHost.add_sasl2_feature."""
-        self._direct.add_sasl2_feature(namespace, name, handler)
+        self._direct.add_sasl2_feature(namespace, name, handler, offer)
+
+    def add_sasl2_mechanism(self, name, factory):
+        """See IHost.add_sasl2_mechanism."""
+        self._direct.add_sasl2_mechanism(name, factory)
 
     def password_changed(self, bare_jid, keep=None):
         """See IHost.password_changed."""

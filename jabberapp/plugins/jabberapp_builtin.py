@@ -11,6 +11,7 @@ from jabberapp.extensions.contact_addresses import contact_addresses
 from jabberapp.extensions.csi import client_state_indication
 from jabberapp.extensions.disco import service_discovery
 from jabberapp.extensions.entity_time import entity_time
+from jabberapp.extensions.fast import fast_tokens
 from jabberapp.extensions.last import last_activity
 from jabberapp.extensions.mam.plugin import mam
 from jabberapp.extensions.muc import muc
@@ -31,6 +32,7 @@ __all__ = [
     "client_state_indication",
     "contact_addresses",
     "entity_time",
+    "fast_tokens",
     "last_activity",
     "mam",
     "message_carbons",

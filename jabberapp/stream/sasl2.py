@@ -58,8 +58,10 @@ class SASL2(SASLAuth):
             etree.SubElement(authentication, f"{{{NS_SASL2}}}mechanism").text = name
         inline = etree.SubElement(authentication, f"{{{NS_SASL2}}}inline")
         inline.append(bind2.advertise(stream.host))
-        for namespace, (name, _) in stream.host.sasl2_features.items():
-            inline.append(element(namespace, name))
+        for namespace, (name, _, offer) in stream.host.sasl2_features.items():
+            offered = element(namespace, name) if offer is None else offer(stream)
+            if offered is not None:
+                inline.append(offered)
         return authentication
 
     def handle(self, stream, el):
@@ -85,6 +87,14 @@ class SASL2(SASLAuth):
         # An empty <initial-response/> is an empty response; its absence is none (§2.2).
         text = None if initial is None else (initial.text or "=")
         return self._start(stream, el.get("mechanism", ""), text)
+
+    def _mechanism(self, stream, name, context):
+        """An extension's SASL2-only mechanism (IHost.add_sasl2_mechanism: FAST's), else
+        one of the core's."""
+        factory = stream.host.sasl2_mechanisms.get(name)
+        if factory is not None:
+            return factory(stream, context, stream.state.get(_REQUEST))
+        return super()._mechanism(stream, name, context)
 
     def _challenge(self, data):
         return element(NS_SASL2, "challenge", text=encode(data))

@@ -110,11 +110,15 @@ class SASLAuth:
         try:
             context = dataclasses.replace(stream.sasl_context(),
                                           admit=lambda username: self._admit(stream, username))
-            exchange.mechanism = sasl.create_mechanism(name, context)
+            exchange.mechanism = self._mechanism(stream, name, context)
             initial = decode(text, initial=True)
         except sasl.SASLFailure as failure:
             return self._failed(stream, failure)
         return self._step(stream, exchange.mechanism.start(initial))
+
+    def _mechanism(self, stream, name, context):
+        """A new mechanism C{name} for C{stream}; SASLFailure when it is not offered."""
+        return sasl.create_mechanism(name, context)
 
     def _response(self, stream, el):
         mechanism = self._exchange(stream).mechanism

@@ -1,9 +1,12 @@
 """
 End to end over raw sockets: XEP-0388 SASL2 with XEP-0386 Bind2 and XEP-0198 inline -- a login
 in one round trip (SCRAM-SHA-256-PLUS bound to tls-exporter, resource bound, stream management
-enabled), a resumption inside <authenticate/> after the connection is cut, and bad input.
+enabled), a resumption inside <authenticate/> after the connection is cut, carbons inline, bad
+input, a password change ending other sessions, and a XEP-0484 FAST token's life.
 """
 import base64
+import hashlib
+import hmac
 import os
 import uuid
 
@@ -209,3 +212,52 @@ def test_password_change_ends_other_sessions(tmp_path):
         with client:
             success = sasl2_scram(client, "carol", "new pw")
             assert success.tag == f"{{{NS_SASL2}}}success"
+
+
+def fast_login(server, token, count, ua_id, mechanism="HT-SHA-256-EXPR", inline=""):
+    """A FAST login on a new connection: the client and the <success/> or <failure/>."""
+    client, authentication = secured(server)
+    offered = authentication.find(f"{{{NS_SASL2}}}inline/{{urn:xmpp:fast:0}}fast")
+    assert mechanism in [m.text for m in offered]
+    cb = client.channel_binding("tls-exporter") if mechanism.endswith("EXPR") else b""
+    proof = b"dave\0" + hmac.new(token.encode(), b"Initiator" + cb, hashlib.sha256).digest()
+    client.send(f"<authenticate xmlns='{NS_SASL2}' mechanism='{mechanism}'>"
+                f"<initial-response>{b64(proof)}</initial-response>{user_agent(ua_id)}"
+                f"<fast xmlns='urn:xmpp:fast:0' count='{count}'/>{inline}</authenticate>")
+    el = client.expect(f"{{{NS_SASL2}}}success", f"{{{NS_SASL2}}}failure")
+    if el.tag == f"{{{NS_SASL2}}}success":
+        data = base64.b64decode(el.findtext(f"{{{NS_SASL2}}}additional-data"))
+        assert data == hmac.new(token.encode(), b"Responder" + cb, hashlib.sha256).digest()
+    return client, el
+
+
+def test_fast_token_obtained_used_rotated_revoked(tmp_path):
+    """A token requested at a password login logs in on a new connection bound to
+    tls-exporter with Bind2 in one round trip, is rotated, and a password change revokes it."""
+    server = ServerProcess(tmp_path)
+    server.adduser("dave@localhost", PASSWORD)
+    device = str(uuid.uuid4())
+    request = "<request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-EXPR'/>"
+    with server:
+        client, _ = secured(server)
+        with client:
+            success = sasl2_scram(client, "dave", PASSWORD, request, ua_id=device)
+            token = success.find("{urn:xmpp:fast:0}token").get("token")
+        client, success = fast_login(server, token, 1, device,
+                                     inline=request + f"<bind xmlns='{NS_BIND2}'/>")
+        with client:
+            assert success.tag == f"{{{NS_SASL2}}}success"
+            assert "/" in success.findtext(f"{{{NS_SASL2}}}authorization-identifier")
+            new = success.find("{urn:xmpp:fast:0}token").get("token")
+            assert new != token
+        client, success = fast_login(server, new, 1, device,
+                                     inline=f"<bind xmlns='{NS_BIND2}'/>")
+        with client:
+            assert success.tag == f"{{{NS_SASL2}}}success"
+            client.send("<iq type='set' id='pw'><query xmlns='jabber:iq:register'>"
+                        "<username>dave</username><password>new pw</password></query></iq>")
+            assert client.expect(f"{{{NS_CLIENT}}}iq").get("type") == "result"
+        client, failure = fast_login(server, new, 2, device)
+        with client:
+            assert failure.tag == f"{{{NS_SASL2}}}failure"
+            assert condition(failure) == "not-authorized"
