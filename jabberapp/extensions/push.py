@@ -40,9 +40,10 @@ Theory of operation
   a connected session resets the counts of that session's registrations.
   push_notify.Notifier coalesces within ``interval`` seconds and handles the answers.
 
-The feature urn:xmpp:push:0 is advertised in the server's disco#info (as ejabberd and
-Prosody's clients expect to find it there); the account's own disco#info is answered by
-one provider (PEP) that cannot be extended from here.
+The feature urn:xmpp:push:0 is advertised in the server's disco#info (where Monal and
+ejabberd's clients look) and in the account's own (XEP-0357 §5): the disco extension lets
+one provider answer for an account (PEP, installed before this extension), so the
+outbound stage adds the feature to the owner's disco#info result for its bare JID.
 """
 from collections import OrderedDict, deque
 
@@ -61,7 +62,8 @@ from jabberapp.interfaces import IExtension
 from jabberapp.jid import InvalidJID, JID
 from jabberapp.peruser import PerUserQueue
 from jabberapp.specs import Spec
-from jabberapp.xml import serialize
+from jabberapp.xml import element, serialize
+from jabberapp.xml.ns import NS_DISCO_INFO
 
 NS_HINTS = "urn:xmpp:hints"
 NS_DELAY = "urn:xmpp:delay"
@@ -69,6 +71,8 @@ NS_MUC = "http://jabber.org/protocol/muc"
 NO_STORE = f"{{{NS_HINTS}}}no-store"
 DELAY = f"{{{NS_DELAY}}}delay"
 MUC_JOIN = f"{{{NS_MUC}}}x"
+DISCO_INFO = f"{{{NS_DISCO_INFO}}}query"
+DISCO_FEATURE = f"{{{NS_DISCO_INFO}}}feature"
 
 STORE_NAME = "push"
 STORE_KEY = "registrations"   # value: [{"jid": str, "node": str, "options": str|None}]
@@ -303,8 +307,11 @@ class Push:
         return None
 
     def stage(self, session, stanza):
-        """Outbound stage: a message to a hibernated session; a connected one resets."""
+        """Outbound stage: a message to a hibernated session; a connected one resets; the
+        account's own disco#info answer gets the feature."""
         if stanza.tag != st.MESSAGE:
+            if stanza.tag == st.IQ and stanza.get("type") == "result":
+                _account_feature(session, stanza)
             return stanza
         state = session.state.get(KEY)
         if _hibernated(session):
@@ -397,6 +404,21 @@ class Push:
             pair = (registration["jid"], registration["node"])
             if pair in wanted:
                 self.notifier.add((user, *pair), registration["options"], summaries)
+
+
+def _account_feature(session, iq):
+    """Add urn:xmpp:push:0 to the answer of the account's disco#info (no node) to its
+    owner: XEP-0357 §5 has the account advertise it, and the disco extension lets one
+    provider (PEP's, installed before this one) answer for the account."""
+    if iq.get("from") != str(session.jid.bare()):
+        return
+    query = iq.find(DISCO_INFO)
+    if query is None or query.get("node") is not None:
+        return
+    for feature in query.iterchildren(DISCO_FEATURE):
+        if feature.get("var") == NS_PUSH:
+            return
+    query.append(element(NS_DISCO_INFO, "feature", var=NS_PUSH))
 
 
 def _state(session):

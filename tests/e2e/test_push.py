@@ -175,9 +175,14 @@ def test_offline_user_gets_a_push(server):
 
 
 def test_bad_enable_refused(server):
-    """An enable without node is bad-request; to another account, forbidden."""
+    """The account and the server advertise urn:xmpp:push:0; an enable without node is
+    bad-request; to another account, forbidden."""
     async def scenario():
         dave = await login(server, "dave@localhost/phone", PASSWORD)
+        dave.register_plugin("xep_0030")
+        for jid in ("dave@localhost", "localhost"):
+            info = await dave.plugin["xep_0030"].get_info(jid=jid, timeout=TIMEOUT)
+            assert NS_PUSH in info["disco_info"]["features"], jid
         iq = dave.Iq()
         iq["type"] = "set"
         iq.append(ET.fromstring(f"<enable xmlns='{NS_PUSH}' jid='{APP}'/>"))

@@ -103,6 +103,16 @@ class EnableDisableTests(PushTestCase):
                           "disco#info'/></iq>")
         self.assertIn(NS_PUSH.encode(), _xml(self.host.sent[-1]))
 
+    def test_account_disco_feature(self):
+        """The owner's disco#info of its own bare JID lists urn:xmpp:push:0 too."""
+        self.host.receive("<iq type='get' id='d2' from='alice@example.org/phone' "
+                          "to='alice@example.org'><query xmlns='http://jabber.org/protocol/"
+                          "disco#info'/></iq>")
+        answer = self.host.sent[-1]
+        self.assertEqual(answer.get("type"), "result")
+        self.assertEqual(_xml(answer).count(NS_PUSH.encode()), 1)
+        self.assertIn(b"registered", _xml(answer))
+
     def test_enable_stores_with_options(self):
         """enable stores jid, node and the normalised publish-options form."""
         self.enable(form=OPTIONS_FORM)
