@@ -144,3 +144,20 @@ class ConfigTests(SynchronousTestCase):
                           config.enabled), (30, 2, 3, False))
         with self.assertRaises(Exception):
             load_config(self.write("[bosh]\nmax_inactivity = 0\n"))
+
+    def test_see_other_uri(self):
+        """[bosh] see_other_uri must be an http:// or https:// URL; set, the resource
+        redirects a session request there."""
+        config = load_config(self.write("[bosh]\nsee_other_uri = https://other.example.org"
+                                        "/http-bind\n")).bosh
+        self.assertEqual(config.see_other_uri, "https://other.example.org/http-bind")
+        with self.assertRaises(Exception) as raised:
+            load_config(self.write("[bosh]\nsee_other_uri = wss://x.example/\n"))
+        self.assertIn("[bosh] see_other_uri", str(raised.exception))
+        world = World()
+        web = make_service()
+        web.add_resource(b"http-bind", bosh_resource(world.listener, config, web))
+        response = Connection(web, secure=True).request(b"POST", b"/http-bind", body=CREATE)
+        redirect = etree.fromstring(body(response))
+        self.assertEqual(redirect.get("condition"), "see-other-uri")
+        self.assertEqual(redirect[0].text, "https://other.example.org/http-bind")

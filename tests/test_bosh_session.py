@@ -37,6 +37,12 @@ class FakeStream:
 
     def elements_received(self, data):
         self.received.append(data)
+        if b"<boom" in data:
+            raise RuntimeError("a bug")
+        if b"<conflict" in data:
+            self.close(b"<stream:error xmlns:stream='http://etherx.jabber.org/streams'>"
+                       b"<conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
+                       b"</stream:error>")
 
     def close_received(self):
         self.close_received_count += 1
@@ -280,12 +286,13 @@ class RequestTests(Harness):
         self.assertNotIn(sid, self.service.sessions)
 
     def test_rid_beyond_window_is_item_not_found(self):
-        """A rid more than 'requests' ahead ends the session with item-not-found."""
+        """A rid more than 'requests' ahead ends the session with item-not-found; the
+        request held meanwhile gets other-request."""
         sid, _ = self.create()
         held = self.send(RID + 1, sid)
         channel = self.send(RID + 4, sid)
         self.assertEqual(terminal(channel), (200, "terminate", "item-not-found"))
-        self.assertEqual(terminal(held), (200, "terminate", "item-not-found"))
+        self.assertEqual(terminal(held), (200, "terminate", "other-request"))
         self.assertNotIn(sid, self.service.sessions)
         self.clock.advance(0)
         self.assertEqual(self.streams[0].lost, [(None, True)])
@@ -377,13 +384,15 @@ class PolicyTests(Harness):
     """Overactivity, polling and size (XEP-0124 §11, §12)."""
 
     def test_too_many_simultaneous_requests(self):
-        """More unanswered requests than 'requests' is policy-violation."""
+        """More unanswered requests than 'requests' is policy-violation for the one too
+        many; the others, held or waiting, get other-request."""
         sid, _ = self.create()
         held = self.send(RID + 1, sid)
         ahead = self.send(RID + 3, sid)
         channel = self.send(RID + 2, sid)
-        for each in (held, ahead, channel):
-            self.assertEqual(terminal(each), (200, "terminate", "policy-violation"))
+        self.assertEqual(terminal(channel), (200, "terminate", "policy-violation"))
+        for each in (held, ahead):
+            self.assertEqual(terminal(each), (200, "terminate", "other-request"))
         self.assertNotIn(sid, self.service.sessions)
         self.assertTrue(self.streams[0].closed)
 
@@ -433,7 +442,7 @@ class PolicyTests(Harness):
         channel = self.send(RID + 2, sid, "<message xmlns='jabber:client'>" + "x" * 10000
                             + "</message>")
         self.assertEqual(terminal(channel), (200, "terminate", "policy-violation"))
-        self.assertEqual(terminal(held), (200, "terminate", "policy-violation"))
+        self.assertEqual(terminal(held), (200, "terminate", "other-request"))
         self.assertNotIn(sid, self.service.sessions)
 
     def test_oversized_body_without_session_is_413(self):
@@ -615,6 +624,122 @@ class TerminateTests(Harness):
         channel = self.send(RID + 1, sid)
         self.service.shutdown()
         self.assertEqual(terminal(channel), (200, "terminate", "system-shutdown"))
+
+    def test_server_close_without_error_is_undefined_condition(self):
+        """The server closing the stream without an error (not after the client's
+        terminate) answers undefined-condition with what was pending."""
+        sid, _ = self.create()
+        channel = self.send(RID + 1, sid)
+        self.session(sid).write(b"<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        self.streams[0].close(None)
+        self.assertEqual(terminal(channel), (200, "terminate", "undefined-condition"))
+        self.assertEqual(len(channel.body), 1)
+        self.assertNotIn(sid, self.service.sessions)
+
+
+class OtherRequestTests(Harness):
+    """The requests a terminal condition did not come from get other-request (§17.2)."""
+
+    limits = BOSHLimits(max_hold=2, max_requests=3)
+
+    def test_client_terminate_answers_held_requests_other_request(self):
+        """A client terminate is answered type='terminate' with the pending stanzas; the
+        requests held meanwhile get other-request and no stanzas."""
+        sid, _ = self.create(hold="2")
+        first, second = self.send(RID + 1, sid), self.send(RID + 2, sid)
+        self.session(sid).write(b"<message xmlns='jabber:client' id='last'/>")
+        channel = self.send(RID + 3, sid, type="terminate")
+        self.assertEqual(terminal(channel), (200, "terminate", None))
+        self.assertEqual(channel.body[0].get("id"), "last")
+        for other in (first, second):
+            self.assertEqual(terminal(other), (200, "terminate", "other-request"))
+            self.assertEqual(len(other.body), 0)
+
+    def test_stream_error_goes_to_the_request_that_caused_it(self):
+        """A stream error a request's payload caused answers that request with
+        remote-stream-error; the other held request gets other-request."""
+        sid, _ = self.create(hold="2")
+        first = self.send(RID + 1, sid)
+        channel = self.send(RID + 2, sid, "<conflict/>")
+        self.assertEqual(terminal(channel), (200, "terminate", "remote-stream-error"))
+        self.assertEqual(terminal(first), (200, "terminate", "other-request"))
+        self.assertEqual(len(first.body), 0)
+
+    def test_no_cause_answers_the_oldest(self):
+        """With no request behind the end (shutdown), the oldest held request carries
+        the condition and the others get other-request."""
+        sid, _ = self.create(hold="2")
+        first, second = self.send(RID + 1, sid), self.send(RID + 2, sid)
+        self.service.shutdown()
+        self.assertEqual(terminal(first), (200, "terminate", "system-shutdown"))
+        self.assertEqual(terminal(second), (200, "terminate", "other-request"))
+
+    def test_waiting_request_gets_other_request(self):
+        """A request waiting ahead of a gap gets other-request too."""
+        sid, _ = self.create(hold="2")
+        ahead = self.send(RID + 3, sid)
+        channel = self.send(RID + 1, sid, type="terminate")
+        self.assertEqual(terminal(channel), (200, "terminate", None))
+        self.assertEqual(terminal(ahead), (200, "terminate", "other-request"))
+
+
+class InternalErrorTests(Harness):
+    """An unexpected exception ends its session with internal-server-error."""
+
+    limits = BOSHLimits(max_hold=2, max_requests=3)
+
+    def test_exception_while_handling_a_request(self):
+        """An exception from the stream is logged once and answers the request with
+        internal-server-error; the held request gets other-request; the session ends."""
+        sid, _ = self.create(hold="2")
+        held = self.send(RID + 1, sid)
+        channel = self.send(RID + 2, sid, "<boom/>")
+        self.assertEqual(terminal(channel), (200, "terminate", "internal-server-error"))
+        self.assertEqual(terminal(held), (200, "terminate", "other-request"))
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertNotIn(sid, self.service.sessions)
+        self.assertTrue(self.streams[0].closed)
+
+    def test_exception_while_creating_a_session(self):
+        """An exception while the stream opens answers the creation request with
+        internal-server-error and keeps no session."""
+        def broken(transport):
+            stream = FakeStream(transport)
+            stream.open_received = lambda attrs: 1 / 0
+            return stream
+        self.service.open_stream = broken
+        channel = self.post(body(RID, to="example.org", ver="1.6"))
+        self.assertEqual(terminal(channel), (200, "terminate", "internal-server-error"))
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.assertEqual(self.service.sessions, {})
+
+    def test_exception_while_closing_too(self):
+        """When closing the stream fails as well, the request is still answered with
+        internal-server-error and the stream hears of a lost connection."""
+        sid, _ = self.create()
+        stream = self.streams[0]
+        stream.close = lambda error=None: 1 / 0
+        channel = self.send(RID + 1, sid, "<boom/>")
+        self.assertEqual(terminal(channel), (200, "terminate", "internal-server-error"))
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertNotIn(sid, self.service.sessions)
+        self.clock.advance(0)
+        self.assertEqual(len(stream.lost), 1)
+
+
+class SeeOtherURITests(Harness):
+    """[bosh] see_other_uri redirects every session creation request (§17.2)."""
+
+    def test_creation_is_redirected(self):
+        """A creation request is answered see-other-uri with the <uri/>; no session or
+        stream is made."""
+        self.service.see_other_uri = "https://other.example.org/http-bind?a=1&b=2"
+        channel = self.post(body(RID, to="example.org", ver="1.6"))
+        self.assertEqual(terminal(channel), (200, "terminate", "see-other-uri"))
+        [uri] = channel.body
+        self.assertEqual(uri.tag, f"{{{NS_HTTPBIND}}}uri")
+        self.assertEqual(uri.text, "https://other.example.org/http-bind?a=1&b=2")
+        self.assertEqual((self.service.sessions, self.streams), ({}, []))
 
 
 class AckTests(Harness):

@@ -182,6 +182,17 @@ def websocket_uri(raw: str) -> str:
 websocket_uri.description = "a ws:// or wss:// URL"  # type: ignore[attr-defined]
 
 
+def http_uri(raw: str) -> str:
+    """An http:// or https:// URL ([bosh] see_other_uri), or empty."""
+    value = raw.strip()
+    if value and not re.fullmatch(r"https?://[^\s/?#]+(?:[/?#]\S*)?", value):
+        raise ValueError(f"{value!r}: expected an http:// or https:// URL")
+    return value
+
+
+http_uri.description = "an http:// or https:// URL"  # type: ignore[attr-defined]
+
+
 # -- the core schema ------------------------------------------------------------------------
 
 #: The core sections: section name -> options. [tls:HOST] sections take the [tls] options.
@@ -384,6 +395,10 @@ CORE_SCHEMA: Mapping[str, tuple[Option, ...]] = MappingProxyType({
         Option("polling", int_range(0, 60), 5,
                "Shortest interval, in seconds, between the empty requests of a polling "
                "session (hold or wait 0); shorter is policy-violation."),
+        Option("see_other_uri", http_uri, "",
+               "Redirect every BOSH client to this http:// or https:// URL (XEP-0124 "
+               "§17.2: a session request is answered condition='see-other-uri' with the "
+               "<uri/>), e.g. while moving the service. Empty: no redirect."),
     ),
     "websocket": (
         Option("enabled", bool, True,

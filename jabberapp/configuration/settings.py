@@ -183,6 +183,7 @@ class BOSHConfig:
     max_requests: int = 2
     max_pause: int = 120
     polling: int = 5
+    see_other_uri: str = ""
 
 
 @dataclass(frozen=True)

@@ -230,7 +230,8 @@ def test_borrowed_sid_reads_nothing(server):
 
 
 def test_too_many_requests_is_policy_violation(server):
-    """More simultaneous requests than 'requests' end the session with policy-violation:
+    """More simultaneous requests than 'requests' end the session with policy-violation
+    (other-request for the other two):
     with hold=2 none of three is answered before the third arrives. The first is known to
     be held before the other two are sent (else the third rid, arriving first on a loaded
     machine, is beyond the window: item-not-found); those two may arrive in either order."""
@@ -246,8 +247,9 @@ def test_too_many_requests_is_policy_violation(server):
                                            return_when=asyncio.FIRST_COMPLETED)
         assert [condition(task.result()) for task in done] == [(None, None)]
         answers = await asyncio.gather(held, *(client.post(rid=rid + n) for n in (1, 2)))
-        assert [condition(body) for body in answers] == [
-            ("terminate", "policy-violation")] * 3
+        # The one too many gets policy-violation, the other two other-request.
+        assert sorted(condition(body) for body in answers) == [
+            ("terminate", "other-request")] * 2 + [("terminate", "policy-violation")]
     run(scenario())
 
 

@@ -17,8 +17,8 @@ from jabberapp.xml import StreamParser
 from jabberapp.xml.ns import NS_STREAMS, NS_XML
 from jabberapp.xml.restricted import TAG, WS
 
-__all__ = ["BadBody", "Body", "NS_HTTPBIND", "NS_XBOSH", "parse_body", "peek_sid",
-           "render_body"]
+__all__ = ["BadBody", "Body", "NS_HTTPBIND", "NS_XBOSH", "parse_body", "parse_version",
+           "peek_sid", "render_body", "stream_header"]
 
 NS_HTTPBIND = "http://jabber.org/protocol/httpbind"
 NS_XBOSH = "urn:xmpp:xbosh"
@@ -116,6 +116,24 @@ def parse_body(data, limit):
         tag_end = TAG.match(data, start).end()
         content = data[tag_end:data.rfind(b"</")].strip(WS)
     return Body(_attributes(body), content)
+
+
+def stream_header(body):
+    """The stream header a session request or restart stands for (XEP-0206 §5)."""
+    header = {key: body.get(key) for key in ("to", "from", "xml:lang")
+              if body.get(key) is not None}
+    header["version"] = body.get("xmpp:version") or "1.0"
+    return header
+
+
+def parse_version(text):
+    """'1.6' -> (1, 6); None when absent or malformed."""
+    if not text:
+        return None
+    major, _, minor = text.partition(".")
+    if not (major.isdigit() and minor.isdigit()):
+        return None
+    return int(major), int(minor)
 
 
 def peek_sid(data):

@@ -97,12 +97,14 @@ def bosh_resource(listener, config, web):
     """
     The /http-bind resource on the HTTP service C{web}: sessions limited by C{config}
     ([bosh]) whose streams negotiate as those of the c2s C{listener} (its hosts, steps,
-    stanza size limit -- also the largest body -- and send buffer).
+    stanza size limit -- also the largest body -- and send buffer); with [bosh]
+    see_other_uri set, every client is redirected there.
     """
     limits = BOSHLimits(max_wait=config.max_wait, max_inactivity=config.max_inactivity,
                         max_hold=config.max_hold, max_requests=config.max_requests,
                         max_pause=config.max_pause, polling=config.polling,
                         max_pending=listener.max_send_buffer)
     bosh = BOSHService(lambda transport: FramedClientStream(transport, listener, CORE_STEPS),
-                       listener.clock, limits, max_body=listener.max_stanza_size)
+                       listener.clock, limits, max_body=listener.max_stanza_size,
+                       see_other_uri=config.see_other_uri)
     return BOSHResource(bosh, web)

@@ -7,6 +7,8 @@ anything a client can see, and compared as a dict key. Which address a request c
 does not matter (a phone changes networks); an unknown 'sid' is item-not-found, whatever the
 request. A session created over HTTPS takes requests over HTTPS only (§15 of XEP-0124's
 security considerations): one over plain HTTP is refused without touching the session.
+With C{see_other_uri} set, every session creation request is answered see-other-uri with
+that <uri/> (§17.2) and nothing else happens.
 """
 import secrets
 
@@ -23,14 +25,15 @@ class BOSHService:
     """
     The sessions of one endpoint. C{open_stream(transport)} makes a session's stream (a
     FramedClientStream of the c2s listener); C{max_body} is the largest body taken (the c2s
-    stanza limit).
+    stanza limit); C{see_other_uri}, when not empty, redirects every client there.
     """
 
-    def __init__(self, open_stream, clock, limits, max_body):
+    def __init__(self, open_stream, clock, limits, max_body, see_other_uri=""):
         self.open_stream = open_stream
         self.clock = clock
         self.limits = limits
         self.max_body = max_body
+        self.see_other_uri = see_other_uri
         self.sessions = {}          # sid -> BOSHSession
 
     def request(self, data, channel, secure=False, address="?"):
@@ -79,13 +82,23 @@ class BOSHService:
         if rid is None or body.get("type") is not None:
             channel.respond(400, _terminal("bad-request"))
             return
+        if self.see_other_uri:
+            uri = _escape_text(self.see_other_uri)
+            channel.respond(200, render_body({"type": "terminate",
+                                              "condition": "see-other-uri"},
+                                             b"<uri>" + uri.encode("utf-8") + b"</uri>"))
+            return
         sid = secrets.token_urlsafe(16)
         session = BOSHSession(sid, body, self.limits, self.clock, self.open_stream,
                               self._ended, secure=secure, peer_address=address)
         self.sessions[sid] = session
         channel.session = session
         log.debug("BOSH session created")
-        session.start(channel)
+        try:
+            session.start(channel)
+        except Exception:
+            log.failure("BOSH session creation failed")
+            session.fail(channel)
 
     def _ended(self, session):
         if self.sessions.get(session.sid) is session:
@@ -99,3 +112,7 @@ class BOSHService:
 
 def _terminal(condition):
     return render_body({"type": "terminate", "condition": condition})
+
+
+def _escape_text(text):
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

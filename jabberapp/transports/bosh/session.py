@@ -35,8 +35,14 @@ writes (open, write, close_stream) is kept until a held request can carry it.
 - A terminate request hands its payload to the stream, closes it (the Session ends:
   unavailable presence) and is answered type='terminate'. The stream's own end (a stream
   error, a conflict, shutdown) becomes a terminate response with remote-stream-error and the
-  <stream:error/>. A terminal response nobody is holding a request for waits for the next
-  request until the inactivity timer drops it.
+  <stream:error/>; the server closing it without an error (a refused STARTTLS, a Session
+  closed by the server) is undefined-condition. A terminal response nobody is holding a
+  request for waits for the next request until the inactivity timer drops it.
+- One request carries the terminal response: the one that caused the end (or, when none
+  did, the one being handled, else the oldest); every other request held or waiting is
+  answered type='terminate' condition='other-request' without stanzas (§17.2). An
+  unexpected exception while handling a request is logged (by the caller) and ends the
+  session with internal-server-error.
 - A client that did not send 'ver' is a legacy client (§17.1): bad-request, policy-violation
   and item-not-found are HTTP 400, 403 and 404 for it.
 """
@@ -47,7 +53,7 @@ from zope.interface import implementer
 from jabberapp.errors import StreamError
 from jabberapp.interfaces import IFramedTransport
 from jabberapp.logging import logger
-from jabberapp.transports.bosh.body import BadBody, render_body
+from jabberapp.transports.bosh.body import BadBody, parse_version, render_body, stream_header
 from jabberapp.transports.bosh.requests import Held, Terminal, Waiting
 
 __all__ = ["BOSHSession", "REPORT_AFTER", "VERSION"]
@@ -59,24 +65,7 @@ REPORT_AFTER = 2.0              # seconds a response may stay unacknowledged bef
 _LEGACY_CODES = {"bad-request": 400, "policy-violation": 403, "item-not-found": 404}
 _HOST_CONDITIONS = ("host-unknown", "improper-addressing")
 _ITEM_NOT_FOUND = render_body({"type": "terminate", "condition": "item-not-found"})
-
-
-def _header(body):
-    """The stream header a session request or restart stands for (XEP-0206 §5)."""
-    header = {key: body.get(key) for key in ("to", "from", "xml:lang")
-              if body.get(key) is not None}
-    header["version"] = body.get("xmpp:version") or "1.0"
-    return header
-
-
-def _version(text):
-    """'1.6' -> (1, 6); None when absent or malformed."""
-    if not text:
-        return None
-    major, _, minor = text.partition(".")
-    if not (major.isdigit() and minor.isdigit()):
-        return None
-    return int(major), int(minor)
+_OTHER_REQUEST = render_body({"type": "terminate", "condition": "other-request"})
 
 
 @implementer(IFramedTransport)
@@ -99,7 +88,7 @@ class BOSHSession:
         self._on_end = on_end
         self.rid = body.integer("rid")
         self.legacy = body.get("ver") is None
-        client_version = _version(body.get("ver")) or VERSION
+        client_version = parse_version(body.get("ver")) or VERSION
         self.version = min(VERSION, client_version)
         self.wait = min(body.integer("wait", limits.max_wait), limits.max_wait)
         self.hold = min(body.integer("hold", limits.max_hold), limits.max_hold)
@@ -129,6 +118,8 @@ class BOSHSession:
         self._lost_told = False         # the stream heard connection_lost
         self._lost_call = None
         self._creation_body = body
+        self._cause = None              # the request being handled, while it is
+        self._client_terminating = False
         self.stream = open_stream(self)
 
     def __repr__(self):
@@ -151,18 +142,28 @@ class BOSHSession:
         }
         self._creation = attrs
         self._hold(self.rid, channel)
-        self.stream.open_received(_header(body))
+        self._cause = channel
+        try:
+            self.stream.open_received(stream_header(body))
+        finally:
+            self._cause = None
 
     # -- requests --------------------------------------------------------------------------
 
     def handle(self, body, channel):
         """A request of this session (its 'sid' matched)."""
+        self._cause = channel
         try:
             self._handle(body, channel)
         except Terminal as terminal:
             self.terminate(terminal.condition, channel)
         except BadBody:
             self.terminate("bad-request", channel)
+        except Exception:
+            log.failure("BOSH request failed")
+            self.fail(channel)
+        finally:
+            self._cause = None
 
     def _handle(self, body, channel):
         rid = body.integer("rid")
@@ -222,6 +223,7 @@ class BOSHSession:
         """Handle the request with the next rid."""
         now = self.clock.seconds()
         self.rid = rid = body.integer("rid")
+        self._cause = channel
         self._stop_inactivity()
         self._pause = None
         report = self._check_ack(body, now)
@@ -241,7 +243,7 @@ class BOSHSession:
             return
         self._hold(rid, channel, report)
         if restart:
-            self.stream.open_received(_header(body))
+            self.stream.open_received(stream_header(body))
         elif not body.empty:
             self.stream.elements_received(body.content)
 
@@ -285,6 +287,7 @@ class BOSHSession:
         """§13: the payload (unavailable presence, usually) goes to the stream, which is
         then closed; the Session ends as after a closed TCP stream."""
         stream = self.stream
+        self._client_terminating = True
         if not body.empty:
             stream.elements_received(body.content)
         stream.close_received()
@@ -436,14 +439,30 @@ class BOSHSession:
         deprecated code of C{condition} (§17.1)."""
         return _LEGACY_CODES.get(condition, 200) if self.legacy else 200
 
-    def end_quietly(self, channel=None):
-        """End with a plain type='terminate' response (the client's terminate, the
-        stream closed without an error)."""
+    def fail(self, channel=None):
+        """An unexpected exception while handling C{channel}'s request (the caller logged
+        it): the session ends with internal-server-error, never a hung request."""
+        try:
+            self.terminate("internal-server-error", channel)
+        except Exception:
+            # Closing the stream failed too: the requests are answered and the stream
+            # hears of a lost connection at the end of the turn, as after close().
+            if self.final is None:
+                self._set_final(render_body({"type": "terminate",
+                                             "condition": "internal-server-error"}), 200)
+            self._finish(channel)
+            self._end()
+            self.close()
+
+    def end_quietly(self, channel=None, condition=None):
+        """End with a type='terminate' response carrying what is pending: without a
+        condition after the client's terminate, with C{condition} otherwise."""
         if self.final is not None:
             if channel is not None:
                 self._answer_final(channel)
             return
-        self._set_final(render_body({"type": "terminate"}, b"".join(self.pending)), 200)
+        attrs = {"type": "terminate", "condition": condition}
+        self._set_final(render_body(attrs, b"".join(self.pending)), 200)
         self._finish(channel)
 
     def _set_final(self, data, code):
@@ -453,19 +472,29 @@ class BOSHSession:
         self._pending_bytes = 0
 
     def _finish(self, channel):
-        """Answer everything with the final response; the session is gone once a request
-        carried it, or after the inactivity period when none comes."""
-        answered = False
+        """Answer with the final response C{channel}, the request that caused the end
+        (None: the request being handled, else the oldest held or waiting); every other
+        request gets other-request. The session is gone once a request carried the final
+        response, or after the inactivity period when none comes."""
+        others = []
         for held in self.held:
-            if held.timer is not None and held.timer.active():
-                held.timer.cancel()
-            answered |= _answer(held.channel, self._final_code, self.final)
+            _cancel(held.timer)
+            others.append(held.channel)
         self.held.clear()
-        for waiting in self.waiting.values():
+        for _, waiting in sorted(self.waiting.items()):
             _cancel(waiting.timer)
-            answered |= _answer(waiting.channel, self._final_code, self.final)
+            others.append(waiting.channel)
         self.waiting.clear()
-        answered |= _answer(channel, self._final_code, self.final)
+        if channel is None:
+            channel = self._cause
+            if channel is None:
+                channel = next((other for other in others if other is not None), None)
+            elif channel not in others:
+                channel = None      # a terminate request: its handler answers it next
+        for other in others:
+            if other is not channel:
+                _answer(other, 200, _OTHER_REQUEST)
+        answered = _answer(channel, self._final_code, self.final)
         if answered:
             self._end()
         else:
@@ -534,7 +563,10 @@ class BOSHSession:
         if self.final is not None:
             return
         if error is None:
-            self.end_quietly()
+            # After the client's terminate the plain response; otherwise the server ended
+            # the stream for a reason XEP-0124 has no name for.
+            self.end_quietly(condition=None if self._client_terminating
+                             else "undefined-condition")
             return
         if self._creation is not None:
             for condition in _HOST_CONDITIONS:
