@@ -231,10 +231,10 @@ def test_borrowed_sid_reads_nothing(server):
 
 def test_too_many_requests_is_policy_violation(server):
     """More simultaneous requests than 'requests' end the session with policy-violation
-    (other-request for the other two):
-    with hold=2 none of three is answered before the third arrives. The first is known to
-    be held before the other two are sent (else the third rid, arriving first on a loaded
-    machine, is beyond the window: item-not-found); those two may arrive in either order."""
+    (other-request for the other two): with hold=2 none of three is answered before the
+    third arrives. The first is known to be held before the other two are sent (else the
+    third rid, arriving first on a loaded machine, is beyond the window: item-not-found);
+    those two may arrive in either order."""
     async def scenario():
         client = BOSHClient(server)
         created = await client.create(hold="2")
