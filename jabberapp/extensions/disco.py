@@ -16,6 +16,9 @@ Who answers what:
   (XEP-0030 §8), which is the roster's business: a roster extension answers contacts as a
   provider. To everyone else, and for accounts that do not exist, the answer is
   <service-unavailable/>, the same in both cases so nothing leaks.
+- To its owner, an account's disco#info (no node) also lists the features extensions add
+  with ``host.service("disco").add_account_features(...)`` (the archive, push), whichever
+  provider answered.
 - A node nobody owns is <item-not-found/>.
 
 Extended information (XEP-0128): the disco extension offers the service "disco"
@@ -80,6 +83,20 @@ class ExtendedInfo:
 
     def __init__(self):
         self._forms = []
+        self._account_features = []     # tuples of namespaces, in the order added
+
+    def account_features(self):
+        """The features added to every account's own disco#info, in the order added."""
+        return [feature for added in self._account_features for feature in added]
+
+    def add_account_features(self, features):
+        """Add C{features} (namespaces) to the disco#info of every account's bare JID as
+        its owner asks it (XEP-0313 §6 and XEP-0357 §5 have the account advertise the
+        archive and push), whichever provider answers for the account; return a function
+        that removes them again."""
+        added = tuple(features)
+        self._account_features.append(added)
+        return lambda: self._account_features.remove(added)
 
     def forms(self):
         """Copies of the forms, in the order they were added."""
@@ -134,6 +151,9 @@ class _Responder:
                 await self._check_account(requester, target, node)
                 answer = ([ACCOUNT_IDENTITY], [NS_DISCO_INFO, NS_DISCO_ITEMS])
             identities, features = answer
+            if (node is None and requester is not None and requester.bare() == target
+                    and addressee_kind(target) == "bare"):
+                features = [*features, *self.extended.account_features()]
         query = _query(NS_DISCO_INFO, node)
         for category, type_, name in _unique(tuple(i) for i in identities):
             attrs = {"category": category, "type": type_}

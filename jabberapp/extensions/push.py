@@ -41,9 +41,8 @@ Theory of operation
   push_notify.Notifier coalesces within ``interval`` seconds and handles the answers.
 
 The feature urn:xmpp:push:0 is advertised in the server's disco#info (where Monal and
-ejabberd's clients look) and in the account's own (XEP-0357 §5): the disco extension lets
-one provider answer for an account (PEP, installed before this extension), so the
-outbound stage adds the feature to the owner's disco#info result for its bare JID.
+ejabberd's clients look) and in the account's own (XEP-0357 §5), through the disco
+service's account features.
 """
 from collections import OrderedDict, deque
 
@@ -62,8 +61,7 @@ from jabberapp.interfaces import IExtension
 from jabberapp.jid import InvalidJID, JID
 from jabberapp.peruser import PerUserQueue
 from jabberapp.specs import Spec
-from jabberapp.xml import element, serialize
-from jabberapp.xml.ns import NS_DISCO_INFO
+from jabberapp.xml import serialize
 
 NS_HINTS = "urn:xmpp:hints"
 NS_DELAY = "urn:xmpp:delay"
@@ -71,8 +69,6 @@ NS_MUC = "http://jabber.org/protocol/muc"
 NO_STORE = f"{{{NS_HINTS}}}no-store"
 DELAY = f"{{{NS_DELAY}}}delay"
 MUC_JOIN = f"{{{NS_MUC}}}x"
-DISCO_INFO = f"{{{NS_DISCO_INFO}}}query"
-DISCO_FEATURE = f"{{{NS_DISCO_INFO}}}feature"
 
 STORE_NAME = "push"
 STORE_KEY = "registrations"   # value: [{"jid": str, "node": str, "options": str|None}]
@@ -130,6 +126,8 @@ class PushNotifications:
         """Register the IQs, hooks and stage."""
         push = Push(host, host.config)
         host.add_feature(NS_PUSH)
+        if host.has_service("disco"):     # installed first: extensions install in name order
+            host.on_unload(host.service("disco").add_account_features((NS_PUSH,)))
         host.iq_handler("set", NS_PUSH, "enable", push.enable, to="user")
         host.iq_handler("set", NS_PUSH, "disable", push.disable, to="user")
         host.hook(dispatch.MESSAGE_OFFLINE, push.message_offline, priority=OFFLINE_PRIORITY)
@@ -307,11 +305,8 @@ class Push:
         return None
 
     def stage(self, session, stanza):
-        """Outbound stage: a message to a hibernated session; a connected one resets; the
-        account's own disco#info answer gets the feature."""
+        """Outbound stage: a message to a hibernated session; a connected one resets."""
         if stanza.tag != st.MESSAGE:
-            if stanza.tag == st.IQ and stanza.get("type") == "result":
-                _account_feature(session, stanza)
             return stanza
         state = session.state.get(KEY)
         if _hibernated(session):
@@ -404,21 +399,6 @@ class Push:
             pair = (registration["jid"], registration["node"])
             if pair in wanted:
                 self.notifier.add((user, *pair), registration["options"], summaries)
-
-
-def _account_feature(session, iq):
-    """Add urn:xmpp:push:0 to the answer of the account's disco#info (no node) to its
-    owner: XEP-0357 §5 has the account advertise it, and the disco extension lets one
-    provider (PEP's, installed before this one) answer for the account."""
-    if iq.get("from") != str(session.jid.bare()):
-        return
-    query = iq.find(DISCO_INFO)
-    if query is None or query.get("node") is not None:
-        return
-    for feature in query.iterchildren(DISCO_FEATURE):
-        if feature.get("var") == NS_PUSH:
-            return
-    query.append(element(NS_DISCO_INFO, "feature", var=NS_PUSH))
 
 
 def _state(session):

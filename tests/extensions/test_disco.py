@@ -302,6 +302,31 @@ class AccountTests(DiscoTestCase):
         query = self.info(to="alice@example.org", sender="bob@example.org/pc")
         self.assertEqual(features(query), ["urn:example:pep"])
 
+    def test_account_features_to_the_owner(self):
+        """Features added with add_account_features are in the owner's disco#info of its
+        bare JID, whether the server or a provider answers, and go when removed."""
+        remove = self.host.service("disco").add_account_features(["urn:example:archive"])
+        self.assertEqual(features(self.info(to="alice@example.org")),
+                         [NS_DISCO_INFO, NS_DISCO_ITEMS, "urn:example:archive"])
+        self.provide(Provider("alice@example.org",
+                              info=([("account", "registered", None)], ["urn:example:pep"])))
+        self.assertEqual(features(self.info(to="alice@example.org")),
+                         ["urn:example:pep", "urn:example:archive"])
+        remove()
+        self.assertEqual(features(self.info(to="alice@example.org")), ["urn:example:pep"])
+
+    def test_account_features_not_to_others(self):
+        """A contact asking a provider-answered bare JID, or a node of it, does not see the
+        account features."""
+        self.host.service("disco").add_account_features(["urn:example:archive"])
+        self.provide(Provider("alice@example.org",
+                              info=([("account", "registered", None)], ["urn:example:pep"])),
+                     Provider("alice@example.org", node="n", info=([], ["urn:example:n"])))
+        self.assertEqual(features(self.info(to="alice@example.org", sender="bob@example.org/pc")),
+                         ["urn:example:pep"])
+        self.assertEqual(features(self.info(to="alice@example.org", node="n")),
+                         ["urn:example:n"])
+
     def test_full_jid_goes_to_client(self):
         """Disco to a user's full JID is the client's to answer: delivered to it."""
         phone = FakeSession(self.host, "alice@example.org/phone")

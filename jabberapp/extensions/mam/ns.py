@@ -9,6 +9,10 @@ NS_FORWARD = "urn:xmpp:forward:0"            # XEP-0297
 NS_DELAY = "urn:xmpp:delay"                  # XEP-0203
 NS_HINTS = "urn:xmpp:hints"                  # XEP-0334
 
+#: The archive's features, on the server's JID and (to their owner) the accounts' bare JIDs
+#: (XEP-0313 §6); XEP-0359 asks for its feature from an entity that stamps stanza-ids.
+FEATURES = (NS_MAM, NS_MAM_EXTENDED, NS_FULLTEXT, NS_SID)
+
 FULLTEXT_FIELD = f"{{{NS_FULLTEXT}}}fulltext"
 # COMPAT: ejabberd and Openfire name their full-text field 'withtext'; accepted, not offered.
 WITHTEXT_FIELD = "withtext"

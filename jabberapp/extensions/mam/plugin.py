@@ -14,9 +14,8 @@ from zope.interface import implementer
 
 from jabberapp import dispatch
 from jabberapp.config import Option, int_range, one_of
+from jabberapp.extensions.mam.ns import FEATURES
 from jabberapp.extensions.mam.archiving import Archiver
-from jabberapp.extensions.mam.disco import ArchiveDisco
-from jabberapp.extensions.mam.disco import FEATURES
 from jabberapp.extensions.mam.prefs import DEFAULTS, PrefsBook
 from jabberapp.extensions.mam.protocol import ArchiveProtocol
 from jabberapp.extensions.mam.retention import Retention, duration
@@ -120,7 +119,8 @@ class MessageArchiveManagement:
                                    host.config["query_burst"])
         for feature in FEATURES:
             host.add_feature(feature)
-        host.add_disco_provider(ArchiveDisco(host))
+        if host.has_service("disco"):     # installed first: extensions install in name order
+            host.on_unload(host.service("disco").add_account_features(FEATURES))
         host.hook(dispatch.MESSAGE_BARE, archiver.received, priority=RECEIVED_PRIORITY)
         host.hook(dispatch.MESSAGE_FULL, archiver.received, priority=RECEIVED_PRIORITY)
         host.hook(dispatch.FILTER_OUTBOUND, archiver.sent, priority=SENT_PRIORITY)
