@@ -21,9 +21,16 @@ One IStreamFeature step, one outbound stage and three session hooks, all through
   answers: an h short of a message being stored would make the client send it again, and
   it would be stored twice.
 - **Outbound queue.** The stage, registered last before the wire, numbers every stanza to
-  an enabled session and keeps a copy (a later hook may alter the shared element) until the
-  client's <a h=…/> acknowledges it. Once ``request_every`` stanzas are unacknowledged an
-  <r/> follows them (written on the next reactor turn, after the stanza). Past
+  an enabled session and keeps it until the client's <a h=…/> acknowledges it -- as the
+  bytes the client is sent: the stage serialises the stanza once and writes those bytes
+  to the stream itself (a snapshot, so a later hook altering the shared element changes
+  nothing kept, and no stanza is serialised twice). They are transport-neutral: a c2s
+  stream, TCP or framed (WebSocket, BOSH), writes every stanza as the standalone element
+  C{serialize()} makes (it declares xmlns='jabber:client'), so a resumption on another
+  kind of transport writes them as they are. Only the rare paths that need elements
+  parse them back (``SMState.queue``: the end of the session, push notifications). Once
+  ``request_every`` stanzas are unacknowledged an <r/> follows them (written on the next
+  reactor turn, after the stanza; one reactor call per turn for all the sessions). Past
   ``max_queue`` unacknowledged stanzas the session is closed with <policy-violation/>, as
   Prosody does. An h above what was sent is <undefined-condition/> with
   <handled-count-too-high/>.
@@ -52,7 +59,6 @@ One IStreamFeature step, one outbound stage and three session hooks, all through
   sent; IQ requests are answered with <service-unavailable/>; presence, headlines,
   groupchat and errors are dropped.
 """
-import copy
 import secrets
 from collections import OrderedDict, deque
 from datetime import datetime, timezone
@@ -67,7 +73,7 @@ from jabberapp.config import Option, int_range
 from jabberapp.errors import StanzaError, StreamError
 from jabberapp.interfaces import IExtension, IStreamFeature
 from jabberapp.specs import Spec
-from jabberapp.xml import element
+from jabberapp.xml import element, parse_element, serialize
 
 NS_SM = "urn:xmpp:sm:3"
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
@@ -98,7 +104,7 @@ class HandledCountTooHigh(StreamError):
 class SMState:
     """One session's stream management: counts, the unacknowledged queue, resumption."""
 
-    __slots__ = ("id", "resume", "max", "base", "acked", "sent", "queue", "timer",
+    __slots__ = ("id", "resume", "max", "base", "acked", "sent", "kept", "timer",
                  "requested", "request_due", "ack_timer", "owed", "settling")
 
     def __init__(self, base, resume, max_seconds):
@@ -108,7 +114,7 @@ class SMState:
         self.base = base          # session.received at <enable/>
         self.acked = 0            # stanzas the client acknowledged (unbounded int)
         self.sent = 0             # stanzas numbered by the stage (unbounded int)
-        self.queue = deque()      # (sent-at seconds, stanza copy) for acked+1 .. sent
+        self.kept = deque()       # (sent-at seconds, stanza bytes) for acked+1 .. sent
         self.timer = None         # the resumption timeout while detached
         self.requested = False    # an <r/> is outstanding
         self.request_due = False  # an <r/> is scheduled for the next turn
@@ -125,10 +131,17 @@ class SMState:
         delta = (h - self.acked) % MOD
         if delta > self.sent - self.acked:
             return False
+        popleft = self.kept.popleft
         for _ in range(delta):
-            self.queue.popleft()
+            popleft()
         self.acked += delta
         return True
+
+    @property
+    def queue(self):
+        """The unacknowledged stanzas as (sent-at seconds, element), parsed from the bytes
+        kept: new elements, in order (for the rare readers that need elements)."""
+        return [(sent_at, parse_element(data)) for sent_at, data in self.kept]
 
 
 @implementer(IPlugin, IExtension)
@@ -165,7 +178,7 @@ class StreamManagement:
         # XEP-0198 §: <enable/> inline in Bind2, <resume/> inline in SASL2.
         host.add_bind2_feature(NS_SM, manager.enable)
         host.add_sasl2_feature(NS_SM, "sm", manager.resume)
-        host.add_outbound_stage(manager.stage, priority=STAGE_PRIORITY)
+        host.add_outbound_stage(manager.registered, priority=STAGE_PRIORITY)
         host.hook(dispatch.SESSION_DETACHED, manager.detached)
         host.hook(dispatch.SESSION_CLOSED, manager.closed)
         host.hook(dispatch.SESSION_HANDLED, manager.progressed)
@@ -186,6 +199,8 @@ class SMManager:
         self.request_every = request_every
         self.ack_timeout = ack_timeout
         self.resumable = {}      # id -> session
+        self.registered = self.stage   # the bound method the pipeline holds (see stage())
+        self._due = None         # [(session, state)] whose <r/> goes out next turn
         self.ended = OrderedDict()  # id -> (username, h) of ended sessions, newest last
 
     # -- IStreamFeature ---------------------------------------------------------------------
@@ -235,7 +250,7 @@ class SMManager:
         state.requested = False
         self._cancel_ack_timer(state)
         self._acknowledge(state, el)
-        if len(state.queue) >= self.request_every:
+        if len(state.kept) >= self.request_every:
             self._schedule_request(stream.session, state)
 
     def _resume(self, stream, el):
@@ -273,9 +288,11 @@ class SMManager:
         state.acknowledge(h)
         self.host.log.info("session {jid} resumed", jid=session.jid)
         answer(element(NS_SM, "resumed", previd=state.id, h=str(state.handled(session))))
-        for _, stanza in state.queue:
-            session.write(stanza)
-        if len(state.queue) >= self.request_every:
+        # The bytes as they were first written: valid on any c2s transport (see the module
+        # docstring), so a session resumed on WebSocket gets what TCP would have had.
+        for _, data in state.kept:
+            write_serialized(session, data)
+        if len(state.kept) >= self.request_every:
             self._schedule_request(session, state)
         return None
 
@@ -304,13 +321,16 @@ class SMManager:
     # -- the outbound stage -------------------------------------------------------------------
 
     def stage(self, session, stanza):
-        """Number and keep each stanza to an enabled session."""
+        """Number and keep each stanza to an enabled session; being the last stage, write
+        the bytes kept to the attached stream itself (the session then writes nothing)."""
         state = session.state.get(self.key)
         if state is None:
             return stanza
         state.sent += 1
-        state.queue.append((self.host.clock.seconds(), copy.deepcopy(stanza)))
-        unacked = len(state.queue)
+        data = serialize(stanza)
+        kept = state.kept
+        kept.append((self.host.clock.seconds(), data))
+        unacked = len(kept)
         if unacked > self.max_queue:
             self.host.log.info("session {jid}: {n} stanzas unacknowledged, closing",
                                jid=session.jid, n=unacked)
@@ -319,18 +339,37 @@ class SMManager:
             return None
         if unacked >= self.request_every:
             self._schedule_request(session, state)
-        return stanza
+        stream = getattr(session, "stream", None)
+        if stream is None or session._pipeline.stages[-1] is not self.registered:
+            # Detached (nothing is written), a session without a stream of its own (a test
+            # double), or a stage after ours: the stanza goes on as an element.
+            return stanza
+        stream.send_serialized(data)
+        return None
 
     def _schedule_request(self, session, state):
         if state.requested or state.request_due or session.stream is None:
             return
         state.request_due = True
         # Next turn: the <r/> goes after the stanza being sent now (and after a burst).
-        self.host.clock.callLater(0, self._send_request, session, state)
+        # One reactor call a turn for every session with an <r/> due.
+        due = self._due
+        if due is None:
+            due = self._due = []
+            self.host.clock.callLater(0, self._send_requests)
+        due.append((session, state))
+
+    def _send_requests(self):
+        due, self._due = self._due, None
+        for session, state in due:
+            try:
+                self._send_request(session, state)
+            except Exception:
+                self.host.log.failure("sending <r/> to {jid} failed", jid=session.jid)
 
     def _send_request(self, session, state):
         state.request_due = False
-        if session.ended or state.requested or not state.queue:
+        if session.ended or state.requested or not state.kept:
             return
         if session.write(element(NS_SM, "r")):
             state.requested = True
@@ -409,10 +448,10 @@ class SMManager:
                 self.ended.popitem(last=False)
         if state.settling:
             self._settle(state, float("inf"))   # they find the session ended
-        queue, state.queue = state.queue, deque()
-        for sent_at, stanza in queue:
+        kept, state.kept = state.kept, deque()
+        for sent_at, data in kept:
             try:
-                self._undelivered(session, stanza, sent_at)
+                self._undelivered(session, parse_element(data), sent_at)
             except Exception:
                 self.host.log.failure("re-routing an unacknowledged stanza of {jid} failed",
                                       jid=session.jid)
@@ -442,6 +481,15 @@ class SMManager:
         for session in list(self.resumable.values()):
             if session.stream is None:
                 session.close()
+
+
+def write_serialized(session, data):
+    """Write the serialised stanza C{data} to C{session}'s stream; False while detached."""
+    stream = session.stream
+    if stream is None:
+        return False
+    stream.send_serialized(data)
+    return True
 
 
 def parse_h(el):

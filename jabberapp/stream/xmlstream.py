@@ -136,6 +136,12 @@ class XMLStream:
         if not self.closed:
             self.write_bytes(serialize(element, self.stream_ns))
 
+    def send_serialized(self, data):
+        """Write C{data}, what send() writes for an element (serialize(el, stream_ns)),
+        serialised once by the caller; silently dropped once the stream is closed."""
+        if not self.closed:
+            self.write_bytes(data)
+
     def close(self, error=None):
         """End the stream, sending C{error} (a StreamError) first when given."""
         if self.closed:
