@@ -187,6 +187,7 @@ class MessageCarbons:
         host.hook(dispatch.MESSAGE_BARE, carbons.received, priority=RECEIVED_PRIORITY)
         host.hook(dispatch.MESSAGE_FULL, carbons.received, priority=RECEIVED_PRIORITY)
         host.hook(dispatch.FILTER_OUTBOUND, carbons.sent, priority=SENT_PRIORITY)
+        host.hook(dispatch.SESSION_CLOSED, carbons.session_closed)
         host.on_unload(carbons.unload)
 
 
@@ -196,6 +197,9 @@ class Carbons:
     def __init__(self, host):
         self.host = host
         self.tracked = OrderedDict()    # (user bare, message id) -> peer bare, newest last
+        # bare JID -> its sessions with carbons on: a message of a user with none costs one
+        # dict lookup (most users, and every message of a plain benchmark).
+        self.users = {}
 
     # -- the switch -------------------------------------------------------------------------
 
@@ -209,23 +213,42 @@ class Carbons:
             raise StanzaError("forbidden")
         return session
 
+    def _switch_on(self, session):
+        session.state[KEY] = True
+        self.users.setdefault(session.jid.bare(), set()).add(session)
+
+    def _switch_off(self, session):
+        session.state.pop(KEY, None)
+        bare = session.jid.bare()
+        sessions = self.users.get(bare)
+        if sessions is not None:
+            sessions.discard(session)
+            if not sessions:
+                del self.users[bare]
+
     def enable(self, iq):
         """<enable/>: copies to this session from now on (again: a plain result, §10.1)."""
-        self._session_of(iq).state[KEY] = True
+        self._switch_on(self._session_of(iq))
 
     def enable_inline(self, stream, el):
         """<enable/> inline in a Bind2 request: copies to the new session from the start."""
         if el.tag == f"{{{NS_CARBONS}}}enable":
-            stream.session.state[KEY] = True
+            self._switch_on(stream.session)
 
     def disable(self, iq):
         """<disable/>: no more copies to this session."""
-        self._session_of(iq).state.pop(KEY, None)
+        self._switch_off(self._session_of(iq))
+
+    def session_closed(self, session, *args):
+        """SESSION_CLOSED: a session that ended gets no more copies."""
+        if session.state.get(KEY):
+            self._switch_off(session)
 
     def unload(self):
         """The extension is going: no session keeps the switch."""
         for session in self.host.sessions:
             session.state.pop(KEY, None)
+        self.users.clear()
 
     # -- copies -------------------------------------------------------------------------------
 
@@ -250,6 +273,8 @@ class Carbons:
         if private is not None:
             message.remove(private)         # §8: not copied, and not shown to the recipient
             return None
+        if bare not in self.users:
+            return None     # no resource of the recipient has carbons on
         if self._delivered_again(message):
             return None     # its copies went out when it first arrived
         type_ = message.get("type", "normal")
@@ -307,6 +332,8 @@ class Carbons:
             return None
         if getattr(origin, "state", None) is None:
             return None     # not a client session
+        if jid.bare() not in self.users:
+            return None     # no resource of the sender has carbons on: nothing to copy
         if not eligible(message):
             return None
         to = _jid(message.get("to"))
