@@ -87,6 +87,16 @@ def addressee_kind(jid):
     return "bare" if jid.resource is None else "full"
 
 
+def bare_recipients(sessions, bare, type_):
+    """RFC 6121 §8.5.2: the sessions of C{sessions} (an ISessionRegistry) a message of
+    C{type_} to the bare JID C{bare} is delivered to -- the available resources of
+    non-negative priority, for chat and normal messages only the highest-priority ones."""
+    available = [s for s in sessions.available(bare) if s.priority >= 0]
+    if available and type_ in ("chat", "normal"):
+        top = max(s.priority for s in available)
+        available = [s for s in available if s.priority == top]
+    return available
+
 class Hooks:
     """Named chains of (priority, handler); higher priority first, ties in insertion order."""
 
@@ -247,17 +257,13 @@ class Dispatcher:
     def deliver_bare_message(self, message, bare):
         """RFC 6121 §8.5.2: deliver by type to the user's available resources; True if any."""
         type_ = message.get("type", "normal")
-        available = [s for s in self.host.sessions.available(bare) if s.priority >= 0]
         if type_ == "error":
             return False
         if type_ == "groupchat":
             self.bounce(message, "service-unavailable")
             return False
+        available = bare_recipients(self.host.sessions, bare, type_)
         if available:
-            if type_ in ("chat", "normal"):
-                # The highest-priority resources only.
-                top = max(s.priority for s in available)
-                available = [s for s in available if s.priority == top]
             for session in available:
                 session.send(message)
             return True

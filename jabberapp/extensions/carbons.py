@@ -315,12 +315,7 @@ class Carbons:
                 return (session,)
             if type_ != "chat":
                 return None
-        bare = to.bare()
-        available = [s for s in sessions.available(bare) if s.priority >= 0]
-        if available and type_ in ("chat", "normal"):
-            top = max(s.priority for s in available)
-            available = [s for s in available if s.priority == top]
-        return tuple(available)
+        return tuple(dispatch.bare_recipients(sessions, to.bare(), type_))
 
     def sent(self, message, origin=None):
         """FILTER_OUTBOUND: copy what a client sends to its other carbons-enabled

@@ -134,15 +134,6 @@ class FramedClientStream(ClientStream):
             return [error] if single else [*getattr(error, "events", ()), error]
         return events
 
-    def _queue(self, events):
-        if self.closed:
-            return
-        if self._events is None:
-            self._events, self._next = events, 0
-        else:
-            self._events.extend(events)
-        self._drain()
-
     # -- the stream's steps -----------------------------------------------------------------
 
     def stream_opened(self, event):

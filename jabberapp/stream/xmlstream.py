@@ -57,7 +57,12 @@ class XMLStream:
         except StreamError as error:
             # Stanzas completed before the violation are still handled, then the error.
             events = [*getattr(error, "events", ()), error]
-        if not events:
+        if events:
+            self._queue(events)
+
+    def _queue(self, events):
+        """Queue C{events} behind those still waiting and handle what may be handled."""
+        if self.closed:
             return
         if self._events is None:
             self._events, self._next = events, 0
