@@ -57,8 +57,14 @@ class XMLStream:
         except StreamError as error:
             # Stanzas completed before the violation are still handled, then the error.
             events = [*getattr(error, "events", ()), error]
-        if events:
-            self._queue(events)
+        if not events:
+            return
+        # _queue(events), inline: this runs for every read of every stream.
+        if self._events is None:
+            self._events, self._next = events, 0
+        else:
+            self._events.extend(events)
+        self._drain()
 
     def _queue(self, events):
         """Queue C{events} behind those still waiting and handle what may be handled."""
